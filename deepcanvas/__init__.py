@@ -1,0 +1,20 @@
+"""deepcanvas: backpropagate to the image.
+
+Style transfer, DeepDream, class visualization and feature inversion on one engine.
+"""
+
+from .errors import DeepCanvasError
+from .models import load_model
+from .render import Interrupted, Progress
+from .techniques.style import style_transfer, style_transfer_steps
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DeepCanvasError",
+    "Interrupted",
+    "Progress",
+    "load_model",
+    "style_transfer",
+    "style_transfer_steps",
+]

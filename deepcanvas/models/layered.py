@@ -1,0 +1,90 @@
+"""A network seen as an ordered list of named stages.
+
+Every technique asks for activations by name ("relu4_2", "block12", "logits").
+Keeping the upstream module (``body``) untouched means upstream checkpoints load
+as they are, while ``stages`` gives the order in which to run it and lets a
+forward pass stop at the deepest layer anybody asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from ..errors import DeepCanvasError
+
+
+class Preprocess(nn.Module):
+    """Map an RGB image in [0, 1] to what the network was trained on.
+
+    ``y = (x[:, order] * scale - mean) / std`` per channel.
+    """
+
+    def __init__(self, mean, std=(1.0, 1.0, 1.0), scale: float = 1.0, bgr: bool = False):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.scale = float(scale)
+        self.bgr = bool(bgr)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bgr:
+            x = x.flip(1)
+        return (x * self.scale - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
+class LayeredNet(nn.Module):
+    def __init__(self, body: nn.Module, stages: list[tuple[str, nn.Module]], preprocess: Preprocess, name: str = ""):
+        super().__init__()
+        self.body = body
+        self.preprocess = preprocess
+        # A plain list, not a ModuleList: the stage modules already live in ``body``.
+        self._stages = list(stages)
+        self.layer_names = [n for n, _ in stages]
+        self.name = name
+        self.requires_grad_(False)
+        self.eval()
+
+    def check_layers(self, names: Iterable[str]) -> list[str]:
+        names = list(names)
+        unknown = [n for n in names if n not in self.layer_names]
+        if unknown:
+            raise DeepCanvasError(
+                f"model {self.name or 'network'} has no layer {', '.join(map(repr, unknown))}; "
+                f"valid layers: {', '.join(self.layer_names)}"
+            )
+        return names
+
+    def forward(self, x: torch.Tensor, layers: Iterable[str], preprocess: bool = True) -> dict[str, torch.Tensor]:
+        """Return ``{name: activation}`` for ``layers``, running no further than the deepest."""
+        wanted = set(self.check_layers(layers))
+        out: dict[str, torch.Tensor] = {}
+        if preprocess:
+            x = self.preprocess(x)
+        for name, stage in self._stages:
+            if not wanted:
+                break
+            x = stage(x)
+            if name in wanted:
+                out[name] = x
+                wanted.discard(name)
+        return out
+
+    def load_body_state_dict(self, state_dict: dict, source: str) -> None:
+        """Load an upstream-format state dict, with a clear message on any mismatch."""
+        own = self.body.state_dict()
+        missing = [k for k in own if k not in state_dict]
+        if missing:
+            raise DeepCanvasError(
+                f"{source}: not a checkpoint for {self.name}: missing {len(missing)} tensors (e.g. {missing[0]!r})"
+            )
+        for k, v in own.items():
+            got = state_dict[k]
+            if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(v.shape):
+                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+                raise DeepCanvasError(
+                    f"{source}: tensor {k!r} has shape {shape}, {self.name} needs {tuple(v.shape)}"
+                )
+        self.body.load_state_dict({k: state_dict[k] for k in own}, strict=True)

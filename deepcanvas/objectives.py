@@ -1,0 +1,306 @@
+"""Losses, as small pieces that add with weights.
+
+An objective maps ``(activations, image)`` to a scalar **to minimise**; things
+to maximise (a class score, a layer's energy) are negated here, once.
+``a + b`` and ``3 * a`` build sums, and ``parts()`` reports each named term
+so progress bars can show "content 0.41 style 1.2 tv 0.03".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+import torch.nn.functional as F
+
+from .errors import DeepCanvasError
+
+
+class Objective:
+    name = "objective"
+    layers: frozenset[str] = frozenset()
+
+    def loss(self, acts: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def terms(self) -> list[tuple[float, "Objective"]]:
+        return [(1.0, self)]
+
+    def parts(self, acts, image) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = defaultdict(lambda: 0)
+        for w, o in self.terms():
+            out[o.name] = out[o.name] + w * o.loss(acts, image)
+        return dict(out)
+
+    def __call__(self, acts, image) -> torch.Tensor:
+        return sum(w * o.loss(acts, image) for w, o in self.terms())
+
+    def __add__(self, other: "Objective") -> "Objective":
+        return Sum(self.terms() + other.terms())
+
+    def __mul__(self, k: float) -> "Objective":
+        return Sum([(k * w, o) for w, o in self.terms()])
+
+    __rmul__ = __mul__
+
+    def __neg__(self):
+        return self * -1.0
+
+    def __sub__(self, other):
+        return self + (-other)
+
+
+class Sum(Objective):
+    def __init__(self, terms: list[tuple[float, Objective]]):
+        self._terms = terms
+        self.layers = frozenset().union(*(o.layers for _, o in terms)) if terms else frozenset()
+
+    def terms(self):
+        return list(self._terms)
+
+
+def _scaled_mse(x: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """MSE scaled so that its gradient has an L1 norm of about one.
+
+    sum(d^2) / sum(|d|) is the typical size of the difference; its gradient is
+    well-conditioned whatever the layer's scale, so per-layer weights mean what
+    they say and one learning rate suits every layer (after Crowson's
+    style-transfer-pytorch).
+    """
+    d = x - target
+    return d.pow(2).sum() / (d.abs().sum() + eps)
+
+
+def gram(feat: torch.Tensor, norm: str = "hw") -> torch.Tensor:
+    """Gram matrices of (N, C, H, W) features: (N, C, C), averaged over positions.
+
+    ``norm='hw'`` divides by H*W (independent of image size, so statistics from
+    a style image of any size compare); ``'chw'`` divides by C*H*W as
+    neural-style-pt does; ``'none'`` is the raw inner products.
+    """
+    n, c, h, w = feat.shape
+    f = feat.reshape(n, c, h * w).float()  # Gram sums in fp32: half precision overflows here
+    g = torch.bmm(f, f.transpose(1, 2))
+    if norm == "hw":
+        g = g / (h * w)
+    elif norm == "chw":
+        g = g / (c * h * w)
+    return g
+
+
+class Content(Objective):
+    """Features at ``layer`` should match ``target``.
+
+    mode 'scaled' (default): _scaled_mse divided by the target's RMS, so the
+    loss does not change when a network's activations are k times larger (the
+    Caffe VGGs' are ~20x torchvision's); together with _scaled_mse's unit
+    gradient this is the per-layer gradient normalisation that makes layer
+    weights mean the same on every network. 'mse': plain mean squared error
+    (neural-style-pt, and the seed's 2 * l2_loss / size).
+    """
+
+    name = "content"
+
+    def __init__(self, layer: str, target: torch.Tensor, mode: str = "scaled"):
+        self.layer, self.target, self.mode = layer, target.detach().float(), mode
+        self.layers = frozenset([layer])
+        self.rms = self.target.pow(2).mean().sqrt().clamp_min(1e-6)
+
+    def loss(self, acts, image):
+        x = acts[self.layer].float()
+        if self.mode == "scaled":
+            return _scaled_mse(x, self.target) / self.rms
+        return F.mse_loss(x, self.target)
+
+
+class Style(Objective):
+    """Gram matrix of ``layer`` should match ``target_gram`` (Gatys et al. 2015).
+
+    mode 'scaled' (default): _scaled_mse of Grams over H*W, divided by the
+    style features' mean power, so it is invariant to the activations' scale
+    like Content's. 'mse': MSE of Grams over C*H*W (neural-style-pt).
+    """
+
+    name = "style"
+
+    def __init__(self, layer: str, target_gram: torch.Tensor, mode: str = "scaled"):
+        self.layer, self.target, self.mode = layer, target_gram.detach().float(), mode
+        self.layers = frozenset([layer])
+        # Mean squared activation of the style features (the Gram's mean diagonal).
+        self.power = self.target.diagonal(dim1=-2, dim2=-1).mean().clamp_min(1e-12)
+
+    def loss(self, acts, image):
+        if self.mode == "scaled":
+            return _scaled_mse(gram(acts[self.layer], "hw"), self.target) / self.power
+        return F.mse_loss(gram(acts[self.layer], "chw"), self.target)
+
+
+class TotalVariation(Objective):
+    """Smoothness prior on the image.
+
+    kind='l2': mean squared neighbour differences (the seed's TV);
+    'l1': mean absolute differences (neural-style-pt's);
+    'beta': Mahendran & Vedaldi's TV^beta, mean of (dx^2 + dy^2)^(beta/2).
+    ``scale`` multiplies pixel values first (255 makes it act on 0..255 pixels).
+    """
+
+    name = "tv"
+
+    def __init__(self, kind: str = "l2", beta: float = 2.0, scale: float = 1.0, reduction: str = "mean"):
+        self.kind, self.beta, self.scale, self.reduction = kind, beta, scale, reduction
+
+    def loss(self, acts, image):
+        x = image.float() * self.scale
+        dx = x[..., :, 1:] - x[..., :, :-1]
+        dy = x[..., 1:, :] - x[..., :-1, :]
+        reduce = torch.sum if self.reduction == "sum" else torch.mean
+        if self.kind == "l1":
+            return reduce(dx.abs()) + reduce(dy.abs())
+        if self.kind == "l2":
+            return reduce(dx.pow(2)) + reduce(dy.pow(2))
+        d = dx[..., :-1, :].pow(2) + dy[..., :, :-1].pow(2)
+        return reduce((d + 1e-8).pow(self.beta / 2))
+
+
+def _channels(a: torch.Tensor, channels, layer: str) -> torch.Tensor:
+    if channels is None:
+        return a
+    c = a.shape[1]
+    bad = [ch for ch in channels if not 0 <= ch < c]
+    if bad:
+        raise DeepCanvasError(f"channel {bad[0]} is out of range for layer {layer!r}, which has channels 0..{c - 1}")
+    return a[:, list(channels)]
+
+
+class LayerEnergy(Objective):
+    """DeepDream: maximise ½‖a‖² at ``layer`` (so the gradient at the layer is the activation).
+
+    Averaged over positions and channels so layers of different sizes can be
+    mixed with plain weights. ``area_scale`` lets a tiled pass weigh each tile
+    by its share of the image, so tile losses add up to the whole image's.
+    """
+
+    name = "dream"
+
+    def __init__(self, layer: str, channels: list[int] | None = None):
+        self.layer, self.channels = layer, channels
+        self.layers = frozenset([layer])
+
+    def loss(self, acts, image):
+        a = _channels(acts[self.layer], self.channels, self.layer).float()
+        return -0.5 * a.pow(2).mean()
+
+
+class GuideMatch(Objective):
+    """Guided DeepDream: at each position, pull toward the guide feature it best matches.
+
+    Maximises sum_x <a(x), g*(x)> with g*(x) = argmax_g <a(x), g> over the guide
+    image's features (Google's "controlling dreams" recipe).
+    """
+
+    name = "guide"
+
+    def __init__(self, layer: str, guide_features: torch.Tensor):
+        self.layer = layer
+        g = guide_features.detach()
+        self.guide = g.reshape(g.shape[1], -1).float()  # (C, M)
+        self.layers = frozenset([layer])
+
+    def loss(self, acts, image):
+        a = acts[self.layer].float()
+        n, c, h, w = a.shape
+        x = a.reshape(n, c, h * w)  # (N, C, P)
+        scores = torch.einsum("ncp,cm->npm", x.detach(), self.guide)
+        best = self.guide[:, scores.argmax(-1)]  # (C, N, P)
+        return -(x * best.permute(1, 0, 2)).sum(1).mean()
+
+
+class ClassScore(Objective):
+    """Maximise a classifier's logit for ``index`` (on batch item ``batch`` or all)."""
+
+    name = "class"
+
+    def __init__(self, index: int, layer: str = "logits", batch: int | None = None):
+        self.index, self.layer, self.batch = index, layer, batch
+        self.layers = frozenset([layer])
+
+    def loss(self, acts, image):
+        logits = acts[self.layer]
+        if not 0 <= self.index < logits.shape[1]:
+            raise DeepCanvasError(f"class index {self.index} is out of range 0..{logits.shape[1] - 1}")
+        x = logits[:, self.index] if self.batch is None else logits[self.batch, self.index]
+        return -x.float().mean()
+
+
+class Channel(Objective):
+    """Maximise the mean activation of one channel of ``layer``."""
+
+    name = "channel"
+
+    def __init__(self, layer: str, channel: int, batch: int | None = None):
+        self.layer, self.channel, self.batch = layer, channel, batch
+        self.layers = frozenset([layer])
+
+    def loss(self, acts, image):
+        a = _channels(acts[self.layer], [self.channel], self.layer)
+        if self.batch is not None:
+            a = a[self.batch:self.batch + 1]
+        return -a.float().mean()
+
+
+class Neuron(Objective):
+    """Maximise one channel at one position (the centre by default) of a conv layer."""
+
+    name = "neuron"
+
+    def __init__(self, layer: str, channel: int, x: int | None = None, y: int | None = None, batch: int | None = None):
+        self.layer, self.channel, self.x, self.y, self.batch = layer, channel, x, y, batch
+        self.layers = frozenset([layer])
+
+    def loss(self, acts, image):
+        a = _channels(acts[self.layer], [self.channel], self.layer)
+        if a.dim() != 4:
+            raise DeepCanvasError(f"neuron objectives need a spatial layer; {self.layer!r} has no positions")
+        h, w = a.shape[-2:]
+        y = h // 2 if self.y is None else self.y
+        x = w // 2 if self.x is None else self.x
+        if not (0 <= y < h and 0 <= x < w):
+            raise DeepCanvasError(f"neuron position ({x}, {y}) is outside layer {self.layer!r} of size {w}x{h}")
+        v = a[:, 0, y, x] if self.batch is None else a[self.batch, 0, y, x]
+        return -v.float().mean()
+
+
+class L2(Objective):
+    """The seed's L2 decay on the image (centred on grey)."""
+
+    name = "l2"
+
+    def loss(self, acts, image):
+        return (image.float() - 0.5).pow(2).mean()
+
+
+class FeatureDistance(Objective):
+    """Inversion: ‖φ(x) − φ0‖² / ‖φ0‖² (Mahendran & Vedaldi 2015); mode='l2' gives the seed's plain ‖·‖²."""
+
+    name = "features"
+
+    def __init__(self, layer: str, target: torch.Tensor, mode: str = "normalized"):
+        self.layer, self.target, self.mode = layer, target.detach().float(), mode
+        self.layers = frozenset([layer])
+        self.norm = self.target.pow(2).sum().clamp_min(1e-12)
+
+    def loss(self, acts, image):
+        d = (acts[self.layer].float() - self.target).pow(2).sum()
+        return d / self.norm if self.mode == "normalized" else d / self.target.numel()
+
+
+class AlphaNorm(Objective):
+    """Mahendran & Vedaldi's α-norm prior: mean |x − grey|^α, keeps pixels from running off."""
+
+    name = "alpha"
+
+    def __init__(self, alpha: float = 6.0):
+        self.alpha = alpha
+
+    def loss(self, acts, image):
+        return ((image.float() - 0.5).abs() * 2 + 1e-8).pow(self.alpha).mean()

@@ -1,0 +1,223 @@
+"""The one loop every technique runs.
+
+    param --image--> transforms --> network --> named activations --> objective
+      ^                                                                   |
+      +------------------- optimizer step <------ backward <--------------+
+
+:class:`Renderer` runs that loop for a number of steps and yields a
+:class:`Progress` after each one. Schedules (style transfer's scales,
+DeepDream's octaves) are plain loops around it in ``techniques/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+
+from . import transforms as T
+from .errors import DeepCanvasError
+from .objectives import Objective
+from .param import Param
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run. ``image`` holds the best image so far (PIL)."""
+
+    def __init__(self, image):
+        super().__init__("interrupted")
+        self.image = image
+
+
+@dataclass
+class Progress:
+    """One step of a run. Unpacks as ``(iteration, image)``, like the article's generator."""
+
+    iteration: int
+    total: int
+    loss: float
+    parts: dict[str, float]
+    stage: str
+    tensor: torch.Tensor = field(repr=False)
+    elapsed: float = 0.0
+    done: bool = False
+
+    @property
+    def image(self):
+        from .io import tensor_to_image
+
+        return tensor_to_image(self.tensor)
+
+    @property
+    def images(self):
+        from .io import tensor_to_image
+
+        return [tensor_to_image(t[None]) for t in self.tensor]
+
+    def __iter__(self):
+        yield self.iteration
+        yield self.image
+
+
+class NormalizedAscent(torch.optim.Optimizer):
+    """DeepDream's step: move by ``lr`` times the gradient divided by its mean magnitude.
+
+    (The objectives are negated for minimising, so this is a descent step here.)
+    """
+
+    def __init__(self, params, lr: float = 0.01):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    g = p.grad
+                    p.sub_(group["lr"] * g / (g.abs().mean() + 1e-8))
+        return loss
+
+
+OPTIMIZERS = ("adam", "lbfgs", "sgd", "normalized")
+
+
+def make_optimizer(name: str, params, lr: float, *, betas=(0.9, 0.999), eps: float = 1e-8,
+                   history: int = 100) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
+    if name == "lbfgs":
+        # One function evaluation per step(); tolerances off so it never quits early.
+        return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=history,
+                                 tolerance_grad=-1, tolerance_change=-1)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    if name == "normalized":
+        return NormalizedAscent(params, lr=lr)
+    raise DeepCanvasError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+
+
+def autocast_for(device: torch.device, precision: str):
+    """Mixed precision for the network's convolutions; objectives cast to fp32 themselves."""
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision not in ("bf16", "fp16"):
+        raise DeepCanvasError(f"unknown precision {precision!r}; valid: auto, fp32, bf16, fp16")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class Renderer:
+    """Optimise ``param`` so that ``objective`` on ``net``'s activations falls.
+
+    tile: if set, gradients are computed tile by tile (memory bounded by the
+    tile) after a random roll of the image, so no seam stays in one place.
+    """
+
+    def __init__(self, net, objective: Objective, param: Param, *, optimizer: str = "adam", lr: float = 0.02,
+                 betas=(0.9, 0.999), eps: float = 1e-8, transform: T.Transform | None = None,
+                 keep_best: bool = True, tile: int | None = None, tile_overlap: int = 32,
+                 hooks: list[Callable[[int, Param], None]] | None = None, precision: str = "auto",
+                 rng: random.Random | None = None):
+        self.net, self.objective, self.param = net, objective, param
+        self.layers = sorted(objective.layers)
+        net.check_layers(self.layers)
+        self.opt = make_optimizer(optimizer, param.parameters(), lr, betas=betas, eps=eps)
+        self.transform = transform
+        self.keep_best = keep_best
+        self.tile, self.tile_overlap = tile, tile_overlap
+        self.hooks = hooks or []
+        device = next(net.parameters()).device
+        self.autocast = lambda: autocast_for(device, precision)
+        self.rng = rng or random.Random()
+        self.best_loss = math.inf
+        self.best: torch.Tensor | None = None
+        self.last_parts: dict[str, float] = {}
+
+    # -- one evaluation --------------------------------------------------------
+    def _forward_loss(self, img: torch.Tensor, area_scale: float = 1.0):
+        x = self.transform(img) if self.transform else img
+        with self.autocast():
+            acts = self.net(x, self.layers)
+        parts = self.objective.parts(acts, img)
+        total = sum(parts.values()) * area_scale
+        return total, parts
+
+    def _tiled_backward(self, img: torch.Tensor):
+        """Gradient of the objective, computed over overlapping tiles of a randomly rolled image."""
+        h, w = img.shape[-2:]
+        dy, dx = self.rng.randrange(h), self.rng.randrange(w)
+        rolled = T.roll(img.detach(), dy, dx)
+        grad = torch.zeros_like(rolled)
+        ov = min(self.tile_overlap, self.tile // 4)
+        ys, xs = T.tiles(h, self.tile, ov), T.tiles(w, self.tile, ov)
+        wy, wx = T.tile_weights(h, ys, ov, img.device), T.tile_weights(w, xs, ov, img.device)
+        total, parts_sum = 0.0, {}
+        for (y0, y1), ry in zip(ys, wy):
+            for (x0, x1), rx in zip(xs, wx):
+                t = rolled[..., y0:y1, x0:x1].clone().requires_grad_(True)
+                scale = (y1 - y0) * (x1 - x0) / (h * w)
+                loss, parts = self._forward_loss(t, scale)
+                (g,) = torch.autograd.grad(loss, t)
+                grad[..., y0:y1, x0:x1] += g * (ry[:, None] * rx[None, :])
+                total += float(loss.detach())
+                for k, v in parts.items():
+                    parts_sum[k] = parts_sum.get(k, 0.0) + float(v.detach()) * scale
+        img.backward(T.roll(grad, -dy, -dx))
+        return total, parts_sum
+
+    def closure(self):
+        self.opt.zero_grad(set_to_none=True)
+        img = self.param.image()
+        if self.tile and max(img.shape[-2:]) > self.tile:
+            total, parts = self._tiled_backward(img)
+        else:
+            loss, parts_t = self._forward_loss(img)
+            loss.backward()
+            total, parts = float(loss.detach()), {k: float(v.detach()) for k, v in parts_t.items()}
+        if not math.isfinite(total):
+            raise DeepCanvasError("the loss became NaN or infinite; lower the learning rate or the loss weights")
+        self.last_parts = parts
+        self.last_loss = total
+        if self.keep_best and total < self.best_loss:
+            self.best_loss = total
+            self.best = img.detach().clone()
+        return torch.tensor(total)
+
+    # -- the loop --------------------------------------------------------------
+    def current(self) -> torch.Tensor:
+        if self.keep_best and self.best is not None:
+            return self.best
+        with torch.no_grad():
+            return self.param.image().detach().clone()
+
+    def run(self, steps: int, *, start: int = 0, total: int | None = None, stage: str = "",
+            t0: float | None = None) -> Iterator[Progress]:
+        total = total or steps
+        t0 = t0 or time.perf_counter()
+        try:
+            for i in range(steps):
+                self.opt.step(self.closure)
+                self.param.post_step()
+                for hook in self.hooks:
+                    hook(i, self.param)
+                with torch.no_grad():
+                    img = self.param.image().detach()
+                yield Progress(start + i + 1, total, self.last_loss, dict(self.last_parts), stage, img,
+                               time.perf_counter() - t0)
+        except KeyboardInterrupt as e:
+            if isinstance(e, Interrupted):
+                raise
+            from .io import tensor_to_image
+
+            raise Interrupted(tensor_to_image(self.current())) from None

@@ -1,0 +1,1 @@
+"""The four techniques, each a configuration of render.Renderer plus a schedule."""

@@ -1,0 +1,74 @@
+"""Argument handling shared by the techniques: layer specs, devices, seeds, images."""
+
+from __future__ import annotations
+
+import random
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import DeepCanvasError, check_number
+
+
+def parse_layers(spec, what: str = "layers") -> dict[str, float]:
+    """'relu4_2' | 'relu4_2:0.5,relu5_2:0.5' | ['a', 'b'] | {'a': 1.0} -> {'a': 1.0, ...}."""
+    if spec is None:
+        return {}
+    if isinstance(spec, Mapping):
+        items = list(spec.items())
+    else:
+        if isinstance(spec, str):
+            spec = [s for s in spec.replace(" ", "").split(",") if s]
+        items = []
+        for s in spec:
+            if isinstance(s, (tuple, list)):
+                items.append((s[0], s[1]))
+            elif ":" in s:
+                name, w = s.split(":", 1)
+                items.append((name, w))
+            else:
+                items.append((s, 1.0))
+    out: dict[str, float] = {}
+    for name, w in items:
+        out[str(name)] = check_number(f"weight of {what[:-1] if what.endswith('s') else what} {name!r}", w, minimum=0)
+    if not out:
+        raise DeepCanvasError(f"no {what} given")
+    return out
+
+
+def parse_floats(spec, n: int, what: str) -> list[float]:
+    if spec is None:
+        return [1.0] * n
+    if isinstance(spec, str):
+        spec = [s for s in spec.replace(" ", "").split(",") if s]
+    vals = [check_number(what, v, minimum=0) for v in spec]
+    if len(vals) != n:
+        raise DeepCanvasError(f"{what}: got {len(vals)} values for {n} images")
+    if sum(vals) <= 0:
+        raise DeepCanvasError(f"{what} must not all be zero")
+    return vals
+
+
+def seed_everything(seed: int | None) -> random.Random:
+    """Seed torch's global generator and return a Python RNG for transforms."""
+    if seed is None:
+        seed = random.randrange(2**31)
+    seed = int(check_number("seed", seed, integer=True, minimum=0))
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    return random.Random(seed)
+
+
+def longest_side(size, what="size") -> int:
+    return int(check_number(what, size, integer=True, positive=True))
+
+
+def fit_size(h: int, w: int, longest: int) -> tuple[int, int]:
+    """(h, w) scaled so the longest side is ``longest``."""
+    s = longest / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def weights_to(device: torch.device, *tensors: torch.Tensor) -> Sequence[torch.Tensor]:
+    return [t.to(device) for t in tensors]

@@ -1,0 +1,267 @@
+"""Style transfer (Gatys, Ecker & Bethge 2015), coarse to fine.
+
+Configuration of the one loop: pixels initialised from the content image,
+no random transforms, content + Gram style + TV objective, L-BFGS or Adam,
+and a schedule of growing sizes; each size starts from the previous result
+upsampled, so the big, slow sizes only refine.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+from .. import io, models
+from ..errors import DeepCanvasError, check_number
+from ..objectives import Content, Style, Sum, TotalVariation, gram
+from ..param import PixelParam, resize
+from ..render import Interrupted, Progress, Renderer
+from . import color
+from .common import fit_size, longest_side, parse_floats, parse_layers, seed_everything
+
+COLORS = ("style", "luma", "luminance", "histogram")
+INITS = ("content", "noise", "blend")
+PRESETS = ("deepcanvas", "neural-style-pt")
+
+
+@dataclass(frozen=True)
+class LossSetup:
+    """How the losses are measured (see objectives.py)."""
+
+    mode: str  # 'scaled' or 'mse'
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+    tv: TotalVariation
+    divide_style_weight: bool  # spread style_weight over the layers?
+
+
+def loss_setup(preset: str) -> LossSetup:
+    if preset == "neural-style-pt":
+        # Exactly neural-style-pt's defaults: MSE content (weight 5), MSE of Grams / (C*H*W),
+        # weight 100 per style layer, TV 1e-3 on the L1 differences of 0..255 pixels (summed).
+        return LossSetup("mse", 5.0, 100.0, 1e-3, TotalVariation("l1", scale=255.0, reduction="sum"), False)
+    if preset == "deepcanvas":
+        # Scale-invariant scaled MSE (objectives.py): weights chosen by eye on photos x paintings.
+        return LossSetup("scaled", 0.3, 1.0, 2.0, TotalVariation("l2"), True)
+    raise DeepCanvasError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+
+
+def scale_schedule(size: int, min_size: int, iterations: int, multiscale: bool) -> list[tuple[int, int]]:
+    """[(longest side, iterations), ...] from coarse to fine, sizes a factor sqrt(2) apart.
+
+    Smaller sizes are cheap (cost ~ pixels), so they get more iterations: up to
+    twice the final size's count, growing as the side shrinks.
+    """
+    if not multiscale or size <= min_size:
+        return [(size, iterations)]
+    sizes = []
+    s = float(size)
+    while round(s) >= min_size:
+        sizes.append(round(s))
+        s /= math.sqrt(2)
+    sizes.reverse()
+    return [(s, iterations if s == size else min(2 * iterations, round(iterations * size / s))) for s in sizes]
+
+
+def _load(path_or_image, what: str) -> torch.Tensor:
+    return io.image_to_tensor(io.load_image(path_or_image, what=what))
+
+
+def style_transfer_steps(
+    content,
+    styles,
+    *,
+    style_blend_weights: Sequence[float] | str | None = None,
+    size: int = 512,
+    style_scale: float = 1.0,
+    model: str = "vgg16",
+    weights: str | None = None,
+    pooling: str = "max",
+    content_layers: str | None = None,
+    style_layers: str | None = None,
+    content_weight: float | None = None,
+    style_weight: float | None = None,
+    tv_weight: float | None = None,
+    preset: str = "deepcanvas",
+    init: str = "content",
+    init_noise: float = 0.5,
+    optimizer: str = "adam",
+    lr: float | None = None,
+    adam_beta1: float = 0.9,
+    adam_beta2: float = 0.999,
+    adam_eps: float = 1e-8,
+    iterations: int = 60,
+    multiscale: bool = True,
+    min_size: int = 128,
+    colors: str = "style",
+    original_colors: bool = False,
+    seed: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+) -> Iterator[Progress]:
+    """Yield a Progress after every iteration; the last one has ``done=True`` and the best image.
+
+    Args:
+        content: content image (path or PIL image).
+        styles: one or more style images (paths or PIL images).
+        style_blend_weights: one weight per style image, e.g. "3,1" (default: equal).
+        size: longest side of the output in pixels.
+        style_scale: style image size relative to the output size.
+        model: network from `deepcanvas models`.
+        weights: local checkpoint for the model's architecture.
+        pooling: max or avg.
+        content_layers: content layers with optional weights, e.g. "relu4_2:0.7,relu5_2:0.3".
+        style_layers: style layers with optional weights, e.g. "relu1_1,relu2_1:2".
+        content_weight: weight of the content loss (default from the preset).
+        style_weight: weight of the style loss (default from the preset).
+        tv_weight: weight of the total-variation loss (default from the preset).
+        preset: loss definitions and default weights: deepcanvas or neural-style-pt.
+        init: start from content, noise, blend (of content and noise), or an image file.
+        init_noise: share of noise in a blend init.
+        optimizer: adam or lbfgs.
+        lr: learning rate (default 1 for lbfgs, 0.02 for adam).
+        adam_beta1: Adam's beta1.
+        adam_beta2: Adam's beta2.
+        adam_eps: Adam's epsilon.
+        iterations: iterations at the full size (smaller sizes get more).
+        multiscale: coarse-to-fine schedule from min_size up to size.
+        min_size: longest side of the first, coarsest scale.
+        colors: style (the painting's colours), luma (keep the content's colours by swapping luminance),
+            luminance (luminance-only transfer), histogram (recolour the style images to the content's palette first).
+        original_colors: keep the content's colours (same as colors=luma).
+        seed: random seed for reproducible results.
+        device: auto, cpu, cuda or mps.
+        precision: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.
+    """
+    # -- check everything before any slow work -------------------------------------
+    size = longest_side(size)
+    min_size = longest_side(min_size, "min_size")
+    iterations = int(check_number("iterations", iterations, integer=True, positive=True))
+    style_scale = check_number("style_scale", style_scale, positive=True)
+    init_noise = check_number("init_noise", init_noise, minimum=0)
+    setup = loss_setup(preset)
+    cw = check_number("content_weight", setup.content_weight if content_weight is None else content_weight, minimum=0)
+    sw = check_number("style_weight", setup.style_weight if style_weight is None else style_weight, minimum=0)
+    tw = check_number("tv_weight", setup.tv_weight if tv_weight is None else tv_weight, minimum=0)
+    if original_colors:
+        colors = "luma"
+    if colors not in COLORS:
+        raise DeepCanvasError(f"unknown colors {colors!r}; valid: {', '.join(COLORS)}")
+    if optimizer not in ("lbfgs", "adam"):
+        raise DeepCanvasError(f"unknown optimizer {optimizer!r} for style transfer; valid: lbfgs, adam")
+    lr = check_number("lr", lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.02), positive=True)
+    if isinstance(styles, (str, Path)) or hasattr(styles, "mode"):
+        styles = [styles]
+    styles = list(styles)
+    if not styles:
+        raise DeepCanvasError("no style image given")
+    blend = parse_floats(style_blend_weights, len(styles), "style_blend_weights")
+    blend = [b / sum(blend) for b in blend]
+    if init not in INITS and not Path(str(init)).exists():
+        raise DeepCanvasError(f"init must be one of {', '.join(INITS)} or an image file; '{init}' is neither")
+
+    dev = models.resolve_device(device)
+    info = models.get_info(model)
+    c_layers = parse_layers(content_layers or info.defaults.get("content_layers"), "content layers")
+    s_layers = parse_layers(style_layers or info.defaults.get("style_layers"), "style layers")
+    content_img = _load(content, "content image")
+    style_imgs = [_load(s, "style image") for s in styles]
+    init_img = _load(init, "init image") if init not in INITS else None
+    rng = seed_everything(seed)
+    net = models.load_model(model, weights=weights, pooling=pooling, device=dev)
+    net.check_layers(list(c_layers) + list(s_layers))
+
+    if setup.divide_style_weight:
+        total_w = sum(s_layers.values()) or 1.0
+        s_layers = {k: v / total_w for k, v in s_layers.items()}
+
+    if colors == "histogram":
+        style_imgs = [color.match_histogram(s, content_img) for s in style_imgs]
+    if colors == "luminance":
+        style_imgs = [color.match_luminance(s, content_img) for s in style_imgs]
+        work_content = color.luminance(content_img)
+    else:
+        work_content = content_img
+
+    h0, w0 = content_img.shape[-2:]
+    final_hw = fit_size(h0, w0, size)
+    schedule = scale_schedule(size, min_size, iterations, multiscale)
+    total = sum(n for _, n in schedule)
+    t0 = time.perf_counter()
+    done = 0
+    current: torch.Tensor | None = None
+
+    def finish(img: torch.Tensor) -> torch.Tensor:
+        img = resize(img.cpu(), final_hw)
+        if colors == "luminance":
+            return color.luma_swap(color.luminance(img), resize(content_img, final_hw))
+        if colors == "luma":
+            return color.luma_swap(img, resize(content_img, final_hw))
+        return img
+
+    for k, (side, n_iter) in enumerate(schedule):
+        hw = fit_size(h0, w0, side)
+        target = resize(work_content, hw).to(dev)
+        with torch.no_grad():
+            c_acts = net(target, c_layers)
+            objective = Sum([])
+            for l, w in c_layers.items():
+                if w > 0:
+                    objective = objective + cw * w * Content(l, c_acts[l], setup.mode)
+            grams = {l: 0 for l in s_layers}
+            for simg, b in zip(style_imgs, blend):
+                s_hw = fit_size(*simg.shape[-2:], max(16, round(side * style_scale)))
+                s_acts = net(resize(simg, s_hw).to(dev), s_layers)
+                for l in s_layers:
+                    grams[l] = grams[l] + b * gram(s_acts[l], "chw" if setup.mode == "mse" else "hw")
+            del s_acts
+        for l, w in s_layers.items():
+            if w > 0:
+                objective = objective + sw * w * Style(l, grams[l], setup.mode)
+        if tw > 0:
+            objective = objective + tw * setup.tv
+
+        if current is not None:
+            start = resize(current, hw)
+        elif init_img is not None:
+            start = resize(init_img, hw)
+        elif init == "noise":
+            # neural-style-pt's random init: the mean colour with faint noise.
+            mean = torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1) / 255
+            start = (mean + torch.randn(1, 3, *hw) * 0.001).clamp(0, 1)
+        elif init == "blend":
+            start = (1 - init_noise) * target.cpu() + init_noise * torch.rand(1, 3, *hw)
+        else:
+            start = target.cpu()
+        param = PixelParam(start.to(dev), clip=optimizer != "lbfgs")
+        renderer = Renderer(net, objective, param, optimizer=optimizer, lr=lr, betas=(adam_beta1, adam_beta2),
+                            eps=adam_eps, keep_best=True, precision=precision, rng=rng)
+        stage = f"scale {k + 1}/{len(schedule)} ({max(hw)} px)"
+        try:
+            for p in renderer.run(n_iter, start=done, total=total, stage=stage, t0=t0):
+                yield p
+        except Interrupted:
+            raise Interrupted(io.tensor_to_image(finish(renderer.current()))) from None
+        done += n_iter
+        current = renderer.current()
+        # Losses at different sizes do not compare: the best is chosen per size,
+        # and the last size's best is the result.
+        best_loss, best_parts = renderer.best_loss, dict(renderer.last_parts)
+
+    result = finish(current)
+    yield Progress(total, total, best_loss, best_parts, "done", result, time.perf_counter() - t0, done=True)
+
+
+def style_transfer(content, styles, *, callback: Callable[[Progress], None] | None = None, **kwargs):
+    """Run style transfer and return the result as a PIL image. See :func:`style_transfer_steps`."""
+    last = None
+    for last in style_transfer_steps(content, styles, **kwargs):
+        if callback is not None:
+            callback(last)
+    return last.image

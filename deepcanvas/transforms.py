@@ -1,0 +1,140 @@
+"""Random image transformations applied before the network, and tiling.
+
+Transforms make the objective hold for slightly shifted, scaled and rotated
+copies of the image, which suppresses the high-frequency patterns an
+unconstrained optimizer loves (lucid's "transformation robustness").
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def compose(*ts: Transform) -> Transform:
+    def apply(x):
+        for t in ts:
+            x = t(x)
+        return x
+
+    return apply
+
+
+def roll(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+
+
+def jitter(d: int, rng: random.Random | None = None) -> Transform:
+    """Random crop offset of up to ``d`` pixels (lucid's jitter)."""
+    rng = rng or random
+
+    def apply(x):
+        if d <= 0:
+            return x
+        dx, dy = rng.randint(0, d), rng.randint(0, d)
+        h, w = x.shape[-2:]
+        return x[..., dy:h - d + dy, dx:w - d + dx]
+
+    return apply
+
+
+def pad(w: int, value: float = 0.5) -> Transform:
+    def apply(x):
+        return F.pad(x, (w, w, w, w), mode="constant", value=value)
+
+    return apply
+
+
+def random_scale(scales: Sequence[float], rng: random.Random | None = None) -> Transform:
+    rng = rng or random
+
+    def apply(x):
+        s = rng.choice(list(scales))
+        h, w = x.shape[-2:]
+        size = (max(1, round(h * s)), max(1, round(w * s)))
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+    return apply
+
+
+def random_rotate(degrees: Sequence[float], rng: random.Random | None = None) -> Transform:
+    rng = rng or random
+
+    def apply(x):
+        a = math.radians(rng.choice(list(degrees)))
+        if a == 0:
+            return x
+        cos, sin = math.cos(a), math.sin(a)
+        theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype, device=x.device)
+        grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    return apply
+
+
+def standard(rng: random.Random | None = None) -> Transform:
+    """Lucid's standard set for feature visualization."""
+    return compose(
+        pad(12),
+        jitter(8, rng),
+        random_scale([1 + (i - 5) / 50 for i in range(11)], rng),
+        random_rotate(list(range(-10, 11)) + 5 * [0], rng),
+        jitter(4, rng),
+    )
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with reflected borders."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    r_y = min(radius, x.shape[-2] - 1)
+    r_x = min(radius, x.shape[-1] - 1)
+    kx = k[radius - r_x: radius + r_x + 1].view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    ky = k[radius - r_y: radius + r_y + 1].view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+    x = F.conv2d(F.pad(x, (r_x, r_x, 0, 0), mode="reflect"), kx / kx.sum(), groups=c)
+    x = F.conv2d(F.pad(x, (0, 0, r_y, r_y), mode="reflect"), ky / ky.sum(), groups=c)
+    return x
+
+
+def tiles(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Cover ``range(length)`` with windows of at most ``tile`` that overlap by ``overlap``.
+
+    Returns (start, stop) of each window. Windows are evenly spread so the last
+    one is not a sliver.
+    """
+    if length <= tile:
+        return [(0, length)]
+    step = tile - overlap
+    n = math.ceil((length - overlap) / step)
+    starts = [round(i * (length - tile) / (n - 1)) for i in range(n)]
+    return [(s, s + tile) for s in starts]
+
+
+def tile_weights(length: int, windows: list[tuple[int, int]], overlap: int, device=None) -> list[torch.Tensor]:
+    """1-D blending ramps for ``windows`` that sum to one at every position."""
+    raw = []
+    for i, (a, b) in enumerate(windows):
+        w = torch.ones(b - a, device=device)
+        ramp = min(overlap, b - a)
+        if ramp > 0:
+            r = (torch.arange(ramp, device=device, dtype=torch.float32) + 0.5) / ramp
+            if i > 0:
+                w[:ramp] = torch.minimum(w[:ramp], r)
+            if i < len(windows) - 1:
+                w[-ramp:] = torch.minimum(w[-ramp:], r.flip(0))
+        raw.append(w)
+    total = torch.zeros(length, device=device)
+    for (a, b), w in zip(windows, raw):
+        total[a:b] += w
+    return [w / total[a:b] for (a, b), w in zip(windows, raw)]
