@@ -64,6 +64,27 @@ class Progress:
         yield self.image
 
 
+def drive(steps: Iterator[Progress], callback: Callable[[Progress], None] | None = None) -> Progress:
+    """Run a ``*_steps`` generator to the end, calling ``callback`` on each step; return the last.
+
+    Ctrl-C while the callback runs (not inside the generator) is thrown into the
+    generator, so it too ends as :class:`Interrupted` carrying the best image.
+    """
+    last = None
+    try:
+        for last in steps:
+            if callback is not None:
+                callback(last)
+    except KeyboardInterrupt as e:
+        if isinstance(e, Interrupted):
+            raise
+        steps.throw(KeyboardInterrupt())
+        raise
+    if last is None:
+        raise DeepCanvasError("nothing to do: the run had no steps")
+    return last
+
+
 class NormalizedAscent(torch.optim.Optimizer):
     """DeepDream's step: move by ``lr`` times the gradient divided by its mean magnitude.
 

@@ -49,7 +49,13 @@ class ModelInfo:
     rename: Callable[[dict], dict] = lambda sd: sd  # upstream quirks -> body keys
 
     def layer_names(self) -> list[str]:
-        return self.build("max").layer_names
+        if self.name not in _LAYER_NAMES:
+            with torch.device("meta"):  # the structure only: no memory, no random init
+                _LAYER_NAMES[self.name] = self.build("max").layer_names
+        return list(_LAYER_NAMES[self.name])
+
+
+_LAYER_NAMES: dict[str, list[str]] = {}
 
 
 def _package_fetch(dist: str, relpath: str, convert: Callable[[Path], dict] | None, tag: str):

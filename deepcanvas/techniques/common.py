@@ -72,3 +72,13 @@ def fit_size(h: int, w: int, longest: int) -> tuple[int, int]:
 
 def weights_to(device: torch.device, *tensors: torch.Tensor) -> Sequence[torch.Tensor]:
     return [t.to(device) for t in tensors]
+
+
+def check_layer_names(info, names) -> None:
+    """Fail fast, before any image or weight is loaded, on a layer the network lacks."""
+    valid = info.layer_names()
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise DeepCanvasError(
+            f"model {info.name} has no layer {', '.join(map(repr, unknown))}; valid layers: {', '.join(valid)}"
+        )

@@ -20,9 +20,9 @@ from .. import io, models
 from ..errors import DeepCanvasError, check_number
 from ..objectives import Content, Style, Sum, TotalVariation, gram
 from ..param import PixelParam, resize
-from ..render import Interrupted, Progress, Renderer
+from ..render import Interrupted, Progress, Renderer, drive
 from . import color
-from .common import fit_size, longest_side, parse_floats, parse_layers, seed_everything
+from .common import check_layer_names, fit_size, longest_side, parse_floats, parse_layers, seed_everything
 
 COLORS = ("style", "luma", "luminance", "histogram")
 INITS = ("content", "noise", "blend")
@@ -170,6 +170,7 @@ def style_transfer_steps(
     info = models.get_info(model)
     c_layers = parse_layers(content_layers or info.defaults.get("content_layers"), "content layers")
     s_layers = parse_layers(style_layers or info.defaults.get("style_layers"), "style layers")
+    check_layer_names(info, list(c_layers) + list(s_layers))
     content_img = _load(content, "content image")
     style_imgs = [_load(s, "style image") for s in styles]
     init_img = _load(init, "init image") if init not in INITS else None
@@ -246,7 +247,7 @@ def style_transfer_steps(
         try:
             for p in renderer.run(n_iter, start=done, total=total, stage=stage, t0=t0):
                 yield p
-        except Interrupted:
+        except KeyboardInterrupt:  # from the loop, or thrown in at our yield by render.drive
             raise Interrupted(io.tensor_to_image(finish(renderer.current()))) from None
         done += n_iter
         current = renderer.current()
@@ -260,8 +261,4 @@ def style_transfer_steps(
 
 def style_transfer(content, styles, *, callback: Callable[[Progress], None] | None = None, **kwargs):
     """Run style transfer and return the result as a PIL image. See :func:`style_transfer_steps`."""
-    last = None
-    for last in style_transfer_steps(content, styles, **kwargs):
-        if callback is not None:
-            callback(last)
-    return last.image
+    return drive(style_transfer_steps(content, styles, **kwargs), callback).image

@@ -1,0 +1,326 @@
+"""Class visualization: an image the classifier scores as a class (Simonyan et al. 2013; Olah et al. 2017).
+
+Two configurations of the one loop:
+
+* ``param='fourier'`` (default), lucid's recipe: the image lives in a scaled
+  Fourier basis with decorrelated colour, random pad / jitter / scale / rotate
+  transforms are applied before every step, Adam ascends the class logit.
+* ``param='pixel'``, the seed article's recipe: raw pixels from faint noise,
+  plain gradient ascent of the class score with L2 decay, a random roll
+  (jitter) every step, a Gaussian blur every ``blur_every`` steps, and clipping.
+
+Several classes make a batch: item ``i`` ascends class ``i``. An ``objective``
+string adds channel / neuron terms on any layer ("block10:37",
+"neuron:block10:37", "block10:37*2+logits:1") to every item, or replaces the
+class term when no class is given.
+"""
+
+from __future__ import annotations
+
+import difflib
+import random
+import re
+import time
+from typing import Callable, Iterator
+
+import torch
+
+from .. import models
+from .. import transforms as T
+from ..errors import DeepCanvasError, check_number
+from ..objectives import L2, Channel, ClassScore, Neuron, Objective, Sum
+from ..param import FourierParam, PixelParam
+from ..render import Interrupted, Progress, Renderer, drive
+from .common import check_layer_names, longest_side, seed_everything
+
+PARAMS = ("fourier", "pixel")
+
+# Defaults chosen by looking at results on EfficientNet-Lite0 (see the module docstring).
+DEFAULTS = {
+    "fourier": {"lr": 0.05, "l2_weight": 0.0},
+    "pixel": {"lr": 1.0, "l2_weight": 1.0},
+}
+
+
+# -- what to visualise --------------------------------------------------------------------
+def _norm(name: str) -> str:
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
+def resolve_classes(classes, names: list[str] | None) -> list[int]:
+    """ImageNet indices for ``classes``: an index, a name, a list of them, or a comma-separated string.
+
+    Names are matched case-insensitively (underscores count as spaces). A few
+    class names contain commas themselves; the longest run of comma-separated
+    pieces that names a class wins. A name that matches nothing raises a
+    :class:`DeepCanvasError` suggesting the closest names.
+    """
+    if classes is None:
+        return []
+    if isinstance(classes, (str, int)) or not hasattr(classes, "__iter__"):
+        classes = [classes]
+    n = len(names) if names is not None else None
+    lookup: dict[str, list[int]] = {}
+    for i, nm in enumerate(names or []):
+        lookup.setdefault(_norm(nm), []).append(i)
+
+    out: list[int] = []
+    for item in classes:
+        if isinstance(item, bool):
+            raise DeepCanvasError(f"class must be an ImageNet index or name, got {item!r}")
+        if isinstance(item, int) or (hasattr(item, "__index__") and not isinstance(item, str)):
+            out.append(_check_index(int(item), n))
+            continue
+        if not isinstance(item, str):
+            raise DeepCanvasError(f"class must be an ImageNet index or name, got {item!r}")
+        pieces = [p.strip() for p in item.split(",")]
+        i = 0
+        while i < len(pieces):
+            # Longest run of pieces that is a class name ("tights for gymnastics, a one-piece leotard, ...").
+            for j in range(len(pieces), i, -1):
+                joined = ", ".join(pieces[i:j])
+                if _norm(joined) in lookup:
+                    out.append(_unique(joined, lookup[_norm(joined)]))
+                    i = j
+                    break
+            else:
+                piece = pieces[i]
+                i += 1
+                if not piece:
+                    continue
+                if re.fullmatch(r"[+-]?\d+", piece):
+                    out.append(_check_index(int(piece), n))
+                    continue
+                if names is None:
+                    raise DeepCanvasError(
+                        f"this model has no class names; give class indices instead of {piece!r}")
+                close = difflib.get_close_matches(_norm(piece), list(lookup), n=5, cutoff=0.6)
+                if not close:  # a word of a longer name ("retriever" -> "golden retriever", ...)
+                    close = [k for k in lookup if _norm(piece) in k][:5]
+                hint = f"; did you mean {', '.join(repr(names[lookup[c][0]]) for c in close)}?" if close else \
+                    "; give an index 0..999 or a name from the ImageNet class list"
+                raise DeepCanvasError(f"unknown class {piece!r}{hint}")
+    return out
+
+
+def _check_index(i: int, n: int | None) -> int:
+    if n is not None and not 0 <= i < n:
+        raise DeepCanvasError(f"class index {i} is out of range 0..{n - 1}")
+    if i < 0:
+        raise DeepCanvasError(f"class index {i} must not be negative")
+    return i
+
+
+def _unique(name: str, indices: list[int]) -> int:
+    if len(indices) > 1:
+        raise DeepCanvasError(
+            f"class name {name!r} is ambiguous (indices {', '.join(map(str, indices))}); give the index instead")
+    return indices[0]
+
+
+_TERM = re.compile(r"^(?:(?P<pre>[-+]?[\d.eE+-]+)\*)?(?P<neuron>neuron:)?(?P<layer>[A-Za-z_][\w.]*)"
+                   r":(?P<ch>\d+)(?:\*(?P<post>[-+]?[\d.eE+-]+))?$")
+
+
+def parse_objective(spec: str) -> list[tuple[str, str, int, float]]:
+    """'block10:37*2+neuron:block4:3' -> [('channel', 'block10', 37, 2.0), ('neuron', 'block4', 3, 1.0)]."""
+    terms = []
+    for raw in str(spec).replace(" ", "").split("+"):
+        if not raw:
+            continue
+        m = _TERM.match(raw)
+        if not m:
+            raise DeepCanvasError(
+                f"cannot read objective term {raw!r}; write LAYER:CHANNEL, neuron:LAYER:CHANNEL, "
+                f"optionally *WEIGHT, joined by + (e.g. 'block10:37*2+neuron:block12:5')")
+        w = 1.0
+        for k in ("pre", "post"):
+            if m.group(k) is not None:
+                w *= check_number(f"weight in objective term {raw!r}", m.group(k))
+        terms.append(("neuron" if m.group("neuron") else "channel", m.group("layer"), int(m.group("ch")), w))
+    if not terms:
+        raise DeepCanvasError(f"empty objective {spec!r}")
+    return terms
+
+
+def _check_terms(net, terms, size: int, dev) -> None:
+    """Channel and layer checks on a small dry run, before any slow work."""
+    layers = sorted({t[1] for t in terms})
+    net.check_layers(layers)
+    probe = max(32, min(size, 64))
+    with torch.no_grad():
+        acts = net(torch.full((1, 3, probe, probe), 0.5, device=dev), layers)
+    for kind, layer, ch, _ in terms:
+        a = acts[layer]
+        if not 0 <= ch < a.shape[1]:
+            raise DeepCanvasError(
+                f"channel {ch} is out of range for layer {layer!r}, which has channels 0..{a.shape[1] - 1}")
+        if kind == "neuron" and a.dim() != 4:
+            raise DeepCanvasError(f"neuron objectives need a spatial layer; {layer!r} has no positions")
+
+
+# -- transforms -----------------------------------------------------------------------------
+def _random_roll(d: int, rng: random.Random) -> T.Transform:
+    """The seed's jitter: roll the image by up to ``d`` pixels each way (gradients roll back)."""
+
+    def apply(x):
+        if d <= 0:
+            return x
+        return T.roll(x, rng.randint(-d, d), rng.randint(-d, d))
+
+    return apply
+
+
+def _robust(jitter: int, scale: float, rotate: float, rng: random.Random) -> T.Transform:
+    """Lucid's standard transforms with adjustable strength (pad 12, jitter 8, scale ±10 %, rotate ±10° there)."""
+    n = 11
+    scales = [1 + scale * (2 * i / (n - 1) - 1) for i in range(n)]
+    deg = max(0, round(rotate))
+    angles = list(range(-deg, deg + 1)) + [0] * (deg // 2)
+    return T.compose(
+        T.pad(max(12, jitter + jitter // 2)),
+        T.jitter(jitter, rng),
+        T.random_scale(scales, rng),
+        T.random_rotate(angles or [0], rng),
+        T.jitter(max(1, jitter // 2), rng),
+    )
+
+
+# -- the technique --------------------------------------------------------------------------------
+def visualize_class_steps(
+    classes=None,
+    *,
+    param: str = "fourier",
+    size: int = 224,
+    iterations: int = 256,
+    lr: float | None = None,
+    model: str = "efficientnet-lite0",
+    weights: str | None = None,
+    objective: str | None = None,
+    l2_weight: float | None = None,
+    blur_every: int = 10,
+    blur_sigma: float = 0.5,
+    jitter: int = 8,
+    scale: float = 0.1,
+    rotate: float = 10.0,
+    decorrelate: bool = True,
+    seed: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+) -> Iterator[Progress]:
+    """Yield a Progress after every iteration; the last one has ``done=True`` and the image(s).
+
+    Args:
+        classes: ImageNet class index or name, or several (a list or "goldfinch,volcano"): one image each.
+        param: fourier (lucid's decorrelated Fourier image and random transforms) or pixel (the seed's
+            pixel ascent with jitter, periodic blur and clipping).
+        size: width and height of the image in pixels.
+        iterations: optimisation steps.
+        lr: learning rate (default 0.05 for fourier with Adam, 1.0 for pixel's gradient steps).
+        model: classifier from `deepcanvas models`.
+        weights: local checkpoint for the model's architecture.
+        objective: channel/neuron terms on any layer added to each image's class term (or alone when no
+            class is given), e.g. "block10:37", "neuron:block10:37", "block10:37*2+logits:1".
+        l2_weight: weight of the L2 decay toward grey (default 0 for fourier, 1.0 for pixel).
+        blur_every: pixel only: blur the image every this many steps (0: never).
+        blur_sigma: pixel only: standard deviation of that Gaussian blur in pixels.
+        jitter: largest random shift in pixels before each step.
+        scale: fourier only: random rescaling of up to this fraction each step.
+        rotate: fourier only: random rotation of up to this many degrees each step.
+        decorrelate: fourier only: optimise in ImageNet's decorrelated colour space.
+        seed: random seed for reproducible results.
+        device: auto, cpu, cuda or mps.
+        precision: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.
+    """
+    # -- check everything before any slow work -------------------------------------
+    if param not in PARAMS:
+        raise DeepCanvasError(f"unknown param {param!r}; valid: {', '.join(PARAMS)}")
+    size = longest_side(size)
+    iterations = int(check_number("iterations", iterations, integer=True, positive=True))
+    d = DEFAULTS[param]
+    lr = check_number("lr", d["lr"] if lr is None else lr, positive=True)
+    l2_weight = check_number("l2_weight", d["l2_weight"] if l2_weight is None else l2_weight, minimum=0)
+    blur_every = int(check_number("blur_every", blur_every, integer=True, minimum=0))
+    blur_sigma = check_number("blur_sigma", blur_sigma, minimum=0)
+    jitter = int(check_number("jitter", jitter, integer=True, minimum=0))
+    scale = check_number("scale", scale, minimum=0)
+    if scale >= 1:
+        raise DeepCanvasError(f"scale must be below 1, got {scale!r}")
+    rotate = check_number("rotate", rotate, minimum=0)
+    if jitter >= size // 2:
+        raise DeepCanvasError(f"jitter {jitter} is too large for a {size} px image (at most {size // 2 - 1})")
+    info = models.get_info(model)
+    names = info.classes() if info.classes else None
+    indices = resolve_classes(classes, names)
+    terms = parse_objective(objective) if objective not in (None, "") else []
+    class_layer = info.defaults.get("class_layer")
+    if indices and class_layer is None:
+        raise DeepCanvasError(
+            f"model {model} is not a classifier; use efficientnet-lite0, or give an objective such as "
+            f"'relu4_3:12' instead of classes")
+    if not indices and not terms:
+        raise DeepCanvasError("nothing to visualise: give a class (index or name) or an objective")
+    check_layer_names(info, ([class_layer] if indices else []) + [t[1] for t in terms])
+
+    dev = models.resolve_device(device)
+    rng = seed_everything(seed)
+    net = models.load_model(model, weights=weights, device=dev)
+    if terms:
+        _check_terms(net, terms, size, dev)
+    batch = max(1, len(indices))
+
+    objective_ = Sum([])
+    for i in range(batch):
+        b = i if batch > 1 else None
+        if indices:
+            objective_ = objective_ + ClassScore(indices[i], layer=class_layer, batch=b)
+        for kind, layer, ch, w in terms:
+            term = Channel(layer, ch, batch=b) if kind == "channel" else Neuron(layer, ch, batch=b)
+            objective_ = objective_ + w * term
+    if l2_weight > 0:
+        # L2 is a mean over the batch: scale it so each image feels the same decay as alone.
+        objective_ = objective_ + l2_weight * batch * L2()
+
+    gen = torch.Generator().manual_seed(rng.randrange(2**31))
+    hooks = []
+    if param == "fourier":
+        p = FourierParam(batch, size, size, decorrelate=decorrelate, device=dev, generator=gen)
+        transform = _robust(jitter, scale, rotate, rng)
+        optimizer = "adam"
+    else:
+        # The seed's start: faint noise around grey.
+        init = 0.5 + 0.1 * torch.randn(batch, 3, size, size, generator=gen)
+        p = PixelParam(init.to(dev))
+        transform = _random_roll(jitter, rng)
+        optimizer = "sgd"
+        if blur_every > 0 and blur_sigma > 0:
+            def blur(i: int, prm) -> None:
+                if (i + 1) % blur_every == 0:
+                    with torch.no_grad():
+                        prm.set_image(T.gaussian_blur(prm.pixels, blur_sigma))
+
+            hooks.append(blur)
+
+    renderer = Renderer(net, objective_, p, optimizer=optimizer, lr=lr, transform=transform, keep_best=False,
+                        hooks=hooks, precision=precision, rng=rng)
+    t0 = time.perf_counter()
+    stage = f"{param} {size} px"
+    last: Progress | None = None
+    try:
+        for last in renderer.run(iterations, stage=stage, t0=t0):
+            yield last
+    except Interrupted:
+        raise
+    result = renderer.current().cpu()
+    yield Progress(iterations, iterations, last.loss, dict(last.parts), "done", result,
+                   time.perf_counter() - t0, done=True)
+
+
+def visualize_class(classes=None, *, callback: Callable[[Progress], None] | None = None, **kwargs):
+    """Run class visualization; return a PIL image, or a list of images for several classes.
+
+    See :func:`visualize_class_steps` for the arguments.
+    """
+    last = drive(visualize_class_steps(classes, **kwargs), callback)
+    images = last.images
+    return images[0] if len(images) == 1 else images

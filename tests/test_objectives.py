@@ -1,0 +1,87 @@
+"""Losses against values computed by hand."""
+
+import math
+
+import pytest
+import torch
+
+from deepcanvas.objectives import (AlphaNorm, Content, FeatureDistance, L2, LayerEnergy, Style, Sum,
+                                   TotalVariation, gram)
+
+
+def feats():
+    # (1, 2, 2, 2): channel 0 = [[1, 2], [3, 4]], channel 1 = [[0, 1], [0, 1]]
+    return torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, 1.0]]]])
+
+
+def test_gram_by_hand():
+    f = feats()
+    # <c0, c0> = 1+4+9+16 = 30, <c0, c1> = 2+4 = 6, <c1, c1> = 2
+    raw = torch.tensor([[[30.0, 6.0], [6.0, 2.0]]])
+    assert torch.allclose(gram(f, "none"), raw)
+    assert torch.allclose(gram(f, "hw"), raw / 4)
+    assert torch.allclose(gram(f, "chw"), raw / 8)
+
+
+def test_content_mse_and_scaled_by_hand():
+    f = feats()
+    t = torch.zeros_like(f)
+    acts = {"l": f}
+    # squares: 1+4+9+16+0+1+0+1 = 32 over 8 elements
+    assert Content("l", t, "mse").loss(acts, None).item() == pytest.approx(4.0)
+    t2 = f + torch.tensor([1.0, -1, 2, 0, 0, 0, 0, 0]).view(1, 2, 2, 2)
+    d2, d1 = 1 + 1 + 4, 1 + 1 + 2  # sum d^2, sum |d|
+    rms = math.sqrt((t2 ** 2).mean().item())
+    assert Content("l", t2, "scaled").loss(acts, None).item() == pytest.approx(d2 / d1 / rms, rel=1e-5)
+
+
+def test_style_mse_matches_neural_style_pt_formula():
+    f = feats()
+    target = torch.zeros(1, 2, 2)
+    g = torch.tensor([[30.0, 6.0], [6.0, 2.0]]) / 8
+    expected = (g ** 2).mean().item()
+    assert Style("l", target, "mse").loss({"l": f}, None).item() == pytest.approx(expected)
+
+
+def test_style_scaled_is_invariant_to_activation_scale():
+    f = feats()
+    target = gram(f * 0.5 + 0.1, "hw")
+    a = Style("l", target).loss({"l": f}, None)
+    b = Style("l", gram(10 * (f * 0.5 + 0.1), "hw")).loss({"l": 10 * f}, None)
+    assert a.item() > 0
+    assert b.item() == pytest.approx(a.item(), rel=1e-4)
+
+
+def test_total_variation_by_hand():
+    img = torch.tensor([[[[0.0, 1.0], [1.0, 3.0]]]])  # dx: 1, 2 ; dy: 1, 2
+    assert TotalVariation("l1").loss(None, img).item() == pytest.approx(1.5 + 1.5)
+    assert TotalVariation("l2").loss(None, img).item() == pytest.approx(2.5 + 2.5)
+    assert TotalVariation("l1", scale=255, reduction="sum").loss(None, img).item() == pytest.approx(255 * 6)
+    # beta: only the top-left pixel has both neighbours: (1^2 + 1^2)^(1/2)
+    assert TotalVariation("beta", beta=1.0).loss(None, img).item() == pytest.approx(math.sqrt(2), rel=1e-4)
+
+
+def test_layer_energy_gradient_is_the_activation():
+    a = torch.randn(1, 3, 4, 4, requires_grad=True)
+    loss = LayerEnergy("l").loss({"l": a}, None)
+    (g,) = torch.autograd.grad(loss, a)
+    assert torch.allclose(-g * a.numel(), a.detach(), atol=1e-6)
+
+
+def test_feature_distance_and_priors():
+    t = torch.tensor([[[[3.0, 4.0]]]])
+    x = torch.tensor([[[[0.0, 4.0]]]])
+    assert FeatureDistance("l", t).loss({"l": x}, None).item() == pytest.approx(9 / 25)
+    assert FeatureDistance("l", t, "l2").loss({"l": x}, None).item() == pytest.approx(9 / 2)
+    img = torch.full((1, 3, 2, 2), 1.0)
+    assert L2().loss(None, img).item() == pytest.approx(0.25)
+    assert AlphaNorm(2.0).loss(None, img).item() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_sums_and_weights():
+    img = torch.tensor([[[[0.0, 1.0], [1.0, 3.0]]]])
+    obj = 2 * TotalVariation("l1") + 0.5 * L2()
+    assert isinstance(obj, Sum)
+    parts = obj.parts({}, img)
+    assert set(parts) == {"tv", "l2"}
+    assert obj({}, img).item() == pytest.approx(2 * 3.0 + 0.5 * ((img - 0.5) ** 2).mean().item())

@@ -1,0 +1,107 @@
+"""Style transfer through the API."""
+
+import pytest
+import torch
+from PIL import Image
+
+import deepcanvas
+from deepcanvas.errors import DeepCanvasError
+from deepcanvas.render import Interrupted
+from deepcanvas.techniques import color
+from deepcanvas.techniques.style import scale_schedule
+
+from conftest import DATA
+
+CONTENT, STYLE = DATA / "chelsea.jpg", DATA / "swirls.jpg"
+
+
+def test_scale_schedule():
+    sched = scale_schedule(512, 128, 60, True)
+    assert [s for s, _ in sched] == [128, 181, 256, 362, 512]
+    assert sched[-1] == (512, 60)
+    assert all(n >= 60 for _, n in sched)
+    assert scale_schedule(512, 128, 60, False) == [(512, 60)]
+    assert scale_schedule(100, 128, 7, True) == [(100, 7)]
+
+
+def test_style_transfer_lowers_the_loss_and_returns_an_image():
+    steps = list(deepcanvas.style_transfer_steps(CONTENT, [STYLE], size=64, iterations=15, multiscale=False, seed=1))
+    assert steps[-1].done
+    assert steps[-1].loss < steps[0].loss * 0.98
+    img = steps[-1].image
+    assert isinstance(img, Image.Image) and max(img.size) == 64
+    it, im = steps[3]  # unpacks like the article's generator
+    assert it == 4 and im.size == img.size
+
+
+def test_multiscale_multiple_styles_and_blend_weights():
+    seen = []
+    img = deepcanvas.style_transfer(CONTENT, [STYLE, DATA / "coffee.jpg"], style_blend_weights="3,1", size=64,
+                                    min_size=32, iterations=3, seed=0, callback=seen.append)
+    assert img.size == (64, 43)
+    assert {p.stage.split(" (")[0] for p in seen if not p.done} == {"scale 1/3", "scale 2/3", "scale 3/3"}
+    assert [p.iteration for p in seen if not p.done] == list(range(1, len(seen)))
+
+
+@pytest.mark.parametrize("colors", ["luma", "luminance", "histogram"])
+def test_colour_control_keeps_the_content_palette(colors):
+    base = deepcanvas.style_transfer(CONTENT, STYLE, size=48, iterations=4, multiscale=False, seed=0)
+    kept = deepcanvas.style_transfer(CONTENT, STYLE, size=48, iterations=4, multiscale=False, seed=0, colors=colors)
+    content = deepcanvas.io.load_image(CONTENT).resize(kept.size)
+
+    def chroma(im):
+        yuv = color.rgb_to_yuv(deepcanvas.io.image_to_tensor(im))
+        return yuv[:, 1:].mean((2, 3))
+
+    d_kept = (chroma(kept) - chroma(content)).abs().sum()
+    d_base = (chroma(base) - chroma(content)).abs().sum()
+    if colors == "histogram":  # the style was recoloured first: a different picture, nearer the content's palette
+        assert list(kept.getdata()) != list(base.getdata())
+    else:  # the content's chroma is put back exactly
+        assert d_kept < 0.01 and d_kept < d_base
+
+
+def test_histogram_matching_moves_colour_statistics():
+    s = torch.rand(1, 3, 20, 20) * 0.3
+    c = torch.rand(1, 3, 20, 20) * 0.5 + 0.5
+    m = color.match_histogram(s, c)
+    assert torch.allclose(m.mean((2, 3)), c.mean((2, 3)), atol=0.02)
+
+
+def test_lbfgs_and_neural_style_pt_preset_run():
+    steps = list(deepcanvas.style_transfer_steps(CONTENT, STYLE, size=48, iterations=8, multiscale=False,
+                                                 optimizer="lbfgs", preset="neural-style-pt", init="noise", seed=0))
+    assert steps[-1].loss < steps[0].loss
+    assert set(steps[-1].parts) == {"content", "style", "tv"}
+
+
+def test_best_image_is_kept_and_ctrl_c_returns_it():
+    def stop(p):
+        if p.iteration == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        deepcanvas.style_transfer(CONTENT, STYLE, size=48, min_size=24, iterations=5, seed=0, callback=stop)
+    assert e.value.image.size == (48, 32)  # the final size even when stopped at a coarse scale
+
+
+def test_init_from_image_and_seed_reproducibility():
+    a = deepcanvas.style_transfer(CONTENT, STYLE, size=40, iterations=3, multiscale=False, init="blend", seed=5)
+    b = deepcanvas.style_transfer(CONTENT, STYLE, size=40, iterations=3, multiscale=False, init="blend", seed=5)
+    assert list(a.getdata()) == list(b.getdata())
+    c = deepcanvas.style_transfer(CONTENT, STYLE, size=40, iterations=2, multiscale=False, init=str(DATA / "coffee.jpg"))
+    assert c.size == a.size
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"size": 0}, "size"), ({"size": -5}, "size"), ({"iterations": 0}, "iterations"),
+    ({"content_weight": float("nan")}, "content_weight"), ({"style_weight": -1}, "style_weight"),
+    ({"tv_weight": float("inf")}, "tv_weight"), ({"model": "alexnet"}, "valid models"),
+    ({"style_layers": "relu1_1,relu9_1"}, "valid layers"), ({"content_layers": "relu4_2:nan"}, "weight"),
+    ({"colors": "sepia"}, "colors"), ({"optimizer": "rmsprop"}, "optimizer"), ({"init": "nothing"}, "init"),
+    ({"preset": "fancy"}, "preset"), ({"style_blend_weights": "1,2,3"}, "style_blend_weights"),
+    ({"device": "tpu"}, "device"), ({"pooling": "min"}, "pooling"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(DeepCanvasError, match=match):
+        deepcanvas.style_transfer(CONTENT, STYLE, **{"size": 32, "iterations": 1, **kwargs})
