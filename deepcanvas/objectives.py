@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import DeepCanvasError
+from .tiling import Region
 
 
 class Objective:
@@ -25,6 +26,14 @@ class Objective:
 
     def terms(self) -> list[tuple[float, "Objective"]]:
         return [(1.0, self)]
+
+    # For tiled gradients (tiling.py): the loss as a function of sums over positions.
+    def partial(self, acts, image, region) -> list[torch.Tensor]:
+        """Sums over the positions of ``region`` that ``from_totals`` turns into the loss."""
+        raise DeepCanvasError(f"the {self.name} objective cannot be computed in tiles; use a smaller image")
+
+    def from_totals(self, totals: list[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
 
     def parts(self, acts, image) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = defaultdict(lambda: 0)
@@ -107,10 +116,17 @@ class Content(Objective):
         self.rms = self.target.pow(2).mean().sqrt().clamp_min(1e-6)
 
     def loss(self, acts, image):
-        x = acts[self.layer].float()
-        if self.mode == "scaled":
-            return _scaled_mse(x, self.target) / self.rms
-        return F.mse_loss(x, self.target)
+        return self.from_totals(self.partial(acts, image, Region.whole(image)))
+
+    def partial(self, acts, image, region):
+        x = region.crop(acts[self.layer], image).float()
+        d = x - region.crop_target(self.target, acts[self.layer], image)
+        return [d.pow(2).sum(), d.abs().sum()]
+
+    def from_totals(self, t):
+        if self.mode == "scaled":  # _scaled_mse, from its two sums
+            return t[0] / (t[1] + 1e-8) / self.rms
+        return t[0] / self.target.numel()
 
 
 class Style(Objective):
@@ -134,6 +150,18 @@ class Style(Objective):
             return _scaled_mse(gram(acts[self.layer], "hw"), self.target) / self.power
         return F.mse_loss(gram(acts[self.layer], "chw"), self.target)
 
+    def partial(self, acts, image, region):
+        f = region.crop(acts[self.layer], image)
+        n, c, h, w = f.shape
+        return [gram(f, "none"), torch.tensor(float(h * w), device=f.device)]
+
+    def from_totals(self, t):
+        g, count = t
+        c = g.shape[-1]
+        if self.mode == "scaled":
+            return _scaled_mse(g / count, self.target) / self.power
+        return F.mse_loss(g / (c * count), self.target)
+
 
 class TotalVariation(Objective):
     """Smoothness prior on the image.
@@ -150,16 +178,29 @@ class TotalVariation(Objective):
         self.kind, self.beta, self.scale, self.reduction = kind, beta, scale, reduction
 
     def loss(self, acts, image):
-        x = image.float() * self.scale
-        dx = x[..., :, 1:] - x[..., :, :-1]
-        dy = x[..., 1:, :] - x[..., :-1, :]
-        reduce = torch.sum if self.reduction == "sum" else torch.mean
-        if self.kind == "l1":
-            return reduce(dx.abs()) + reduce(dy.abs())
-        if self.kind == "l2":
-            return reduce(dx.pow(2)) + reduce(dy.pow(2))
-        d = dx[..., :-1, :].pow(2) + dy[..., :, :-1].pow(2)
-        return reduce((d + 1e-8).pow(self.beta / 2))
+        return self.from_totals(self.partial(acts, image, Region.whole(image)))
+
+    def partial(self, acts, image, r):
+        # Differences from each core pixel to its right / lower neighbour (which may lie in the margin).
+        y1, x1 = (image.shape[-2], image.shape[-1]) if r.y1 is None else (r.y1, r.x1)
+        x = image[..., r.y0:y1 + 1, r.x0:x1 + 1].float() * self.scale
+        hh, ww = min(y1 - r.y0, x.shape[-2]), min(x1 - r.x0, x.shape[-1])
+        dx = (x[..., :, 1:] - x[..., :, :-1])[..., :hh, :]
+        dy = (x[..., 1:, :] - x[..., :-1, :])[..., :, :ww]
+        if self.kind == "beta":
+            d = dx[..., : dy.shape[-2], : dy.shape[-1]].pow(2) + dy[..., : dx.shape[-2], : dx.shape[-1]].pow(2)
+            v = (d + 1e-8).pow(self.beta / 2)
+            return [v.sum(), torch.tensor(float(v.numel())), v.sum(), torch.tensor(0.0)]
+        f = (lambda t: t.abs()) if self.kind == "l1" else (lambda t: t.pow(2))
+        return [f(dx).sum(), torch.tensor(float(dx.numel())), f(dy).sum(), torch.tensor(float(dy.numel()))]
+
+    def from_totals(self, t):
+        sx, nx, sy, ny = t
+        if self.kind == "beta":
+            return sx if self.reduction == "sum" else sx / nx
+        if self.reduction == "sum":
+            return sx + sy
+        return sx / nx + sy / ny
 
 
 def _channels(a: torch.Tensor, channels, layer: str) -> torch.Tensor:
@@ -190,6 +231,13 @@ class LayerEnergy(Objective):
         a = _channels(acts[self.layer], self.channels, self.layer).float()
         return -0.5 * a.pow(2).mean()
 
+    def partial(self, acts, image, region):
+        a = _channels(region.crop(acts[self.layer], image), self.channels, self.layer).float()
+        return [a.pow(2).sum(), torch.tensor(float(a.numel()), device=a.device)]
+
+    def from_totals(self, t):
+        return -0.5 * t[0] / t[1]
+
 
 class GuideMatch(Objective):
     """Guided DeepDream: at each position, pull toward the guide feature it best matches.
@@ -207,12 +255,18 @@ class GuideMatch(Objective):
         self.layers = frozenset([layer])
 
     def loss(self, acts, image):
-        a = acts[self.layer].float()
+        return self.from_totals(self.partial(acts, image, Region.whole(image)))
+
+    def partial(self, acts, image, region):
+        a = region.crop(acts[self.layer], image).float()
         n, c, h, w = a.shape
         x = a.reshape(n, c, h * w)  # (N, C, P)
         scores = torch.einsum("ncp,cm->npm", x.detach(), self.guide)
         best = self.guide[:, scores.argmax(-1)]  # (C, N, P)
-        return -(x * best.permute(1, 0, 2)).sum(1).mean()
+        return [(x * best.permute(1, 0, 2)).sum(), torch.tensor(float(n * h * w), device=a.device)]
+
+    def from_totals(self, t):
+        return -t[0] / t[1]
 
 
 class ClassScore(Objective):
@@ -278,6 +332,13 @@ class L2(Objective):
     def loss(self, acts, image):
         return (image.float() - 0.5).pow(2).mean()
 
+    def partial(self, acts, image, r):
+        x = image[..., r.y0:r.y1, r.x0:r.x1].float()
+        return [(x - 0.5).pow(2).sum(), torch.tensor(float(x.numel()))]
+
+    def from_totals(self, t):
+        return t[0] / t[1]
+
 
 class FeatureDistance(Objective):
     """Inversion: ‖φ(x) − φ0‖² / ‖φ0‖² (Mahendran & Vedaldi 2015); mode='l2' gives the seed's plain ‖·‖²."""
@@ -290,8 +351,15 @@ class FeatureDistance(Objective):
         self.norm = self.target.pow(2).sum().clamp_min(1e-12)
 
     def loss(self, acts, image):
-        d = (acts[self.layer].float() - self.target).pow(2).sum()
-        return d / self.norm if self.mode == "normalized" else d / self.target.numel()
+        return self.from_totals(self.partial(acts, image, Region.whole(image)))
+
+    def partial(self, acts, image, region):
+        a = acts[self.layer]
+        x = region.crop(a, image).float()
+        return [(x - region.crop_target(self.target, a, image)).pow(2).sum()]
+
+    def from_totals(self, t):
+        return t[0] / self.norm if self.mode == "normalized" else t[0] / self.target.numel()
 
 
 class AlphaNorm(Objective):
@@ -304,3 +372,10 @@ class AlphaNorm(Objective):
 
     def loss(self, acts, image):
         return ((image.float() - 0.5).abs() * 2 + 1e-8).pow(self.alpha).mean()
+
+    def partial(self, acts, image, r):
+        x = image[..., r.y0:r.y1, r.x0:r.x1].float()
+        return [((x - 0.5).abs() * 2 + 1e-8).pow(self.alpha).sum(), torch.tensor(float(x.numel()))]
+
+    def from_totals(self, t):
+        return t[0] / t[1]

@@ -24,6 +24,7 @@ from . import transforms as T
 from .errors import DeepCanvasError
 from .objectives import Objective
 from .param import Param
+from .tiling import tiled_backward
 
 
 class Interrupted(KeyboardInterrupt):
@@ -141,13 +142,14 @@ def autocast_for(device: torch.device, precision: str):
 class Renderer:
     """Optimise ``param`` so that ``objective`` on ``net``'s activations falls.
 
-    tile: if set, gradients are computed tile by tile (memory bounded by the
-    tile) after a random roll of the image, so no seam stays in one place.
+    tile: if set and the image is larger, gradients are computed tile by tile
+    (memory bounded by the tile; see tiling.py), each tile seeing
+    ``tile_margin`` pixels of context around its core.
     """
 
     def __init__(self, net, objective: Objective, param: Param, *, optimizer: str = "adam", lr: float = 0.02,
                  betas=(0.9, 0.999), eps: float = 1e-8, transform: T.Transform | None = None,
-                 keep_best: bool = True, tile: int | None = None, tile_overlap: int = 32,
+                 keep_best: bool = True, tile: int | None = None, tile_margin: int = 64,
                  hooks: list[Callable[[int, Param], None]] | None = None, precision: str = "auto",
                  rng: random.Random | None = None):
         self.net, self.objective, self.param = net, objective, param
@@ -156,7 +158,9 @@ class Renderer:
         self.opt = make_optimizer(optimizer, param.parameters(), lr, betas=betas, eps=eps)
         self.transform = transform
         self.keep_best = keep_best
-        self.tile, self.tile_overlap = tile, tile_overlap
+        self.tile, self.tile_margin = tile, tile_margin
+        if tile and transform is not None:
+            raise ValueError("random transforms and tiling do not mix: tiling moves its grid randomly instead")
         self.hooks = hooks or []
         device = next(net.parameters()).device
         self.autocast = lambda: autocast_for(device, precision)
@@ -175,27 +179,12 @@ class Renderer:
         return total, parts
 
     def _tiled_backward(self, img: torch.Tensor):
-        """Gradient of the objective, computed over overlapping tiles of a randomly rolled image."""
-        h, w = img.shape[-2:]
-        dy, dx = self.rng.randrange(h), self.rng.randrange(w)
-        rolled = T.roll(img.detach(), dy, dx)
-        grad = torch.zeros_like(rolled)
-        ov = min(self.tile_overlap, self.tile // 4)
-        ys, xs = T.tiles(h, self.tile, ov), T.tiles(w, self.tile, ov)
-        wy, wx = T.tile_weights(h, ys, ov, img.device), T.tile_weights(w, xs, ov, img.device)
-        total, parts_sum = 0.0, {}
-        for (y0, y1), ry in zip(ys, wy):
-            for (x0, x1), rx in zip(xs, wx):
-                t = rolled[..., y0:y1, x0:x1].clone().requires_grad_(True)
-                scale = (y1 - y0) * (x1 - x0) / (h * w)
-                loss, parts = self._forward_loss(t, scale)
-                (g,) = torch.autograd.grad(loss, t)
-                grad[..., y0:y1, x0:x1] += g * (ry[:, None] * rx[None, :])
-                total += float(loss.detach())
-                for k, v in parts.items():
-                    parts_sum[k] = parts_sum.get(k, 0.0) + float(v.detach()) * scale
-        img.backward(T.roll(grad, -dy, -dx))
-        return total, parts_sum
+        def forward(pixels):
+            with self.autocast():
+                return self.net(pixels, self.layers)
+
+        return tiled_backward(img, self.objective.terms(), forward, tile=self.tile, margin=self.tile_margin,
+                              rng=self.rng)
 
     def closure(self):
         self.opt.zero_grad(set_to_none=True)

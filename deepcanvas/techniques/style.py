@@ -27,6 +27,7 @@ from .common import check_layer_names, fit_size, longest_side, parse_floats, par
 COLORS = ("style", "luma", "luminance", "histogram")
 INITS = ("content", "noise", "blend")
 PRESETS = ("deepcanvas", "neural-style-pt")
+TILE_MARGIN = 96  # context around each tile's core: half of relu5_1's receptive field
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def style_transfer_steps(
     min_size: int = 128,
     colors: str = "style",
     original_colors: bool = False,
+    tile: int = 1024,
     seed: int | None = None,
     device: str = "auto",
     precision: str = "auto",
@@ -135,6 +137,7 @@ def style_transfer_steps(
         colors: style (the painting's colours), luma (keep the content's colours by swapping luminance),
             luminance (luminance-only transfer), histogram (recolour the style images to the content's palette first).
         original_colors: keep the content's colours (same as colors=luma).
+        tile: sizes above this are computed in tiles of this many pixels, so memory is bounded by the tile.
         seed: random seed for reproducible results.
         device: auto, cpu, cuda or mps.
         precision: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.
@@ -144,6 +147,7 @@ def style_transfer_steps(
     min_size = longest_side(min_size, "min_size")
     iterations = int(check_number("iterations", iterations, integer=True, positive=True))
     style_scale = check_number("style_scale", style_scale, positive=True)
+    tile = int(check_number("tile", tile, integer=True, minimum=4 * TILE_MARGIN))
     init_noise = check_number("init_noise", init_noise, minimum=0)
     setup = loss_setup(preset)
     cw = check_number("content_weight", setup.content_weight if content_weight is None else content_weight, minimum=0)
@@ -242,7 +246,8 @@ def style_transfer_steps(
             start = target.cpu()
         param = PixelParam(start.to(dev), clip=optimizer != "lbfgs")
         renderer = Renderer(net, objective, param, optimizer=optimizer, lr=lr, betas=(adam_beta1, adam_beta2),
-                            eps=adam_eps, keep_best=True, precision=precision, rng=rng)
+                            eps=adam_eps, keep_best=True, precision=precision, rng=rng,
+                            tile=tile, tile_margin=TILE_MARGIN)
         stage = f"scale {k + 1}/{len(schedule)} ({max(hw)} px)"
         try:
             for p in renderer.run(n_iter, start=done, total=total, stage=stage, t0=t0):

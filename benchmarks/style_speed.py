@@ -1,0 +1,192 @@
+"""Style transfer speed and quality on ../shared/images (tubingen.jpg x starry_night.jpg), CPU by default.
+
+    .venv/bin/python benchmarks/style_speed.py                       # 256 and 512 px, deepcanvas defaults
+    .venv/bin/python benchmarks/style_speed.py --reference 1000      # + neural-style-pt's way, 1000 iterations
+    .venv/bin/python benchmarks/style_speed.py --reference 60        # fewer: only its seconds per iteration
+
+Each run is a child process so its peak memory (RSS) is its own. Final content and style losses are
+measured the same way for every run: neural-style-pt's definitions and weights (content relu4_2 x 5,
+style relu1_1..relu5_1 x 100, Gram / (C*H*W), MSE) at the output size, on the written image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "images"
+CONTENT, STYLE = SHARED / "tubingen.jpg", SHARED / "starry_night.jpg"
+
+
+def nspt_losses(image, size: int, device="cpu") -> dict:
+    """neural-style-pt's content and style losses of ``image`` (weights included)."""
+    import torch
+
+    from deepcanvas import io, models
+    from deepcanvas.objectives import Content, Style, gram
+    from deepcanvas.param import resize
+    from deepcanvas.techniques.common import fit_size
+
+    net = models.load_model("vgg16", device=device)
+    x = io.image_to_tensor(image)
+    c = io.image_to_tensor(io.load_image(CONTENT))
+    s = io.image_to_tensor(io.load_image(STYLE))
+    hw = x.shape[-2:]
+    c = resize(c, tuple(hw))
+    s = resize(s, fit_size(*s.shape[-2:], size))
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    with torch.no_grad():
+        ca, sa, xa = net(c, ["relu4_2"]), net(s, layers), net(x, layers + ["relu4_2"])
+        content = 5 * Content("relu4_2", ca["relu4_2"], "mse").loss(xa, x).item()
+        style = sum(100 * Style(l, gram(sa[l], "chw"), "mse").loss(xa, x).item() for l in layers)
+    return {"content_loss": content, "style_loss": style}
+
+
+def run_one(cfg: dict) -> dict:
+    import torch
+
+    import deepcanvas
+
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg["threads"])
+    kw = dict(cfg["kwargs"])
+    t0 = time.perf_counter()
+    last = None
+    for last in deepcanvas.style_transfer_steps(CONTENT, STYLE, size=cfg["size"], seed=0, **kw):
+        pass
+    wall = time.perf_counter() - t0
+    out = Path(cfg["out"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    last.image.save(out)
+    res = {"name": cfg["name"], "size": cfg["size"], "wall_s": wall, "iterations": last.total,
+           "s_per_it_full_size": None, "image": str(out)}
+    if not cfg.get("no_losses"):
+        res.update(nspt_losses(last.image, cfg["size"]))
+    res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return res
+
+
+def child(cfg: dict) -> dict:
+    r = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"run {cfg['name']} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def per_iteration_cost(size: int) -> dict:
+    """FLOPs of one forward+backward of the default style objective, and its time."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from deepcanvas import io, models
+    from deepcanvas.techniques.common import fit_size
+
+    net = models.load_model("vgg16")
+    h, w = fit_size(768, 1024, size)
+    x = torch.rand(1, 3, h, w, requires_grad=True)
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
+
+    def step():
+        acts = net(x, layers)
+        sum(a.pow(2).mean() for a in acts.values()).backward()
+
+    with FlopCounterMode(display=False) as fc:
+        step()
+    flops = fc.get_total_flops()
+    step()
+    n, t0 = 3, time.perf_counter()
+    for _ in range(n):
+        step()
+    dt = (time.perf_counter() - t0) / n
+    return {"size": size, "gflop": flops / 1e9, "s": dt, "gflops_per_s": flops / dt / 1e9}
+
+
+def peak_conv_flops() -> float:
+    import torch
+    import torch.nn.functional as F
+
+    x, wt = torch.rand(1, 256, 128, 128), torch.rand(256, 256, 3, 3)
+    F.conv2d(x, wt, padding=1)
+    n, t0 = 5, time.perf_counter()
+    for _ in range(n):
+        F.conv2d(x, wt, padding=1)
+    dt = (time.perf_counter() - t0) / n
+    return 2 * 256 * 256 * 9 * 128 * 128 / dt / 1e9
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--sizes", default="256,512")
+    ap.add_argument("--reference", type=int, default=0, metavar="N",
+                    help="also run neural-style-pt's way (single scale, random init, L-BFGS) for N iterations")
+    ap.add_argument("--reference-sizes", default="512")
+    ap.add_argument("--like-for-like", action="store_true",
+                    help="also run deepcanvas's schedule with --preset neural-style-pt")
+    ap.add_argument("--extra", default="", help="extra style_transfer kwargs as JSON for the deepcanvas runs")
+    ap.add_argument("--out", default=str(ROOT / "out" / "bench"))
+    ap.add_argument("--no-flops", action="store_true")
+    ap.add_argument("--memory", default="", metavar="SIZES",
+                    help="only measure peak memory: 2 full-size iterations at each size, e.g. 512,1024,2048,4096")
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(run_one(json.loads(args.one))))
+        return
+    if not CONTENT.is_file():
+        raise SystemExit(f"missing {CONTENT}")
+    import torch
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
+    extra = json.loads(args.extra) if args.extra else {}
+    if args.memory:
+        print(f"\n{'size':>6} {'tiled':>6} {'s/it':>8} {'peak RSS MiB':>13}")
+        for size in [int(s) for s in args.memory.split(",")]:
+            r = child({"name": "memory", "size": size, "kwargs": {"multiscale": False, "iterations": 2, **extra},
+                       "out": f"{args.out}/memory_{size}.png", "no_losses": True})
+            tiled = "yes" if size > extra.get("tile", 1024) else "no"
+            print(f"{size:>6} {tiled:>6} {r['wall_s'] / 2:>8.1f} {r['peak_rss_mib']:>13.0f}", flush=True)
+        return
+    results = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        results.append(child({"name": "deepcanvas", "size": size, "kwargs": extra,
+                              "out": f"{args.out}/deepcanvas_{size}.png"}))
+        if args.like_for_like:
+            results.append(child({"name": "deepcanvas+nspt-preset", "size": size,
+                                  "kwargs": {"preset": "neural-style-pt", **extra},
+                                  "out": f"{args.out}/deepcanvas_nsptpreset_{size}.png"}))
+    if args.reference:
+        for size in [int(s) for s in args.reference_sizes.split(",")]:
+            results.append(child({"name": f"neural-style-pt way x{args.reference}", "size": size,
+                                  "kwargs": {"preset": "neural-style-pt", "multiscale": False, "init": "noise",
+                                             "optimizer": "lbfgs", "iterations": args.reference},
+                                  "out": f"{args.out}/reference_{size}_{args.reference}.png"}))
+    print(f"\n{'run':32} {'size':>5} {'iters':>6} {'wall s':>8} {'s/it':>7} {'content':>10} {'style':>10} {'peak MiB':>9}")
+    for r in results:
+        print(f"{r['name']:32} {r['size']:>5} {r['iterations']:>6} {r['wall_s']:>8.1f} {r['wall_s'] / r['iterations']:>7.3f} "
+              f"{r['content_loss']:>10.4g} {r['style_loss']:>10.4g} {r['peak_rss_mib']:>9.0f}")
+    ref = [r for r in results if r["name"].startswith("neural-style-pt")]
+    for r in ref:
+        ours = [o for o in results if o["size"] == r["size"] and not o["name"].startswith("neural")]
+        for o in ours:
+            print(f"{o['name']} vs reference at {r['size']} px: time ratio {o['wall_s'] / r['wall_s']:.3f}, "
+                  f"content ratio {o['content_loss'] / r['content_loss']:.2f}, "
+                  f"style ratio {o['style_loss'] / r['style_loss']:.2f}")
+    if not args.no_flops:
+        peak = peak_conv_flops()
+        print(f"\npeak: one large 3x3 convolution (256->256 ch, 128x128): {peak:.1f} GFLOP/s")
+        for size in (256, 512):
+            c = per_iteration_cost(size)
+            print(f"forward+backward to relu5_1 at {size} px: {c['gflop']:.1f} GFLOP, {c['s']:.3f} s, "
+                  f"{c['gflops_per_s']:.1f} GFLOP/s ({100 * c['gflops_per_s'] / peak:.0f}% of peak)")
+    print(f"\nimages in {args.out}/")
+
+
+if __name__ == "__main__":
+    main()

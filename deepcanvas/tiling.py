@@ -1,0 +1,131 @@
+"""Exact tiled gradients: memory bounded by the tile, not the image.
+
+Style statistics are global (a Gram matrix sums over every position), so a
+tile cannot compute its loss alone. Every objective therefore also exposes its
+loss as a function of *sums over positions* (``Objective.partial`` and
+``Objective.from_totals``). A tiled step makes two passes:
+
+1. without gradients, add up each objective's sums over the tiles' cores;
+2. differentiate the loss with respect to those totals (tiny tensors), then,
+   tile by tile, back-propagate ``<dL/dtotals, this tile's sums>`` to the
+   tile's pixels and add the result into one image-sized gradient.
+
+The chain rule makes this equal to the whole-image gradient wherever a tile's
+margin covers the network's receptive field; the tile grid moves randomly each
+step so the small differences left at core borders never stay in one place.
+DeepDream and style transfer share this one mechanism.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+ALIGN = 16  # the deepest stride of the networks here: keep feature grids aligned across tiles
+
+
+@dataclass(frozen=True)
+class Region:
+    """A tile's core, in pixels relative to the tile, and the tile's origin in the whole image."""
+
+    y0: int = 0
+    y1: int | None = None  # None: the whole image, crops are the identity
+    x0: int = 0
+    x1: int | None = None
+    oy: int = 0
+    ox: int = 0
+
+    @staticmethod
+    def whole(t: torch.Tensor | None = None) -> "Region":
+        return Region()
+
+    def _bounds(self, act: torch.Tensor, image: torch.Tensor) -> tuple[int, int, int, int, int]:
+        s = max(1, 2 ** round(torch.log2(torch.tensor(image.shape[-2] / act.shape[-2])).item()))
+        h, w = act.shape[-2:]
+        return self.y0 // s, min(h, -(-self.y1 // s)), self.x0 // s, min(w, -(-self.x1 // s)), s
+
+    def crop(self, act: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
+        """The core's part of a spatial activation map of this tile."""
+        if self.y1 is None:
+            return act
+        y0, y1, x0, x1, _ = self._bounds(act, image)
+        return act[..., y0:y1, x0:x1]
+
+    def crop_target(self, target: torch.Tensor, act: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
+        """The same positions in a whole-image target map."""
+        if self.y1 is None:
+            return target
+        y0, y1, x0, x1, s = self._bounds(act, image)
+        oy, ox = self.oy // s, self.ox // s
+        return target[..., oy + y0:oy + y1, ox + x0:ox + x1]
+
+
+def grid(h: int, w: int, core: int, rng: random.Random | None) -> list[tuple[int, int, int, int]]:
+    """Core boxes (y0, y1, x0, x1) that partition an h x w image, at a random aligned offset."""
+    core = max(ALIGN, core // ALIGN * ALIGN)
+
+    def cuts(n):
+        off = rng.randrange(0, core, ALIGN) if rng else 0
+        pts = [0] + [p for p in range(off, n, core) if 0 < p < n] + [n]
+        return list(zip(pts[:-1], pts[1:]))
+
+    return [(y0, y1, x0, x1) for y0, y1 in cuts(h) for x0, x1 in cuts(w)]
+
+
+def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int, rng: random.Random | None):
+    """Back-propagate the objective's gradient into ``img`` tile by tile.
+
+    terms: [(weight, objective)]; forward(tile_pixels) -> activations.
+    Returns (total loss, {name: weighted loss}).
+    """
+    margin = -(-margin // ALIGN) * ALIGN
+    h, w = img.shape[-2:]
+    boxes = grid(h, w, tile - 2 * margin, rng)
+    det = img.detach()
+
+    def tiles():
+        for y0, y1, x0, x1 in boxes:
+            ty0, tx0 = max(0, y0 - margin), max(0, x0 - margin)
+            ty1, tx1 = min(h, y1 + margin), min(w, x1 + margin)
+            yield (ty0, ty1, tx0, tx1), Region(y0 - ty0, y1 - ty0, x0 - tx0, x1 - tx0, ty0, tx0)
+
+    # Pass 1: totals of every objective's sums.
+    totals: list[list[torch.Tensor] | None] = [None] * len(terms)
+    with torch.no_grad():
+        for (ty0, ty1, tx0, tx1), region in tiles():
+            pix = det[..., ty0:ty1, tx0:tx1]
+            acts = forward(pix)
+            for i, (_, o) in enumerate(terms):
+                part = o.partial(acts, pix, region)
+                totals[i] = part if totals[i] is None else [a + b for a, b in zip(totals[i], part)]
+
+    # The loss as a function of the totals, and its gradient with respect to them.
+    leaves = [[t.detach().float().requires_grad_(True) for t in tot] for tot in totals]
+    parts: dict[str, float] = {}
+    loss = 0.0
+    for (wgt, o), tot in zip(terms, leaves):
+        v = wgt * o.from_totals(tot)
+        parts[o.name] = parts.get(o.name, 0.0) + float(v.detach())
+        loss = loss + v
+    flat = [t for tot in leaves for t in tot]
+    grads = torch.autograd.grad(loss, flat, allow_unused=True)
+    it = iter(grads)
+    dtot = [[next(it) for _ in tot] for tot in leaves]
+
+    # Pass 2: each tile's share of the gradient.
+    full = torch.zeros_like(det)
+    for (ty0, ty1, tx0, tx1), region in tiles():
+        pix = det[..., ty0:ty1, tx0:tx1].clone().requires_grad_(True)
+        acts = forward(pix)
+        surrogate = 0.0
+        for (_, o), dt in zip(terms, dtot):
+            for g, p in zip(dt, o.partial(acts, pix, region)):
+                if g is not None and p.requires_grad:
+                    surrogate = surrogate + (g.to(p.dtype) * p).sum()
+        if torch.is_tensor(surrogate):
+            (g,) = torch.autograd.grad(surrogate, pix)
+            full[..., ty0:ty1, tx0:tx1] += g
+    img.backward(full)
+    return float(loss.detach()), parts
