@@ -178,7 +178,8 @@ def _technique_commands():
     from .techniques import style
 
     cmds = [("style", "style transfer: paint CONTENT in the style of STYLE(s)", style.style_transfer_steps,
-             [("content", {"help": "content image"}), ("styles", {"nargs": "+", "help": "style image(s)"})],
+             [("content", {"help": "content image (with --batch: the first style image)"}),
+              ("styles", {"nargs": "*", "help": "style image(s)"})],
              "styled.png", style.style_transfer)]
     try:
         from .techniques import dream
@@ -222,10 +223,19 @@ def build_parser():
             p.add_argument(pname, **opts)
         _common_run_flags(p, default_out)
         kw = add_api_arguments(p, steps)
-        p.set_defaults(handler=_make_handler(plain, [n for n, _ in positionals], kw))
+        handler = _make_handler(plain, [n for n, _ in positionals], kw)
+        if name == "style":
+            p.add_argument("--batch", metavar="DIR_OR_GLOB",
+                           help="style every image in a folder or glob with the style image(s); -o is then a "
+                                "folder; existing outputs are skipped, so a stopped batch resumes")
+            p.add_argument("--ray", metavar="ADDRESS",
+                           help="with --batch: run on a Ray cluster (ADDRESS, or 'local' to start one here)")
+            handler = _style_handler(handler, kw)
+        p.set_defaults(handler=handler)
     from .demo import add_demo_command
 
     add_demo_command(sub)
+    from .web import add_serve_command; add_serve_command(sub)  # noqa: E702 (imports no web dependency)
     return parser
 
 
@@ -237,6 +247,33 @@ def _make_handler(func, positional_names, kw_names):
         return run_technique(func, positional, {k: getattr(args, k) for k in kw_names}, args)
 
     return handler
+
+
+def _style_handler(single, kw_names):
+    def handler(args):
+        if args.batch:
+            return run_batch(args, [args.content] + args.styles, {k: getattr(args, k) for k in kw_names})
+        if args.ray:
+            raise DeepCanvasError("--ray works with --batch")
+        if not args.styles:
+            raise DeepCanvasError("give a content image and at least one style image")
+        return single(args)
+
+    return handler
+
+
+def run_batch(args, styles, kwargs) -> int:
+    from .batch import style_batch
+
+    out = Path("styled" if args.output == "styled.png" else args.output)
+    reporter = Reporter(out / "x.png", args.print_every, 0, args.quiet)
+    t0 = time.perf_counter()
+    try:
+        paths = style_batch(args.batch, styles, out, callback=reporter, ray_address=args.ray, **kwargs)
+    finally:
+        reporter.close()
+    print(f"{len(paths)} images in {out}/ ({time.perf_counter() - t0:.1f} s)")
+    return 0
 
 
 def main(argv=None) -> int:

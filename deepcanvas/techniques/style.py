@@ -8,8 +8,10 @@ upsampled, so the big, slow sizes only refine.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -68,6 +70,37 @@ def scale_schedule(size: int, min_size: int, iterations: int, multiscale: bool) 
         s /= math.sqrt(2)
     sizes.reverse()
     return [(s, iterations if s == size else min(2 * iterations, round(iterations * size / s))) for s in sizes]
+
+
+_TARGETS: "OrderedDict[tuple, dict]" = OrderedDict()
+
+
+def style_targets(net, style_imgs, blend, layers: tuple, side: int, norm: str) -> dict[str, torch.Tensor]:
+    """Blended Gram matrices of the style images at one size, memoised.
+
+    A batch of content images (video frames), or a rerun in the studio, pays
+    for the style images' forward passes once per size, not once per image.
+    """
+    digest = hashlib.sha1()
+    for t in style_imgs:
+        digest.update(t.cpu().numpy().tobytes())
+        digest.update(str(tuple(t.shape)).encode())
+    key = (id(net), digest.hexdigest(), tuple(blend), layers, side, norm)
+    if key in _TARGETS:
+        _TARGETS.move_to_end(key)
+        return _TARGETS[key]
+    dev = next(net.parameters()).device
+    grams: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for simg, b in zip(style_imgs, blend):
+            s_hw = fit_size(*simg.shape[-2:], max(16, side))
+            s_acts = net(resize(simg, s_hw).to(dev), layers)
+            for l in layers:
+                grams[l] = grams.get(l, 0) + b * gram(s_acts[l], norm)
+    _TARGETS[key] = grams
+    while len(_TARGETS) > 16:
+        _TARGETS.popitem(last=False)
+    return grams
 
 
 def _load(path_or_image, what: str) -> torch.Tensor:
@@ -219,13 +252,8 @@ def style_transfer_steps(
             for l, w in c_layers.items():
                 if w > 0:
                     objective = objective + cw * w * Content(l, c_acts[l], setup.mode)
-            grams = {l: 0 for l in s_layers}
-            for simg, b in zip(style_imgs, blend):
-                s_hw = fit_size(*simg.shape[-2:], max(16, round(side * style_scale)))
-                s_acts = net(resize(simg, s_hw).to(dev), s_layers)
-                for l in s_layers:
-                    grams[l] = grams[l] + b * gram(s_acts[l], "chw" if setup.mode == "mse" else "hw")
-            del s_acts
+            grams = style_targets(net, style_imgs, blend, tuple(s_layers), round(side * style_scale),
+                                  "chw" if setup.mode == "mse" else "hw")
         for l, w in s_layers.items():
             if w > 0:
                 objective = objective + sw * w * Style(l, grams[l], setup.mode)
