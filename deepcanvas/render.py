@@ -163,6 +163,7 @@ class Renderer:
             raise ValueError("random transforms and tiling do not mix: tiling moves its grid randomly instead")
         self.hooks = hooks or []
         device = next(net.parameters()).device
+        autocast_for(device, precision)  # reject an unknown precision now, not mid-run
         self.autocast = lambda: autocast_for(device, precision)
         self.rng = rng or random.Random()
         self.best_loss = math.inf

@@ -105,3 +105,12 @@ def test_init_from_image_and_seed_reproducibility():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(DeepCanvasError, match=match):
         deepcanvas.style_transfer(CONTENT, STYLE, **{"size": 32, "iterations": 1, **kwargs})
+
+
+def test_mixed_precision_keeps_losses_finite():
+    """bf16 convolutions (as on a GPU), with Grams and losses in fp32: no overflow, no NaN."""
+    steps = list(deepcanvas.style_transfer_steps(CONTENT, STYLE, size=48, iterations=4, multiscale=False, seed=0,
+                                                 precision="bf16", preset="neural-style-pt"))
+    assert all(torch.isfinite(torch.tensor(p.loss)) for p in steps)
+    with pytest.raises(DeepCanvasError, match="precision"):
+        deepcanvas.style_transfer(CONTENT, STYLE, size=32, iterations=1, precision="fp8")

@@ -176,7 +176,11 @@ def _load(name: str, weights_path: str | None, pooling: str, device: str) -> Lay
         sd = info.fetch()
         source = f"weights of {name}"
     net.load_body_state_dict(info.rename(sd), source)
-    return net.to(device)
+    net = net.to(device)
+    if torch.device(device).type == "cuda":
+        # Tensor cores want NHWC; activations then stay channels-last through the network.
+        net = net.to(memory_format=torch.channels_last)
+    return net
 
 
 def load_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = None, pooling: str = "max",
