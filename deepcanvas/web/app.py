@@ -1,0 +1,438 @@
+"""The studio's HTTP API (FastAPI) and its static page.
+
+Endpoints (all JSON unless noted; errors are ``{"error": "..."}`` with a 4xx status):
+
+    GET  /                              the page (static/index.html)
+    GET  /api/info                      techniques, models, bundled and uploaded images, limits
+    GET  /api/techniques                each technique's inputs and form fields (from the API signatures)
+    GET  /api/models                    networks with layer names, default layers, availability
+    GET  /api/classes?model=NAME        a classifier's class names (efficientnet-lite0: 1000 ImageNet names)
+    GET  /api/images                    pickable images: the bundled ones and this session's uploads
+    GET  /api/images/{id}               a small JPEG of one of them (for display)
+    POST /api/uploads                   multipart "file": checked with io.load_image, stored as upload:<uuid>
+    POST /api/jobs                      {"technique", "inputs", "params", "preview_every"} -> the queued job
+    GET  /api/jobs                      this session's jobs, newest first (the gallery)
+    GET  /api/jobs/{id}                 one job
+    POST /api/jobs/{id}/cancel          queued: removed; running: stopped, best image so far kept
+    GET  /api/jobs/{id}/events          server-sent events: the job (state, queue position, progress,
+                                        loss, time left, preview data URL) on every change until it ends
+    GET  /api/jobs/{id}/result/{i}      the result as a full-size PNG (?download=1: as an attachment;
+                                        ?thumb=1: a small JPEG)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io as _io
+import json
+import re
+import time
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import DeepCanvasError
+from . import forms
+from .jobs import TERMINAL, JobQueue
+
+STATIC = Path(__file__).parent / "static"
+DATA = Path(__file__).resolve().parents[1] / "data"
+DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
+MAX_QUEUED = 50
+THUMB_SIDE = 512
+_UPLOAD_RE = re.compile(r"^upload:([0-9a-f]{32})$")
+_BUNDLED_RE = re.compile(r"^bundled:([A-Za-z0-9_-]+\.jpg)$")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("deepcanvas")) / "studio"
+
+
+def _jpeg(img: Image.Image, side: int = THUMB_SIDE) -> bytes:
+    img = img.copy()
+    img.thumbnail((side, side), Image.Resampling.LANCZOS)
+    buf = _io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=88)
+    return buf.getvalue()
+
+
+class Studio:
+    """State shared by the endpoints: where files live, the job queue, this session's uploads."""
+
+    def __init__(self, data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOAD):
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.uploads = self.data_dir / "uploads"
+        self.results = self.data_dir / "results"
+        for d in (self.uploads, self.results):
+            d.mkdir(parents=True, exist_ok=True)
+        self.max_upload = int(max_upload)
+        self.queue = JobQueue(self.results)
+        self.session_uploads: list[dict] = []
+        self._bundled_thumbs: dict[str, bytes] = {}
+        self._models: list[dict] | None = None
+
+    # -- images ----------------------------------------------------------------------------------
+    def bundled(self) -> list[dict]:
+        return [{"id": f"bundled:{p.name}", "name": p.stem, "url": f"/api/images/bundled:{p.name}", "bundled": True}
+                for p in sorted(DATA.glob("*.jpg"))]
+
+    def image_path(self, image_id) -> Path:
+        """Server path of an image id; anything else (a path, an unknown id) is refused."""
+        if not isinstance(image_id, str):
+            raise ApiError(400, f"an image must be given by its id (bundled:NAME or upload:ID), got {image_id!r}")
+        m = _BUNDLED_RE.match(image_id)
+        if m and (DATA / m.group(1)).is_file():
+            return DATA / m.group(1)
+        m = _UPLOAD_RE.match(image_id)
+        if m and (self.uploads / f"{m.group(1)}.img").is_file():
+            return self.uploads / f"{m.group(1)}.img"
+        raise ApiError(400, f"unknown image {image_id!r}: pick a bundled image or upload one")
+
+    def thumb(self, image_id: str) -> bytes:
+        path = self.image_path(image_id)
+        if image_id.startswith("upload:"):
+            return path.with_suffix(".jpg").read_bytes()
+        if image_id not in self._bundled_thumbs:
+            from ..io import load_image
+
+            self._bundled_thumbs[image_id] = _jpeg(load_image(path))
+        return self._bundled_thumbs[image_id]
+
+    # -- models ------------------------------------------------------------------------------------
+    def models(self) -> list[dict]:
+        if self._models is None:
+            from .. import models
+
+            rows = []
+            for info in models.REGISTRY.values():
+                rows.append({"name": info.name, "description": info.description, "offline": info.offline,
+                             "available": bool(info.available()), "layers": info.layer_names(),
+                             "defaults": dict(info.defaults), "classifier": info.classes is not None})
+            self._models = rows
+        return self._models
+
+    def tidy_error(self, msg: str) -> str:
+        """Server paths in a message -> the ids the page knows."""
+        msg = re.sub(re.escape(str(self.uploads)) + r"/([0-9a-f]{32})\.img", r"upload:\1", msg)
+        return re.sub(re.escape(str(DATA)) + r"/([A-Za-z0-9_-]+\.jpg)", r"bundled:\1", msg)
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+class SameOriginGuard:
+    """Refuse requests another web site makes the browser send (ASGI middleware).
+
+    * A Host header not in ``allowed_hosts`` (when given) is refused: a page on another
+      site that rebinds its DNS name to 127.0.0.1 still sends its own name.
+    * A request that changes something (not GET/HEAD) whose Origin header names another
+      host:port than the one it was sent to is refused.
+    """
+
+    def __init__(self, app, allowed_hosts: tuple[str, ...] | None):
+        self.app, self.allowed = app, allowed_hosts
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            host = headers.get("host", "")
+            name = urlsplit(f"//{host}").hostname or ""
+            msg = None
+            if self.allowed is not None and name not in self.allowed:
+                msg = f"this studio answers to {', '.join(self.allowed)}, not to {name or 'no host'}"
+            elif scope["method"] not in ("GET", "HEAD") and headers.get("origin") not in (None, "null") \
+                    and urlsplit(headers["origin"]).netloc != host:
+                msg = "cross-site request refused"
+            if msg:
+                await JSONResponse({"error": msg}, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOAD,
+               allowed_hosts: tuple[str, ...] | None = None) -> FastAPI:
+    """The studio. ``allowed_hosts``: Host header names accepted (None: any; ``deepcanvas serve``
+    on a loopback address passes :data:`LOOPBACK_NAMES`)."""
+    studio = Studio(data_dir, max_upload)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        studio.queue.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(studio.queue.stop)
+
+    app = FastAPI(title="deepcanvas studio", version=__version__, lifespan=lifespan, docs_url="/api/docs",
+                  redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.studio = studio
+    app.add_middleware(SameOriginGuard, allowed_hosts=allowed_hosts)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request, exc: ApiError):
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request, exc: RequestValidationError):
+        errs = exc.errors()
+        where = ".".join(str(x) for x in errs[0].get("loc", ())) if errs else ""
+        msg = errs[0].get("msg", "invalid request") if errs else "invalid request"
+        return JSONResponse({"error": f"{where}: {msg}" if where else msg}, status_code=400)
+
+    # -- page ----------------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    # -- what the page is built from ------------------------------------------------------------------
+    @app.get("/api/techniques")
+    async def techniques():
+        return [forms.describe(t) for t in forms.available()]
+
+    @app.get("/api/models")
+    async def models_():
+        return studio.models()
+
+    @app.get("/api/classes")
+    async def classes(model: str = "efficientnet-lite0"):
+        from .. import models
+
+        try:
+            info = models.get_info(model)
+        except DeepCanvasError as e:
+            raise ApiError(400, str(e)) from None
+        if info.classes is None:
+            raise ApiError(400, f"model {model} is not a classifier; it has no class names")
+        return {"model": model, "classes": info.classes()}
+
+    @app.get("/api/images")
+    async def images():
+        return studio.bundled() + list(reversed(studio.session_uploads))
+
+    @app.get("/api/images/{image_id}")
+    async def image(image_id: str):
+        data = await asyncio.to_thread(studio.thumb, image_id)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/api/info")
+    async def info():
+        return {"version": __version__, "techniques": await techniques(), "models": studio.models(),
+                "images": await images(), "max_upload": studio.max_upload}
+
+    # -- uploads ------------------------------------------------------------------------------------
+    @app.post("/api/uploads", status_code=201)
+    async def upload(request: Request):
+        limit = studio.max_upload
+        too_big = ApiError(413, f"the file is too large; the limit is {limit / 1024 / 1024:.0f} MB")
+        length = request.headers.get("content-length")
+        if length is None:
+            raise ApiError(411, "the upload needs a Content-Length header")
+        if not length.isdigit() or int(length) > limit + 64 * 1024:  # the multipart framing is small
+            raise too_big
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise ApiError(400, "send the image as multipart/form-data in a field called 'file'")
+        form = await request.form(max_files=1, max_fields=4)
+        try:
+            f = form.get("file")
+            if f is None or isinstance(f, str):
+                raise ApiError(400, "no file: send the image in a multipart field called 'file'")
+            name = re.sub(r"[^\w. -]+", "_", Path(f.filename or "image").name)[:80] or "image"
+            uid = uuid.uuid4().hex
+            part = studio.uploads / f".{uid}.part"
+            size = 0
+            try:
+                with open(part, "wb") as out:
+                    while chunk := await f.read(1 << 20):
+                        size += len(chunk)
+                        if size > limit:
+                            raise too_big
+                        out.write(chunk)
+                entry = await asyncio.to_thread(_accept_upload, studio, part, uid, name)
+            finally:
+                part.unlink(missing_ok=True)
+        finally:
+            await form.close()
+        studio.session_uploads.append(entry)
+        return entry
+
+    # -- jobs -----------------------------------------------------------------------------------------
+    @app.post("/api/jobs", status_code=201)
+    async def submit(request: Request):
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise ApiError(415, "send the job as JSON (Content-Type: application/json)")
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(400, "the request body must be JSON") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "the request body must be a JSON object")
+        unknown = set(body) - {"technique", "inputs", "params", "preview_every"}
+        if unknown:
+            raise ApiError(400, f"unknown field {sorted(unknown)[0]!r}; valid: technique, inputs, params, "
+                                "preview_every")
+        name = body.get("technique")
+        tech = forms.load(name) if isinstance(name, str) else None
+        if tech is None:
+            valid = ", ".join(t.name for t in forms.available())
+            raise ApiError(400, f"unknown technique {name!r}; valid: {valid}")
+        try:
+            params = forms.convert_params(tech, body.get("params") or {})
+        except DeepCanvasError as e:
+            raise ApiError(400, str(e)) from None
+        preview_every = body.get("preview_every")
+        preview_every = 5 if preview_every in (None, "") else preview_every
+        if isinstance(preview_every, str) and preview_every.strip().isdigit():
+            preview_every = int(preview_every)
+        if isinstance(preview_every, bool) or not isinstance(preview_every, int) or preview_every < 1:
+            raise ApiError(400, f"preview_every must be a whole number of at least 1, got {preview_every!r}")
+        inputs_in = body.get("inputs") or {}
+        if not isinstance(inputs_in, dict):
+            raise ApiError(400, "inputs must be an object of name: image id(s)")
+        spec_inputs = {i.name: i for i in tech.spec.inputs}
+        unknown = [k for k in inputs_in if k not in spec_inputs]
+        if unknown:
+            raise ApiError(400, f"unknown input {unknown[0]!r} for {tech.name}; valid: {', '.join(spec_inputs)}")
+        positional, keyword, inputs = [], {}, {}
+        for spec in tech.spec.inputs:
+            value = inputs_in.get(spec.name)
+            values = [] if value in (None, "") else (list(value) if isinstance(value, list) else [value])
+            if not values and spec.required:
+                raise ApiError(400, f"{spec.label.lower()} is missing: pick or upload an image")
+            if len(values) > 1 and not spec.multiple:
+                raise ApiError(400, f"{spec.name} takes one image, got {len(values)}")
+            if spec.kind == "image":
+                arg = [str(studio.image_path(v)) for v in values]
+            else:
+                if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values):
+                    raise ApiError(400, f"{spec.name} must be names or indices")
+                arg = [str(v).strip() for v in values if str(v).strip()]
+            inputs[spec.name] = values if spec.multiple else (values[0] if values else None)
+            arg = arg if spec.multiple else (arg[0] if arg else None)
+            if spec.keyword:
+                if arg is not None:
+                    keyword[spec.name] = arg
+            else:
+                positional.append(arg if (arg or spec.kind == "image") else None)
+        queued = sum(1 for j in studio.queue.jobs.values() if j.state == "queued")
+        if queued >= MAX_QUEUED:
+            raise ApiError(429, f"{queued} jobs are already waiting; cancel some or wait")
+
+        func = tech.func
+
+        def run(callback):
+            from ..render import drive
+
+            try:
+                return drive(func(*positional, **keyword, **params), callback)
+            except DeepCanvasError as e:
+                raise DeepCanvasError(studio.tidy_error(str(e))) from None
+
+        job = studio.queue.submit(technique=tech.name, title=tech.spec.title, inputs=inputs, params=params,
+                                  preview_every=preview_every, run=run)
+        return _snapshot(studio, job)
+
+    @app.get("/api/jobs")
+    async def jobs():
+        with studio.queue.cond:
+            items = [j.public(with_preview=False) for j in studio.queue.jobs.values()]
+        return sorted(items, key=lambda d: d["created"], reverse=True)
+
+    def _job(job_id: str):
+        job = studio.queue.get(job_id)
+        if job is None:
+            raise ApiError(404, f"no job {job_id!r}")
+        return job
+
+    @app.get("/api/jobs/{job_id}")
+    async def job(job_id: str):
+        return _snapshot(studio, _job(job_id))
+
+    @app.post("/api/jobs/{job_id}/cancel")
+    async def cancel(job_id: str):
+        _job(job_id)
+        return _snapshot(studio, studio.queue.cancel(job_id))
+
+    @app.get("/api/jobs/{job_id}/events")
+    async def events(job_id: str, request: Request):
+        job = _job(job_id)
+
+        async def stream():
+            sent_version, sent_preview, last_write = None, -1, time.monotonic()
+            yield "retry: 2000\n\n"
+            while True:
+                with studio.queue.cond:
+                    version, state, preview_count = job.version, job.state, job.preview_count
+                    data = job.public(with_preview=preview_count != sent_preview) if version != sent_version else None
+                if data is not None:
+                    sent_version, sent_preview, last_write = version, preview_count, time.monotonic()
+                    yield f"id: {version}\ndata: {json.dumps(data)}\n\n"
+                    if state in TERMINAL:
+                        return
+                elif time.monotonic() - last_write > 15:
+                    last_write = time.monotonic()
+                    yield ": keep-alive\n\n"
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(0.1)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get("/api/jobs/{job_id}/result/{index}")
+    async def result(job_id: str, index: int, download: bool = False, thumb: bool = False):
+        job = _job(job_id)
+        if not job.results:
+            raise ApiError(404, f"job {job_id} has no result (it is {job.state})")
+        if not 0 <= index < len(job.results):
+            raise ApiError(404, f"job {job_id} has {len(job.results)} result(s); no index {index}")
+        path = studio.results / job.results[index]["file"]
+        if thumb:
+            data = await asyncio.to_thread(lambda: _jpeg(Image.open(path), 320))
+            return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+        fname = f"deepcanvas-{job.technique}-{job.id[:8]}{'' if len(job.results) == 1 else f'-{index}'}.png"
+        return FileResponse(path, media_type="image/png", filename=fname if download else None,
+                            content_disposition_type="attachment" if download else "inline")
+
+    return app
+
+
+def _snapshot(studio: Studio, job) -> dict:
+    with studio.queue.cond:
+        return job.public()
+
+
+def _accept_upload(studio: Studio, part: Path, uid: str, name: str) -> dict:
+    """Check an uploaded file with io.load_image; keep it (server-chosen name) and a small JPEG of it."""
+    from ..io import load_image, save_bytes_atomic
+
+    try:
+        img = load_image(part, what="uploaded image")
+    except DeepCanvasError as e:
+        raise ApiError(400, str(e).replace(str(part), name)) from None
+    part.replace(studio.uploads / f"{uid}.img")
+    save_bytes_atomic(_jpeg(img), studio.uploads / f"{uid}.jpg")
+    return {"id": f"upload:{uid}", "name": Path(name).stem or "upload", "url": f"/api/images/upload:{uid}",
+            "width": img.width, "height": img.height, "bundled": False}

@@ -1,0 +1,181 @@
+"""deepcanvas studio in a real browser: headless Debian Chromium driven by Playwright.
+
+Starts ``deepcanvas serve`` in a subprocess on a free port, uploads the test photo and
+Van Gogh from ../shared/images (by path, never copied), runs a small style transfer,
+watches the preview update, downloads the result, runs two jobs from two pages, and
+saves a screenshot of the page to docs/studio.png for the README.
+
+Skips when Chromium or Playwright is missing, except in CI (CI=true), where it must run:
+.ci/run installs Debian's chromium.
+"""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "images"
+CHROMIUM = os.environ.get("DEEPCANVAS_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+JOB_TIMEOUT_MS = 300_000
+
+
+def _missing(what: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing in CI; .ci/run should have installed it")
+    pytest.skip(f"{what} is not installed")
+
+
+if not Path(CHROMIUM).is_file():
+    _missing(f"Chromium ({CHROMIUM}; apt-get install chromium)")
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:
+    _missing("the playwright package (pip install '.[test]')")
+try:
+    import fastapi  # noqa: F401
+    import python_multipart  # noqa: F401
+    import uvicorn  # noqa: F401
+except ImportError:
+    _missing("the studio's web dependencies (pip install '.[web]')")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = {**os.environ, "DEEPCANVAS_CACHE": str(tmp_path_factory.getbasetemp() / "deepcanvas-cache"),
+           "OMP_NUM_THREADS": "2"}
+    data = tmp_path_factory.mktemp("studio")
+    log = open(data / "server.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "deepcanvas", "serve", "--port", str(port), "--data-dir",
+                             str(data)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(url + "/api/techniques", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        else:
+            pytest.fail("the studio did not start in 30 s")
+        if proc.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"deepcanvas serve exited: {log.read()}")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def open_page(browser, url, width=1360, height=900):
+    page = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=True)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='1']")
+    return page, errors
+
+
+def set_fields(page, **values):
+    for name, v in values.items():
+        page.fill(f"#job-form [name={name}]", str(v))
+
+
+def download(page) -> Image.Image:
+    with page.expect_download() as dl:
+        page.click("#download")
+    data = Path(dl.value.path()).read_bytes()
+    assert dl.value.suggested_filename.endswith(".png")
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im
+
+
+def test_style_transfer_in_the_browser(server, browser):
+    assert (SHARED / "tubingen.jpg").is_file(), f"missing {SHARED}"
+    page, errors = open_page(browser, server)
+    assert page.locator("#tabs .tab.active").inner_text() == "Style transfer"
+    page.set_input_files("input[type=file][data-input=content]", str(SHARED / "tubingen.jpg"))
+    page.wait_for_selector("fieldset[data-input=content] .tile.picked[data-image^='upload:']")
+    page.set_input_files("input[type=file][data-input=styles]", str(SHARED / "starry_night.jpg"))
+    page.wait_for_selector("fieldset[data-input=styles] .tile.picked[data-image^='upload:']")
+    page.click("fieldset[data-input=styles] .tile[data-image='bundled:swirls.jpg']")  # un-pick the default
+    assert page.locator("fieldset[data-input=styles] .tile.picked").count() == 1
+    assert page.locator("fieldset[data-input=content] .tile.picked").count() == 1
+    set_fields(page, size=128, iterations=8)
+    page.fill("#preview_every", "2")
+    page.click("#run")
+    page.wait_for_selector("#job-state[data-state=running]", timeout=JOB_TIMEOUT_MS)
+    assert page.locator(".progress").is_visible()
+    page.wait_for_selector("#job-state[data-state=done]", timeout=JOB_TIMEOUT_MS)
+    assert int(page.get_attribute("#preview", "data-preview-count")) >= 2  # it updated while painting
+    assert page.get_attribute(".progress", "aria-valuenow") == "100"
+    im = download(page)
+    assert im.format == "PNG" and max(im.size) == 128
+    assert im.size == (128, 96)  # tubingen is 4:3
+    # The gallery has it, with its parameters and a rerun button that refills the form.
+    item = page.locator(".gitem").first
+    item.wait_for()
+    assert "size" in item.inner_text() and "128" in item.inner_text() and "tubingen" in item.inner_text()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ROOT / "docs" / "studio.png"))
+    set_fields(page, size=512, iterations=60)
+    item.locator("button.rerun").click()
+    assert page.input_value("#job-form [name=size]") == "128"
+    assert page.input_value("#job-form [name=iterations]") == "8"
+    assert page.input_value("#preview_every") == "2"
+    assert page.locator("fieldset[data-input=styles] .tile.picked").get_attribute("data-image").startswith("upload:")
+    # Phone width: one column, nothing wider than the screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(200)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert errors == []
+    page.close()
+
+
+def test_two_pages_two_jobs(server, browser):
+    a, errors_a = open_page(browser, server)
+    b, errors_b = open_page(browser, server, width=390, height=844)
+    set_fields(a, size=64, iterations=6)
+    set_fields(b, size=64, iterations=2)
+    a.click("#run")
+    a.wait_for_selector("#job-state[data-state=queued], #job-state[data-state=running]")
+    b.click("#run")
+    b.wait_for_selector("#job-state[data-state=queued]")  # a's job is still running: b waits its turn
+    assert "in the queue" in b.inner_text("#job-status")
+    a.wait_for_selector("#job-state[data-state=done]", timeout=JOB_TIMEOUT_MS)
+    b.wait_for_selector("#job-state[data-state=done]", timeout=JOB_TIMEOUT_MS)
+    assert max(download(a).size) == 64 and max(download(b).size) == 64
+    assert b.evaluate("document.documentElement.scrollWidth") <= 390
+    assert errors_a == [] and errors_b == []
