@@ -232,11 +232,46 @@ def build_parser():
                            help="with --batch: run on a Ray cluster (ADDRESS, or 'local' to start one here)")
             handler = _style_handler(handler, kw)
         p.set_defaults(handler=handler)
+    _add_zoom_command(sub)
     from .demo import add_demo_command
 
     add_demo_command(sub)
     from .web import add_serve_command; add_serve_command(sub)  # noqa: E702 (imports no web dependency)
     return parser
+
+
+def _add_zoom_command(sub) -> None:
+    """``dream-zoom``: the dream flags, plus the sequence's own."""
+    try:
+        from .techniques import dream
+    except ImportError:
+        return
+    help_ = "DeepDream zoom: N frames, each dreamt on a slightly zoomed previous one; PNG frames and a GIF"
+    p = sub.add_parser("dream-zoom", help=help_, description=help_)
+    p.add_argument("image", help="input photo")
+    p.add_argument("-o", "--output", default="zoom/",
+                   help="a folder (frame_0001.png ..., dream.gif) or a prefix like out/zoom (default: zoom/)")
+    p.add_argument("--frames", type=int, default=30, help="number of frames (default: 30)")
+    p.add_argument("--zoom", type=float, default=1.05, help="zoom factor per frame (default: 1.05)")
+    p.add_argument("--fps", type=float, default=10.0, help="frames per second of the GIF (default: 10)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    kw = add_api_arguments(p, dream.dream_steps)
+    p.set_defaults(octaves=2, iterations=10)  # the sequence's defaults: each frame builds on the last
+
+    def handler(args):
+        reporter = Reporter(Path("x.png"), 0, 0, args.quiet)
+        t0 = time.perf_counter()
+        try:
+            res = dream.dream_zoom(args.image, args.output, frames=args.frames, zoom=args.zoom, fps=args.fps,
+                                   callback=reporter, **{k: getattr(args, k) for k in kw})
+        finally:
+            reporter.close()
+        extra = f" and {res.mp4}" if res.mp4 else ""
+        print(f"wrote {len(res.frames)} frames ({res.frames[0]} ...), {res.gif}{extra} "
+              f"in {time.perf_counter() - t0:.1f} s")
+        return 0
+
+    p.set_defaults(handler=handler)
 
 
 def _make_handler(func, positional_names, kw_names):

@@ -8,9 +8,9 @@ step (undone on the gradient) and pixels clipped to the valid range.
 Around it, the notebook's octave schedule: the photo is shrunk ``octaves - 1``
 times by ``octave_scale``; the smallest copy is dreamt first, and what the
 dream added to it (the *detail*) is upscaled and added to the next larger copy,
-and so on up to the full size. Images larger than ``tile`` pixels are processed
-tile by tile after a random roll of the whole image (the renderer's tiled
-gradients), so memory is bounded by the tile, not by the image.
+and so on up to the full size. Images larger than ``tile`` pixels get their
+gradients tile by tile (the renderer's tiled gradients, on a grid that moves at
+random every step), so memory is bounded by the tile, not by the image.
 
 :func:`dream_zoom` repeats a (shorter) dream on a slightly zoomed-in copy of
 its previous frame: the classic endless zoom.
@@ -18,7 +18,6 @@ its previous frame: the classic endless zoom.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import os
 import pathlib
@@ -37,15 +36,20 @@ from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import GuideMatch, LayerEnergy, Objective, Sum
 from ..param import PixelParam, resize
-from ..render import Interrupted, Progress, Renderer, autocast_for
-from .common import fit_size, longest_side, parse_layers, seed_everything
+from ..render import Interrupted, Progress, Renderer, autocast_for, drive
+from .common import check_layer_names, fit_size, longest_side, parse_layers, seed_everything
 
 #: Octaves whose shorter side would fall below this many pixels are left out.
 MIN_OCTAVE_SIDE = 32
-#: Smallest tile accepted: deep layers see almost nothing of a smaller one.
-MIN_TILE = 32
+#: Context around each tile's core, in pixels (about half of relu4_3's receptive field and more).
+TILE_MARGIN = 64
+#: Smallest tile accepted: the core must stay larger than the margins around it.
+MIN_TILE = 4 * TILE_MARGIN
 
+#: Step sizes chosen by eye at 512 px with the default schedule: VGG dreams burn out (saturated
+#: colour fringes, dotted textures) at steps EfficientNet's dreams need to show their animals.
 DEFAULT_LR = 0.01
+VGG_LR = 0.004
 
 
 # --------------------------------------------------------------------------- pieces
@@ -86,16 +90,11 @@ def zoom_in(img: torch.Tensor, zoom: float) -> torch.Tensor:
     return F.grid_sample(img, grid, mode="bicubic", padding_mode="border", align_corners=False).clamp(0, 1)
 
 
-def random_roll(d: int, rng: random.Random | None = None) -> T.Transform:
-    """Roll the image by up to ``d`` pixels each way (the notebook's jitter; autograd un-rolls the gradient)."""
-    rng = rng or random
-
-    def apply(x):
-        if d <= 0:
-            return x
-        return T.roll(x, rng.randint(-d, d), rng.randint(-d, d))
-
-    return apply
+@torch.no_grad()
+def roll_pixels(param: PixelParam, dy: int, dx: int) -> None:
+    """Roll ``param``'s pixels in place (the notebook's jitter: roll, step, roll back)."""
+    if dy or dx:
+        param.pixels.copy_(T.roll(param.pixels, dy, dx))
 
 
 def dream_objective(layers: dict[str, float], channels: list[int] | None = None,
@@ -160,6 +159,7 @@ class _Setup:
     tile: int
     precision: str
     rng: random.Random
+    margin: int = TILE_MARGIN
     scales: dict[str, float] | None = None
 
 
@@ -178,23 +178,27 @@ def _parse_channels(channels) -> list[int] | None:
     return out
 
 
-def _setup(*, layers, channels, octaves, octave_scale, iterations, lr, jitter, size, guide, tile, model,
-           weights, pooling, seed, device, precision) -> _Setup:
-    """Check every argument, load the network and the guide; fail before any slow work."""
+def _setup(image, *, layers, channels, octaves, octave_scale, iterations, lr, jitter, size, guide, tile, model,
+           weights, pooling, seed, device, precision) -> tuple[_Setup, torch.Tensor]:
+    """Check every argument, load the images and the network; fail before any slow work.
+
+    Returns the set-up and the photo as a (1, 3, H, W) tensor at ``size``.
+    """
     octaves = int(check_number("octaves", octaves, integer=True, positive=True))
     octave_scale = check_number("octave_scale", octave_scale)
     if octave_scale <= 1:
         raise DeepCanvasError(f"octave_scale must be greater than 1, got {octave_scale!r}")
     iterations = int(check_number("iterations", iterations, integer=True, positive=True))
-    lr = check_number("lr", DEFAULT_LR if lr is None else lr, positive=True)
+    if lr is None:
+        lr = VGG_LR if model.startswith("vgg") else DEFAULT_LR
+    lr = check_number("lr", lr, positive=True)
     jitter = int(check_number("jitter", jitter, integer=True, minimum=0))
     size = None if size is None else longest_side(size)
     tile = int(check_number("tile", tile, integer=True, minimum=MIN_TILE))
     chans = _parse_channels(channels)
     if guide is not None and chans is not None:
         raise DeepCanvasError("channels cannot be combined with a guide image (the guide picks the features)")
-    guide_img = io.image_to_tensor(io.load_image(guide, what="guide image")) if guide is not None else None
-
+    rng = seed_everything(seed)
     dev = models.resolve_device(device)
     autocast_for(dev, precision)  # validates the name
     info = models.get_info(model)
@@ -204,8 +208,10 @@ def _setup(*, layers, channels, octaves, octave_scale, iterations, lr, jitter, s
     layer_w = parse_layers(spec, "dream layers")
     if not any(w > 0 for w in layer_w.values()):
         raise DeepCanvasError("all dream layer weights are zero")
+    check_layer_names(info, list(layer_w))
+    base = _load_base(image, size)
+    guide_img = io.image_to_tensor(io.load_image(guide, what="guide image")) if guide is not None else None
     net = models.load_model(model, weights=weights, pooling=pooling, device=dev)
-    net.check_layers(list(layer_w))
 
     # A dry run at a tiny size tells each layer's channel count and shape.
     with torch.no_grad():
@@ -219,9 +225,8 @@ def _setup(*, layers, channels, octaves, octave_scale, iterations, lr, jitter, s
                 )
         if guide_img is not None and a.dim() != 4:
             raise DeepCanvasError(f"a guide needs spatial layers; {layer!r} has no positions")
-    rng = seed_everything(seed)
     return _Setup(net, dev, layer_w, chans, guide_img, octaves, octave_scale, iterations, lr, jitter, size, tile,
-                  precision, rng)
+                  precision, rng), base
 
 
 @torch.no_grad()
@@ -259,16 +264,24 @@ def _octaves(s: _Setup, base: torch.Tensor, *, start: int = 0, total: int | None
         guide = _guide_features(s, max(hw)) if s.guide is not None else None
         objective = dream_objective(s.layers, s.channels, guide, s.scales)
         param = PixelParam((octave_base + detail).to(s.dev))
-        tiled = max(hw) > s.tile
-        # Tiled gradients roll the whole image at random already; rolling each tile would wrap it.
-        transform = None if tiled else random_roll(s.jitter, s.rng)
-        renderer = Renderer(s.net, objective, param, optimizer="normalized", lr=s.lr, transform=transform,
-                            keep_best=False, tile=s.tile, precision=s.precision, rng=s.rng)
+        # The renderer gets its own generator, so the jitter does not depend on whether it tiles.
+        renderer = Renderer(s.net, objective, param, optimizer="normalized", lr=s.lr, keep_best=False,
+                            tile=s.tile, tile_margin=s.margin, precision=s.precision,
+                            rng=random.Random(s.rng.getrandbits(32)))
         label = f"{stage}octave {k + 1}/{len(sizes)} ({max(hw)} px)"
+        dy = dx = 0
         try:
-            for p in renderer.run(s.iterations, start=done, total=total, stage=label, t0=t0):
-                yield p
-        except Interrupted:
+            for i in range(s.iterations):
+                # Jitter: roll the image, take the step, roll it back. The tiled path also moves its
+                # tile grid at random, but only in whole strides, so the roll is still needed.
+                dy, dx = s.rng.randint(-s.jitter, s.jitter), s.rng.randint(-s.jitter, s.jitter)
+                roll_pixels(param, dy, dx)
+                p = next(renderer.run(1, start=done + i, total=total, stage=label, t0=t0))
+                roll_pixels(param, -dy, -dx)
+                dy = dx = 0
+                yield p  # p.tensor shows the pixels, rolled back
+        except KeyboardInterrupt:  # from the step, or thrown in at our yield by render.drive
+            roll_pixels(param, -dy, -dx)
             # Best so far, at the full size: the full-size photo plus the detail dreamt up to now.
             cur = renderer.current().cpu() - octave_base
             img = (base + upscale_detail(cur, tuple(base.shape[-2:]))).clamp(0, 1)
@@ -298,12 +311,12 @@ def dream_steps(
     octaves: int = 4,
     octave_scale: float = 1.4,
     iterations: int = 10,
-    lr: float = DEFAULT_LR,
+    lr: float | None = None,
     jitter: int = 32,
     size: int | None = 512,
     guide: str | None = None,
     tile: int = 512,
-    model: str = "vgg16",
+    model: str = "efficientnet-lite0",
     weights: str | None = None,
     pooling: str = "max",
     seed: int | None = None,
@@ -314,17 +327,17 @@ def dream_steps(
 
     Args:
         image: the photo to dream on (path or PIL image).
-        layers: layers whose activations to amplify, with optional weights, e.g. "relu4_3" or
-            "relu4_3:1,relu5_1:0.5" (default: the model's dream layers).
+        layers: layers whose activations to amplify, with optional weights, e.g. "block10" or
+            "block6:1,block10:0.5" (default: the model's dream layers: block10, or relu4_3 on VGGs).
         channels: amplify only these channels of the layers, e.g. "12,40".
         octaves: number of scales, each octave_scale times smaller than the next.
         octave_scale: size ratio between neighbouring octaves (greater than 1).
         iterations: gradient steps per octave.
-        lr: step size, in pixel values (0..1) per step on the normalised gradient.
+        lr: step size in pixel values (0..1) on the normalised gradient (default: 0.01; 0.004 for VGGs).
         jitter: largest random shift of the image before each step, in pixels.
-        size: longest side of the output in pixels (none: the photo's own size).
+        size: longest side of the output in pixels (None keeps the photo's own size).
         guide: image whose features to dream toward, instead of amplifying the photo's own.
-        tile: process images larger than this many pixels in tiles of this size (bounds memory).
+        tile: process images larger than this many pixels in tiles of this size (bounds memory; at least 256).
         model: network from `deepcanvas models`.
         weights: local checkpoint for the model's architecture.
         pooling: max or avg.
@@ -332,10 +345,9 @@ def dream_steps(
         device: auto, cpu, cuda or mps.
         precision: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.
     """
-    s = _setup(layers=layers, channels=channels, octaves=octaves, octave_scale=octave_scale, iterations=iterations,
-               lr=lr, jitter=jitter, size=size, guide=guide, tile=tile, model=model, weights=weights,
-               pooling=pooling, seed=seed, device=device, precision=precision)
-    base = _load_base(image, s.size)
+    s, base = _setup(image, layers=layers, channels=channels, octaves=octaves, octave_scale=octave_scale,
+                     iterations=iterations, lr=lr, jitter=jitter, size=size, guide=guide, tile=tile, model=model,
+                     weights=weights, pooling=pooling, seed=seed, device=device, precision=precision)
     t0 = time.perf_counter()
     total = len(octave_sizes(*base.shape[-2:], s.octaves, s.octave_scale)) * s.iterations
     result, loss, parts = yield from _octaves(s, base, total=total, t0=t0)
@@ -344,11 +356,7 @@ def dream_steps(
 
 def dream(image, *, callback: Callable[[Progress], None] | None = None, **kwargs):
     """Run DeepDream and return the result as a PIL image. See :func:`dream_steps`."""
-    last = None
-    for last in dream_steps(image, **kwargs):
-        if callback is not None:
-            callback(last)
-    return last.image
+    return drive(dream_steps(image, **kwargs), callback).image
 
 
 # --------------------------------------------------------------------------- zoom
@@ -376,7 +384,8 @@ def zoom_paths(output, frames: int) -> tuple[list[pathlib.Path], pathlib.Path, p
     try:
         text = os.fspath(output)
     except TypeError:
-        raise DeepCanvasError(f"zoom output: expected a directory or file prefix, got {type(output).__name__}") from None
+        raise DeepCanvasError(
+            f"zoom output: expected a directory or file prefix, got {type(output).__name__}") from None
     if not text:
         raise DeepCanvasError("zoom output: no directory or file prefix given")
     p = pathlib.Path(os.path.expanduser(text))
@@ -401,7 +410,12 @@ def write_gif(images, path, fps: float) -> pathlib.Path:
 
 
 def mp4_available() -> bool:
-    return importlib.util.find_spec("imageio_ffmpeg") is not None
+    """Is the optional imageio-ffmpeg (an ffmpeg binary in a wheel) installed?"""
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def write_mp4(images, path, fps: float) -> pathlib.Path | None:
@@ -436,7 +450,7 @@ def _check_zoom_args(frames, zoom, fps):
 
 
 def dream_zoom_steps(image, output, *, frames: int = 30, zoom: float = 1.05, octaves: int = 2,
-                     iterations: int = 5, fps: float = 10.0, **dream_kw):
+                     iterations: int = 10, fps: float = 10.0, **dream_kw):
     """Dream, zoom in, dream again: yield a Progress per step, then one ``done=True`` with the last frame.
 
     Frames are written as they are finished; the GIF (and an MP4 when
@@ -457,13 +471,17 @@ def dream_zoom_steps(image, output, *, frames: int = 30, zoom: float = 1.05, oct
     unknown = sorted(set(dream_kw) - set(_DREAM_DEFAULTS))
     if unknown:
         raise DeepCanvasError(f"unknown dream argument {unknown[0]!r}; valid: {', '.join(_DREAM_DEFAULTS)}")
-    s = _setup(**{**_DREAM_DEFAULTS, **dream_kw, "octaves": octaves, "iterations": iterations})
     frame_paths, gif_path, mp4_path = zoom_paths(output, frames)
     folder = gif_path.parent
-    if not folder.exists() and folder.parent.is_dir() and os.fspath(output).endswith(("/", os.sep)):
-        folder.mkdir()  # "out/" names a directory to create
-    io.check_output_path(gif_path)
-    frame = _load_base(image, s.size)
+    # "out/" names a directory, made (once everything else checks out) if its parent exists.
+    make_folder = not folder.exists() and os.fspath(output).endswith(("/", os.sep))
+    io.check_output_path(folder.parent / "probe.gif" if make_folder else gif_path)
+    s, frame = _setup(image, **{**_DREAM_DEFAULTS, **dream_kw, "octaves": octaves, "iterations": iterations})
+    if make_folder:
+        try:
+            folder.mkdir(exist_ok=True)
+        except OSError as e:
+            raise DeepCanvasError(f"cannot create the directory '{folder}': {e.strerror or e}") from None
     n_oct = len(octave_sizes(*frame.shape[-2:], s.octaves, s.octave_scale))
     per_frame = n_oct * s.iterations
     total = frames * per_frame
@@ -484,7 +502,7 @@ def dream_zoom_steps(image, output, *, frames: int = 30, zoom: float = 1.05, oct
     return ZoomResult(frame_paths, gif_path, mp4)
 
 
-def dream_zoom(image, output, *, frames: int = 30, zoom: float = 1.05, octaves: int = 2, iterations: int = 5,
+def dream_zoom(image, output, *, frames: int = 30, zoom: float = 1.05, octaves: int = 2, iterations: int = 10,
                fps: float = 10.0, callback: Callable[[Progress], None] | None = None, **dream_kw) -> ZoomResult:
     """Write a zooming dream sequence and return what was written. See :func:`dream_zoom_steps`."""
     gen = dream_zoom_steps(image, output, frames=frames, zoom=zoom, octaves=octaves, iterations=iterations,
@@ -495,7 +513,13 @@ def dream_zoom(image, output, *, frames: int = 30, zoom: float = 1.05, octaves: 
         except StopIteration as stop:
             return stop.value
         if callback is not None:
-            callback(p)
+            try:
+                callback(p)
+            except KeyboardInterrupt as e:  # as render.drive: let the generator end it with the image
+                if isinstance(e, Interrupted):
+                    raise
+                gen.throw(KeyboardInterrupt())
+                raise
 
 
 # dream_steps' keyword arguments and their defaults (what dream_zoom passes on).

