@@ -223,7 +223,7 @@ class Renderer:
                 for hook in self.hooks:
                     hook(i, self.param)
                 with torch.no_grad():
-                    img = self.param.image().detach()
+                    img = self.param.image().detach().clone()  # the param changes in place later
                 yield Progress(start + i + 1, total, self.last_loss, dict(self.last_parts), stage, img,
                                time.perf_counter() - t0)
         except KeyboardInterrupt as e:

