@@ -39,7 +39,7 @@ SHARED = ROOT.parent / "shared" / "images"
 PHOTOS = ["tubingen.jpg", "golden_gate.jpg"]
 CLASSES = ["goldfinch", "tarantula", "flamingo", "monarch butterfly", "zebra",
            "volcano", "lighthouse", "pizza", "strawberry", "jellyfish"]
-INVERT_LAYERS = "relu1_2,relu2_2,relu3_3,relu4_3,relu5_3"
+INVERT_LAYERS = "relu1_2,relu2_2,relu3_3,relu4_3,relu5_1"  # conv1 .. conv5 (relu5_3 keeps little layout)
 EVAL_VIEWS = 16
 EVAL_SEED = 20240917  # the views are drawn from their own generator, never the optimisation's
 

@@ -105,8 +105,10 @@ class Reporter:
         if self.save_every and p.iteration % self.save_every == 0 and not p.done:
             from .io import save_image
 
-            path = self.out.with_name(f"{self.out.stem}_{p.iteration:05d}{self.out.suffix}")
-            save_image(p.image, path)
+            images = p.images if p.tensor.dim() == 4 and p.tensor.shape[0] > 1 else [p.image]
+            for i, img in enumerate(images):  # a batch (several classes) saves one file per image
+                tag = f"_{i}" if len(images) > 1 else ""
+                save_image(img, self.out.with_name(f"{self.out.stem}_{p.iteration:05d}{tag}{self.out.suffix}"))
 
     def close(self):
         if self.bar is not None:
@@ -193,7 +195,8 @@ def _technique_commands():
 
         cmds.append(("classviz", "class visualization: an image the classifier scores as CLASS",
                      classviz.visualize_class_steps,
-                     [("classes", {"nargs": "+", "help": "ImageNet class index or name (several: one image each)"})],
+                     [("classes", {"nargs": "*", "help": "ImageNet class index or name (several: one image each; "
+                                                 "none with --objective)"})],
                      "class.png", classviz.visualize_class))
     except ImportError:
         pass
@@ -277,8 +280,8 @@ def _add_zoom_command(sub) -> None:
 def _make_handler(func, positional_names, kw_names):
     def handler(args):
         positional = [getattr(args, n) for n in positional_names]
-        if len(positional_names) == 1 and isinstance(positional[0], list) and len(positional[0]) == 1:
-            positional = [positional[0][0]]
+        if len(positional_names) == 1 and isinstance(positional[0], list) and len(positional[0]) <= 1:
+            positional = [positional[0][0] if positional[0] else None]
         return run_technique(func, positional, {k: getattr(args, k) for k in kw_names}, args)
 
     return handler

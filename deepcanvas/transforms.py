@@ -100,10 +100,13 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     c = x.shape[1]
     r_y = min(radius, x.shape[-2] - 1)
     r_x = min(radius, x.shape[-1] - 1)
-    kx = k[radius - r_x: radius + r_x + 1].view(1, 1, 1, -1).repeat(c, 1, 1, 1)
-    ky = k[radius - r_y: radius + r_y + 1].view(1, 1, -1, 1).repeat(c, 1, 1, 1)
-    x = F.conv2d(F.pad(x, (r_x, r_x, 0, 0), mode="reflect"), kx / kx.sum(), groups=c)
-    x = F.conv2d(F.pad(x, (0, 0, r_y, r_y), mode="reflect"), ky / ky.sum(), groups=c)
+    # Normalise each (possibly truncated) 1-D kernel before repeating it per channel.
+    kx = k[radius - r_x: radius + r_x + 1]
+    ky = k[radius - r_y: radius + r_y + 1]
+    kx = (kx / kx.sum()).view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    ky = (ky / ky.sum()).view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+    x = F.conv2d(F.pad(x, (r_x, r_x, 0, 0), mode="reflect"), kx, groups=c)
+    x = F.conv2d(F.pad(x, (0, 0, r_y, r_y), mode="reflect"), ky, groups=c)
     return x
 
 

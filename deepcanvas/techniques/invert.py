@@ -7,10 +7,14 @@ small random roll), and the objective
 
 where φ0 are the photo's features at one layer. The α-norm keeps pixels in
 range, TV^β keeps the image smooth where the features say nothing. Their
-weights are M&V's, re-expressed for images in [0, 1]: the α-norm as theirs
-with B = ½ (half the range), the TV weight growing with the layer's depth as
-theirs does (λ ∝ the layer's stride here). Shallow layers reproduce the photo;
-deep ones keep its layout and lose the detail the network discards.
+weights are M&V's idea re-expressed for images in [0, 1] and tuned by looking
+at VGG16 inversions of a photo: the α-norm is measured relative to half the
+range (M&V's B), and the TV weight grows with the layer's depth as M&V's
+does, here as 2·sqrt(stride) (relu1_2: 2, relu3_3: 4, relu5_1: 8). Adam with
+a cosine-decayed step (0.05 to 0.005) beat L-BFGS per second (tried on
+relu3_3 and relu5_3). Shallow layers reproduce the photo; deep ones keep its layout and lose
+the detail (and colour) the network discards; relu5_3 keeps little layout at
+224 px, relu5_1 keeps the skyline.
 
 Several layers are inverted one after the other, each from its own noise.
 """
@@ -34,7 +38,7 @@ from .common import check_layer_names, fit_size, longest_side, seed_everything
 
 LOSSES = ("normalized", "l2")
 OPTIMIZERS = ("adam", "lbfgs")
-TV_PER_STRIDE2 = 0.25  # default TV weight per squared stride of the layer
+TV_BASE = 2.0  # default TV weight: TV_BASE * sqrt(the layer's stride), chosen by looking
 
 
 def _layer_list(layer, layers, info) -> list[str]:
@@ -73,7 +77,7 @@ def invert_steps(
     layer: str | None = None,
     layers: str | None = None,
     size: int = 224,
-    iterations: int = 200,
+    iterations: int = 300,
     lr: float | None = None,
     optimizer: str = "adam",
     loss: str = "normalized",
@@ -101,9 +105,10 @@ def invert_steps(
         optimizer: adam or lbfgs.
         loss: normalized (Mahendran & Vedaldi's distance over the target's energy) or l2 (mean squared error).
         alpha: exponent of the alpha-norm prior.
-        alpha_weight: weight of the alpha-norm prior.
+        alpha_weight: weight of the alpha-norm prior (a guard against pixels running off; Adam also clips).
         beta: exponent of the total-variation prior.
-        tv_weight: weight of the TV^beta prior (default: 0.1 times the layer's stride, like M&V's).
+        tv_weight: weight of the TV^beta prior (default: 2 times the square root of the layer's stride, so
+            deeper layers get more, as in M&V).
         jitter: largest random shift in pixels before each step (0: none).
         model: network from `deepcanvas models`.
         weights: local checkpoint for the model's architecture.
@@ -152,7 +157,7 @@ def invert_steps(
     for k, name in enumerate(layer_list):
         target = targets[name]
         stride = max(hw) / max(target.shape[-2:])
-        tw = tv_weight if tv_weight is not None else TV_PER_STRIDE2 * stride**2
+        tw = tv_weight if tv_weight is not None else TV_BASE * math.sqrt(stride)
         objective = Sum([]) + FeatureDistance(name, target, mode=loss)
         if alpha_weight > 0:
             objective = objective + alpha_weight * AlphaNorm(alpha)
