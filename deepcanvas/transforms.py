@@ -1,4 +1,4 @@
-"""Random image transformations applied before the network, and tiling.
+"""Random image transformations applied before the network (tiling lives in tiling.py).
 
 Transforms make the objective hold for slightly shifted, scaled and rotated
 copies of the image, which suppresses the high-frequency patterns an
@@ -28,6 +28,18 @@ def compose(*ts: Transform) -> Transform:
 
 def roll(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+
+
+def random_roll(d: int, rng: random.Random | None = None) -> Transform:
+    """The seed's jitter: roll the image by up to ``d`` pixels each way (gradients roll back)."""
+    rng = rng or random
+
+    def apply(x):
+        if d <= 0:
+            return x
+        return roll(x, rng.randint(-d, d), rng.randint(-d, d))
+
+    return apply
 
 
 def jitter(d: int, rng: random.Random | None = None) -> Transform:
@@ -108,36 +120,3 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     x = F.conv2d(F.pad(x, (r_x, r_x, 0, 0), mode="reflect"), kx, groups=c)
     x = F.conv2d(F.pad(x, (0, 0, r_y, r_y), mode="reflect"), ky, groups=c)
     return x
-
-
-def tiles(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
-    """Cover ``range(length)`` with windows of at most ``tile`` that overlap by ``overlap``.
-
-    Returns (start, stop) of each window. Windows are evenly spread so the last
-    one is not a sliver.
-    """
-    if length <= tile:
-        return [(0, length)]
-    step = tile - overlap
-    n = math.ceil((length - overlap) / step)
-    starts = [round(i * (length - tile) / (n - 1)) for i in range(n)]
-    return [(s, s + tile) for s in starts]
-
-
-def tile_weights(length: int, windows: list[tuple[int, int]], overlap: int, device=None) -> list[torch.Tensor]:
-    """1-D blending ramps for ``windows`` that sum to one at every position."""
-    raw = []
-    for i, (a, b) in enumerate(windows):
-        w = torch.ones(b - a, device=device)
-        ramp = min(overlap, b - a)
-        if ramp > 0:
-            r = (torch.arange(ramp, device=device, dtype=torch.float32) + 0.5) / ramp
-            if i > 0:
-                w[:ramp] = torch.minimum(w[:ramp], r)
-            if i < len(windows) - 1:
-                w[-ramp:] = torch.minimum(w[-ramp:], r.flip(0))
-        raw.append(w)
-    total = torch.zeros(length, device=device)
-    for (a, b), w in zip(windows, raw):
-        total[a:b] += w
-    return [w / total[a:b] for (a, b), w in zip(windows, raw)]

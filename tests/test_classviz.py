@@ -16,6 +16,8 @@ from deepcanvas.param import FourierParam
 from deepcanvas.techniques import classviz
 from deepcanvas.techniques.classviz import parse_objective, resolve_classes, visualize_class, visualize_class_steps
 
+from conftest import check_gradient
+
 NAMES = get_info("efficientnet-lite0").classes()
 
 
@@ -41,34 +43,6 @@ def loss_fn(net, objective):
         return objective(net(x, layers), x)
 
     return f
-
-
-def check_gradient(f, x: torch.Tensor, directions: int = 6, eps: float = 1e-2) -> None:
-    """Autograd's gradient against central finite differences along random directions.
-
-    (The objectives compute their losses in float32 whatever the input, so a
-    float64 gradcheck's tolerances are out of reach; directional derivatives
-    with a step of 1e-2 on a float64 network agree to ~1e-5 here.)
-    """
-    x = x.detach().clone().requires_grad_(True)
-    f(x).backward()
-    g = x.grad.detach()
-    gen = torch.Generator().manual_seed(1)
-    for _ in range(directions):
-        v = torch.randn(x.shape, generator=gen, dtype=x.dtype)
-        v /= v.norm()
-        with torch.no_grad():
-            fd = (float(f(x + eps * v)) - float(f(x - eps * v))) / (2 * eps)
-        an = float((g * v).sum())
-        assert an == pytest.approx(fd, rel=2e-3, abs=2e-5), (an, fd)
-    # and one coordinate where the gradient is largest
-    i = int(g.abs().argmax())
-    e = torch.zeros_like(x).view(-1)
-    e[i] = 1
-    e = e.view_as(x)
-    with torch.no_grad():
-        fd = (float(f(x + eps * e)) - float(f(x - eps * e))) / (2 * eps)
-    assert float(g.view(-1)[i]) == pytest.approx(fd, rel=2e-3, abs=2e-5)
 
 
 @pytest.mark.parametrize("make", [

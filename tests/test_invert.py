@@ -20,6 +20,8 @@ from deepcanvas.techniques.invert import contact_sheet, invert, invert_steps
 
 PHOTO = Path(__file__).resolve().parents[1] / "deepcanvas" / "data" / "astronaut.jpg"
 
+from conftest import check_gradient
+
 
 def tiny_net() -> LayeredNet:
     torch.manual_seed(0)
@@ -27,25 +29,6 @@ def tiny_net() -> LayeredNet:
     stages = [("conv1", body[0]), ("act1", body[1]), ("conv2", body[2]), ("act2", body[3])]
     net = LayeredNet(body, stages, Preprocess(mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3)), name="tiny")
     return net.double()
-
-
-def check_gradient(f, x: torch.Tensor, directions: int = 6, eps: float = 1e-2) -> None:
-    """Autograd against central finite differences along random directions.
-
-    The objectives compute in float32 whatever the input, so an exact float64
-    gradcheck is out of reach; directional derivatives with a step of 1e-2 on
-    a float64 network agree to ~1e-5.
-    """
-    x = x.detach().clone().requires_grad_(True)
-    f(x).backward()
-    g = x.grad.detach()
-    gen = torch.Generator().manual_seed(1)
-    for _ in range(directions):
-        v = torch.randn(x.shape, generator=gen, dtype=x.dtype)
-        v /= v.norm()
-        with torch.no_grad():
-            fd = (float(f(x + eps * v)) - float(f(x - eps * v))) / (2 * eps)
-        assert float((g * v).sum()) == pytest.approx(fd, rel=2e-3, abs=2e-5)
 
 
 def _x():

@@ -16,6 +16,17 @@ from torch import nn
 from ..errors import DeepCanvasError
 
 
+def check_layer_names(model: str, names: Iterable[str], valid: list[str]) -> list[str]:
+    """Return ``names`` as a list, or fail naming the unknown ones and listing the valid ones."""
+    names = list(names)
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise DeepCanvasError(
+            f"model {model} has no layer {', '.join(map(repr, unknown))}; valid layers: {', '.join(valid)}"
+        )
+    return names
+
+
 class Preprocess(nn.Module):
     """Map an RGB image in [0, 1] to what the network was trained on.
 
@@ -48,14 +59,7 @@ class LayeredNet(nn.Module):
         self.eval()
 
     def check_layers(self, names: Iterable[str]) -> list[str]:
-        names = list(names)
-        unknown = [n for n in names if n not in self.layer_names]
-        if unknown:
-            raise DeepCanvasError(
-                f"model {self.name or 'network'} has no layer {', '.join(map(repr, unknown))}; "
-                f"valid layers: {', '.join(self.layer_names)}"
-            )
-        return names
+        return check_layer_names(self.name or "network", names, self.layer_names)
 
     def forward(self, x: torch.Tensor, layers: Iterable[str], preprocess: bool = True) -> dict[str, torch.Tensor]:
         """Return ``{name: activation}`` for ``layers``, running no further than the deepest."""

@@ -167,17 +167,6 @@ def _check_terms(net, terms, size: int, dev) -> None:
 
 
 # -- transforms -----------------------------------------------------------------------------
-def _random_roll(d: int, rng: random.Random) -> T.Transform:
-    """The seed's jitter: roll the image by up to ``d`` pixels each way (gradients roll back)."""
-
-    def apply(x):
-        if d <= 0:
-            return x
-        return T.roll(x, rng.randint(-d, d), rng.randint(-d, d))
-
-    return apply
-
-
 def _random_crop(min_area: float, rng: random.Random) -> T.Transform:
     """A random square-ish crop of ``min_area``..1 of the area, resized back: the network sees a zoomed part."""
 
@@ -352,7 +341,7 @@ def visualize_class_steps(
         # The seed's start: faint noise around grey.
         init = 0.5 + 0.1 * torch.randn(batch, 3, size, size, generator=gen)
         p = PixelParam(init.to(dev))
-        transform = _random_roll(jitter, rng)
+        transform = T.random_roll(jitter, rng)
         # Gradient steps of a fixed mean size (the gradient over its mean magnitude): the
         # seed's X += lr * dX, made independent of the network's and the image's scale.
         optimizer = "normalized"

@@ -76,9 +76,6 @@ def weights_to(device: torch.device, *tensors: torch.Tensor) -> Sequence[torch.T
 
 def check_layer_names(info, names) -> None:
     """Fail fast, before any image or weight is loaded, on a layer the network lacks."""
-    valid = info.layer_names()
-    unknown = [n for n in names if n not in valid]
-    if unknown:
-        raise DeepCanvasError(
-            f"model {info.name} has no layer {', '.join(map(repr, unknown))}; valid layers: {', '.join(valid)}"
-        )
+    from ..models.layered import check_layer_names as check
+
+    check(info.name, names, info.layer_names())

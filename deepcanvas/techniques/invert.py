@@ -62,15 +62,6 @@ def _layer_list(layer, layers, info) -> list[str]:
     return seen
 
 
-def _roll(d: int, rng) -> T.Transform:
-    def apply(x):
-        if d <= 0:
-            return x
-        return T.roll(x, rng.randint(-d, d), rng.randint(-d, d))
-
-    return apply
-
-
 def invert_steps(
     image,
     *,
@@ -166,7 +157,7 @@ def invert_steps(
         init = (0.5 + 0.05 * torch.randn(1, 3, *hw, generator=gen)).clamp(0, 1)
         param = PixelParam(init.to(dev), clip=optimizer != "lbfgs")
         renderer = Renderer(net, objective, param, optimizer=optimizer, lr=lr, keep_best=True,
-                            transform=_roll(jitter, rng) if jitter else None, precision=precision, rng=rng)
+                            transform=T.random_roll(jitter, rng) if jitter else None, precision=precision, rng=rng)
         stage = f"{name} ({k + 1}/{len(layer_list)})" if len(layer_list) > 1 else name
         try:
             for p in renderer.run(iterations, start=k * iterations, total=total, stage=stage, t0=t0):
