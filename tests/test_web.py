@@ -233,7 +233,16 @@ def test_cross_site_requests_are_refused(client, data_dir):
 
 
 # -- jobs that run ----------------------------------------------------------------------------------------
-def test_tiny_job_streams_progress_and_gives_a_png(client, data_dir):
+@pytest.fixture
+def slow_previews(monkeypatch):
+    """The stream sends a job's latest state every 0.1 s, so a tiny job on a fast machine can finish between
+    two looks; slowing each preview (made outside the lock) keeps every iteration on screen."""
+    from deepcanvas.web import jobs as web_jobs
+    make = web_jobs.preview_data_url
+    monkeypatch.setattr(web_jobs, "preview_data_url", lambda *a, **k: (time.sleep(0.4), make(*a, **k))[1])
+
+
+def test_tiny_job_streams_progress_and_gives_a_png(client, data_dir, slow_previews):
     job = submit(client, preview_every=1)
     assert job["state"] in ("queued", "running") and job["params"] == TINY
     evs = events(client, job["id"])
@@ -294,16 +303,15 @@ def test_two_jobs_run_in_order_and_cancel(client):
     assert states == {slow["id"]: "cancelled", second["id"]: "done", third["id"]: "cancelled"}
 
 
-def test_queued_job_reports_its_position_in_its_stream(client):
-    first = submit(client, params={"size": 32})
+def test_queued_job_reports_its_position_in_its_stream(client, slow_previews):
+    first = submit(client, params={"size": 32, "iterations": 4})  # >= 1.6 s with slow previews
     second = submit(client, params={"size": 32, "iterations": 1})
     with client.stream("GET", f"/api/jobs/{second['id']}/events") as s:
         for line in s.iter_lines():
             if line.startswith("data:"):
                 ev = json.loads(line[5:])
                 break
-    if ev["state"] == "queued":  # unless the first one already finished
-        assert ev["position"] == 1
+    assert (ev["state"], ev["position"]) == ("queued", 1)
     assert events(client, first["id"])[-1]["state"] == "done"
     assert events(client, second["id"])[-1]["state"] == "done"
 
