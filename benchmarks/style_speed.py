@@ -58,15 +58,18 @@ def run_one(cfg: dict) -> dict:
         torch.set_num_threads(cfg["threads"])
     kw = dict(cfg["kwargs"])
     t0 = time.perf_counter()
-    last = None
+    last, first = None, None
     for last in deepcanvas.style_transfer_steps(CONTENT, STYLE, size=cfg["size"], seed=0, **kw):
-        pass
+        if first is None:
+            first = (last.iteration, time.perf_counter())
+        if not last.done:
+            end = (last.iteration, time.perf_counter())
     wall = time.perf_counter() - t0
     out = Path(cfg["out"])
     out.parent.mkdir(parents=True, exist_ok=True)
     last.image.save(out)
     res = {"name": cfg["name"], "size": cfg["size"], "wall_s": wall, "iterations": last.total,
-           "s_per_it_full_size": None, "image": str(out)}
+           "s_per_it_loop": (end[1] - first[1]) / max(1, end[0] - first[0]), "image": str(out)}
     if not cfg.get("no_losses"):
         res.update(nspt_losses(last.image, cfg["size"]))
     res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -133,6 +136,10 @@ def main():
     ap.add_argument("--extra", default="", help="extra style_transfer kwargs as JSON for the deepcanvas runs")
     ap.add_argument("--out", default=str(ROOT / "out" / "bench"))
     ap.add_argument("--no-flops", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads in every run (default: torch's choice)")
+    ap.add_argument("--reference-result", metavar="JSON",
+                    help="final losses of an earlier, longer reference run (the JSON line it printed, in a file): "
+                         "compare against those, and against its time per iteration scaled to its iterations")
     ap.add_argument("--memory", default="", metavar="SIZES",
                     help="only measure peak memory: 2 full-size iterations at each size, e.g. 512,1024,2048,4096")
     args = ap.parse_args()
@@ -149,29 +156,42 @@ def main():
         print(f"\n{'size':>6} {'tiled':>6} {'s/it':>8} {'peak RSS MiB':>13}")
         for size in [int(s) for s in args.memory.split(",")]:
             r = child({"name": "memory", "size": size, "kwargs": {"multiscale": False, "iterations": 2, **extra},
-                       "out": f"{args.out}/memory_{size}.png", "no_losses": True})
+                       "out": f"{args.out}/memory_{size}.png", "no_losses": True, "threads": args.threads})
             tiled = "yes" if size > extra.get("tile", 1024) else "no"
             print(f"{size:>6} {tiled:>6} {r['wall_s'] / 2:>8.1f} {r['peak_rss_mib']:>13.0f}", flush=True)
         return
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
-        results.append(child({"name": "deepcanvas", "size": size, "kwargs": extra,
+        results.append(child({"name": "deepcanvas", "size": size, "kwargs": extra, "threads": args.threads,
                               "out": f"{args.out}/deepcanvas_{size}.png"}))
         if args.like_for_like:
             results.append(child({"name": "deepcanvas+nspt-preset", "size": size,
-                                  "kwargs": {"preset": "neural-style-pt", **extra},
+                                  "kwargs": {"preset": "neural-style-pt", **extra}, "threads": args.threads,
                                   "out": f"{args.out}/deepcanvas_nsptpreset_{size}.png"}))
     if args.reference:
         for size in [int(s) for s in args.reference_sizes.split(",")]:
             results.append(child({"name": f"neural-style-pt way x{args.reference}", "size": size,
                                   "kwargs": {"preset": "neural-style-pt", "multiscale": False, "init": "noise",
-                                             "optimizer": "lbfgs", "iterations": args.reference},
+                                             "optimizer": "lbfgs", "iterations": args.reference,
+                                             "range_weight": 0},
+                                  "threads": args.threads,
                                   "out": f"{args.out}/reference_{size}_{args.reference}.png"}))
     print(f"\n{'run':32} {'size':>5} {'iters':>6} {'wall s':>8} {'s/it':>7} {'content':>10} {'style':>10} {'peak MiB':>9}")
     for r in results:
         print(f"{r['name']:32} {r['size']:>5} {r['iterations']:>6} {r['wall_s']:>8.1f} {r['wall_s'] / r['iterations']:>7.3f} "
               f"{r['content_loss']:>10.4g} {r['style_loss']:>10.4g} {r['peak_rss_mib']:>9.0f}")
     ref = [r for r in results if r["name"].startswith("neural-style-pt")]
+    if args.reference_result:
+        # Its losses, with the time its iterations would take at the speed measured in this run.
+        earlier = json.loads(Path(args.reference_result).read_text().strip().splitlines()[-1])
+        now = [r for r in ref if r["size"] == earlier["size"]]
+        if not now:
+            raise SystemExit(f"--reference-result needs --reference N --reference-sizes {earlier['size']} for its speed")
+        # Setup as measured now, and every further iteration at this run's pace (iterations cost the same).
+        wall = now[0]["wall_s"] + (earlier["iterations"] - now[0]["iterations"]) * now[0]["s_per_it_loop"]
+        ref = [{**earlier, "name": f"{earlier['name']} (losses from {args.reference_result})", "wall_s": wall}]
+        print(f"{ref[0]['name']}: {earlier['iterations']} iterations at {now[0]['s_per_it_loop']:.3f} s/it "
+              f"(measured above) = {wall:.0f} s; content {earlier['content_loss']:.4g}, style {earlier['style_loss']:.4g}")
     for r in ref:
         ours = [o for o in results if o["size"] == r["size"] and not o["name"].startswith("neural")]
         for o in ours:

@@ -379,3 +379,23 @@ class AlphaNorm(Objective):
 
     def from_totals(self, t):
         return t[0] / t[1]
+
+
+class OutOfRange(Objective):
+    """Squared excursions of the pixels beyond [0, 1] (in 0..255 units), summed.
+
+    Keeps an optimizer that must not be clipped (L-BFGS) inside the range the
+    written image is clipped to, with a smooth, honest gradient.
+    """
+
+    name = "range"
+
+    def loss(self, acts, image):
+        return self.from_totals(self.partial(acts, image, Region.whole(image)))
+
+    def partial(self, acts, image, r):
+        x = image[..., r.y0:r.y1, r.x0:r.x1].float()
+        return [((x - 1).clamp_min(0).pow(2) + x.neg().clamp_min(0).pow(2)).sum() * 255.0 ** 2]
+
+    def from_totals(self, t):
+        return t[0]

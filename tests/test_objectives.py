@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from deepcanvas.objectives import (AlphaNorm, Content, FeatureDistance, L2, LayerEnergy, Style, Sum,
+from deepcanvas.objectives import (AlphaNorm, Content, FeatureDistance, L2, LayerEnergy, OutOfRange, Style, Sum,
                                    TotalVariation, gram)
 
 
@@ -78,6 +78,15 @@ def test_feature_distance_and_priors():
     assert AlphaNorm(2.0).loss(None, img).item() == pytest.approx(1.0, rel=1e-4)
 
 
+def test_out_of_range_by_hand():
+    img = torch.tensor([[[[-0.1, 0.5], [1.0, 1.2]]]], requires_grad=True)
+    loss = OutOfRange().loss(None, img)
+    assert loss.item() == pytest.approx((0.01 + 0.04) * 255**2, rel=1e-5)
+    (g,) = torch.autograd.grad(loss, img)
+    assert g[0, 0, 0, 1] == 0 and g[0, 0, 1, 0] == 0  # nothing inside the range
+    assert g[0, 0, 0, 0] < 0 < g[0, 0, 1, 1]  # pulls both ends back in
+
+
 def test_sums_and_weights():
     img = torch.tensor([[[[0.0, 1.0], [1.0, 3.0]]]])
     obj = 2 * TotalVariation("l1") + 0.5 * L2()
@@ -85,3 +94,33 @@ def test_sums_and_weights():
     parts = obj.parts({}, img)
     assert set(parts) == {"tv", "l2"}
     assert obj({}, img).item() == pytest.approx(2 * 3.0 + 0.5 * ((img - 0.5) ** 2).mean().item())
+
+
+@pytest.mark.parametrize("weight", [0.0, 1e-3])
+def test_out_of_range_holds_lbfgs_pixels_in(weight):
+    """L-BFGS's pixels are never clipped; the penalty is what keeps them near [0, 1]."""
+    import random
+
+    from deepcanvas.param import PixelParam
+    from deepcanvas.render import Renderer
+    from test_tiling import tiny_net
+
+    from deepcanvas.objectives import Objective
+
+    class PullTo(Objective):  # pulls every pixel to 1.5, out of range
+        name = "pull"
+
+        def loss(self, acts, image):
+            return (image - 1.5).pow(2).mean()
+
+    push_out = PullTo()
+    obj = push_out if weight == 0 else push_out + weight * OutOfRange()
+    p = PixelParam(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)), clip=False)
+    r = Renderer(tiny_net(), obj, p, optimizer="lbfgs", lr=1.0, rng=random.Random(0))
+    for _ in r.run(30):
+        pass
+    excess = (p.pixels - p.pixels.clamp(0, 1)).abs().max().item()
+    if weight == 0:
+        assert excess > 0.45
+    else:
+        assert excess < 0.01

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from deepcanvas.models.layered import LayeredNet, Preprocess
-from deepcanvas.objectives import (AlphaNorm, Content, FeatureDistance, GuideMatch, L2, LayerEnergy, Style,
-                                   TotalVariation, gram)
+from deepcanvas.objectives import (AlphaNorm, Content, FeatureDistance, GuideMatch, L2, LayerEnergy, OutOfRange,
+                                   Style, TotalVariation, gram)
 from deepcanvas.param import PixelParam
 from deepcanvas.render import Renderer
 from deepcanvas.tiling import Region, grid
@@ -33,13 +33,14 @@ def objectives(net, img):
         LayerEnergy("r2") + LayerEnergy("r3", channels=[1, 5]),
         GuideMatch("r2", t["r2"][..., :4, :4]),
         FeatureDistance("r3", t["r3"]) + L2() + AlphaNorm(4.0),
+        1e-3 * OutOfRange() + Content("r3", t["r3"]),
     ]
 
 
-@pytest.mark.parametrize("k", range(7))
+@pytest.mark.parametrize("k", range(8))
 def test_tiled_gradient_equals_whole(k):
     net = tiny_net()
-    img = torch.rand(1, 3, 80, 112)
+    img = torch.rand(1, 3, 80, 112) * 1.4 - 0.2  # some pixels out of range, for OutOfRange
     obj = objectives(net, img)[k]
     grads = []
     for tile in (None, 64):

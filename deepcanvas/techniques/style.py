@@ -20,7 +20,7 @@ import torch
 
 from .. import io, models
 from ..errors import DeepCanvasError, check_number
-from ..objectives import Content, Style, Sum, TotalVariation, gram
+from ..objectives import Content, OutOfRange, Style, Sum, TotalVariation, gram
 from ..param import PixelParam, resize
 from ..render import Interrupted, Progress, Renderer, drive
 from . import color
@@ -42,16 +42,21 @@ class LossSetup:
     tv_weight: float
     tv: TotalVariation
     divide_style_weight: bool  # spread style_weight over the layers?
+    optimizer: str  # the default one
+    # Weight of OutOfRange under L-BFGS, by measurement: stiff enough that clipping the output barely
+    # changes the losses, soft enough not to stall L-BFGS (100x stiffer did).
+    range_weight: float
 
 
 def loss_setup(preset: str) -> LossSetup:
     if preset == "neural-style-pt":
         # Exactly neural-style-pt's defaults: MSE content (weight 5), MSE of Grams / (C*H*W),
         # weight 100 per style layer, TV 1e-3 on the L1 differences of 0..255 pixels (summed).
-        return LossSetup("mse", 5.0, 100.0, 1e-3, TotalVariation("l1", scale=255.0, reduction="sum"), False)
+        return LossSetup("mse", 5.0, 100.0, 1e-3, TotalVariation("l1", scale=255.0, reduction="sum"), False,
+                         "lbfgs", 1e-2)
     if preset == "deepcanvas":
         # Scale-invariant scaled MSE (objectives.py): weights chosen by eye on photos x paintings.
-        return LossSetup("scaled", 0.3, 1.0, 2.0, TotalVariation("l2"), True)
+        return LossSetup("scaled", 0.3, 1.0, 2.0, TotalVariation("l2"), True, "adam", 1e-6)
     raise DeepCanvasError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
 
 
@@ -122,10 +127,11 @@ def style_transfer_steps(
     content_weight: float | None = None,
     style_weight: float | None = None,
     tv_weight: float | None = None,
+    range_weight: float | None = None,
     preset: str = "deepcanvas",
     init: str = "content",
     init_noise: float = 0.5,
-    optimizer: str = "adam",
+    optimizer: str | None = None,
     lr: float | None = None,
     adam_beta1: float = 0.9,
     adam_beta2: float = 0.999,
@@ -156,10 +162,12 @@ def style_transfer_steps(
         content_weight: weight of the content loss (default from the preset).
         style_weight: weight of the style loss (default from the preset).
         tv_weight: weight of the total-variation loss (default from the preset).
+        range_weight: weight of the penalty that keeps L-BFGS's unclipped pixels in [0, 1] (default from the
+            preset; 0 for none, as in neural-style-pt itself).
         preset: loss definitions and default weights: deepcanvas or neural-style-pt.
         init: start from content, noise, blend (of content and noise), or an image file.
         init_noise: share of noise in a blend init.
-        optimizer: adam or lbfgs.
+        optimizer: adam or lbfgs (default from the preset: adam for deepcanvas, lbfgs for neural-style-pt).
         lr: learning rate (default 1 for lbfgs, 0.02 for adam).
         adam_beta1: Adam's beta1.
         adam_beta2: Adam's beta2.
@@ -186,10 +194,12 @@ def style_transfer_steps(
     cw = check_number("content_weight", setup.content_weight if content_weight is None else content_weight, minimum=0)
     sw = check_number("style_weight", setup.style_weight if style_weight is None else style_weight, minimum=0)
     tw = check_number("tv_weight", setup.tv_weight if tv_weight is None else tv_weight, minimum=0)
+    rw = check_number("range_weight", setup.range_weight if range_weight is None else range_weight, minimum=0)
     if original_colors:
         colors = "luma"
     if colors not in COLORS:
         raise DeepCanvasError(f"unknown colors {colors!r}; valid: {', '.join(COLORS)}")
+    optimizer = optimizer or setup.optimizer
     if optimizer not in ("lbfgs", "adam"):
         raise DeepCanvasError(f"unknown optimizer {optimizer!r} for style transfer; valid: lbfgs, adam")
     lr = check_number("lr", lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.02), positive=True)
@@ -259,6 +269,8 @@ def style_transfer_steps(
                 objective = objective + sw * w * Style(l, grams[l], setup.mode)
         if tw > 0:
             objective = objective + tw * setup.tv
+        if optimizer == "lbfgs" and rw > 0:  # L-BFGS's pixels are never clipped (param.py): keep them in range
+            objective = objective + rw * OutOfRange()
 
         if current is not None:
             start = resize(current, hw)
