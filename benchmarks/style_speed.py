@@ -3,6 +3,10 @@
     .venv/bin/python benchmarks/style_speed.py                       # 256 and 512 px, deepcanvas defaults
     .venv/bin/python benchmarks/style_speed.py --reference 1000      # + neural-style-pt's way, 1000 iterations
     .venv/bin/python benchmarks/style_speed.py --reference 60        # fewer: only its seconds per iteration
+    .venv/bin/python benchmarks/style_speed.py --reference 30 --reference-result out/bench/reference_512_1000.json
+                                          # compare with an earlier 1000-iteration run's losses, at today's speed
+    .venv/bin/python benchmarks/style_speed.py --levers 256          # what each speed lever buys
+    .venv/bin/python benchmarks/style_speed.py --memory 512,1024,2048,4096   # peak memory
 
 Each run is a child process so its peak memory (RSS) is its own. Final content and style losses are
 measured the same way for every run: neural-style-pt's definitions and weights (content relu4_2 x 5,
@@ -111,6 +115,83 @@ def per_iteration_cost(size: int) -> dict:
     return {"size": size, "gflop": flops / 1e9, "s": dt, "gflops_per_s": flops / dt / 1e9}
 
 
+def levers(size: int, out: str, threads: int) -> None:
+    """What each speed lever buys: per-iteration micro-measurements, then schedules at equal settings."""
+    import copy
+
+    import torch
+
+    from deepcanvas import models
+    from deepcanvas.techniques.common import fit_size
+    from deepcanvas.techniques.style import style_targets
+    from deepcanvas import io
+
+    net = models.load_model("vgg16")
+    h, w = fit_size(768, 1024, size)
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
+
+    def timed(fn, n=4):
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - t0) / n
+
+    def step_fn(model, x, extra=()):
+        def step():
+            x.grad = None
+            acts = model(x, layers + list(extra))
+            sum(acts[l].pow(2).mean() for l in layers).backward()
+        return step
+
+    x = torch.rand(1, 3, h, w, requires_grad=True)
+    base = timed(step_fn(net, x))
+    rows = [("baseline: forward to relu5_1, backward", base)]
+    rows.append(("no early stop: forward through pool5", timed(step_fn(net, x, [net.layer_names[-1]]))))
+    xc = torch.rand(1, 3, h, w).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    rows.append(("channels-last", timed(step_fn(net_cl, xc))))
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows.append(("1 thread instead of %d" % n_threads, timed(step_fn(net, x), n=2)))
+    torch.set_num_threads(n_threads)
+    try:
+        compiled = torch.compile(net)
+        t0 = time.perf_counter()
+        step_fn(compiled, x)()
+        first = time.perf_counter() - t0
+        rows.append((f"torch.compile (first call {first:.0f} s)", timed(step_fn(compiled, x))))
+    except Exception as e:  # no compiler toolchain: say so
+        rows.append((f"torch.compile: unavailable ({type(e).__name__})", float("nan")))
+    s_img = io.image_to_tensor(io.load_image(STYLE))
+    t0 = time.perf_counter()
+    style_targets(net, [s_img], [1.0], tuple(layers), size, "chw")
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    style_targets(net, [s_img], [1.0], tuple(layers), size, "chw")
+    warm = time.perf_counter() - t0
+    print(f"\nper iteration at {size} px (forward + backward, style layers + relu4_2):")
+    for name, t in rows:
+        print(f"  {name:48} {t:7.3f} s   {t / base:5.2f}x")
+    print(f"  style targets, computed {cold:.3f} s, memoised {warm * 1000:.2f} ms (saved per image of a batch)")
+
+    def run(name, kw):
+        return child({"name": name, "size": size, "kwargs": kw, "threads": threads,
+                      "out": f"{out}/lever_{size}_{name.replace(' ', '_').replace(',', '')}.png"})
+
+    ref = {"preset": "neural-style-pt", "multiscale": False, "optimizer": "lbfgs", "range_weight": 0}
+    runs = [
+        run("reference way, 100 its", {**ref, "init": "noise", "iterations": 100}),
+        run("+ content init", {**ref, "iterations": 100}),
+        run("+ range penalty", {**ref, "iterations": 100, "range_weight": None}),
+        run("+ multi-scale, 30 its at full size", {"preset": "neural-style-pt", "iterations": 30}),
+    ]
+    print(f"\nneural-style-pt's losses at {size} px, one lever added per row:")
+    print(f"  {'run':40} {'iters':>6} {'wall s':>7} {'content':>9} {'style':>9}")
+    for r in runs:
+        print(f"  {r['name']:40} {r['iterations']:>6} {r['wall_s']:>7.1f} {r['content_loss']:>9.4g} {r['style_loss']:>9.4g}")
+
+
 def peak_conv_flops() -> float:
     import torch
     import torch.nn.functional as F
@@ -142,6 +223,8 @@ def main():
                          "compare against those, and against its time per iteration scaled to its iterations")
     ap.add_argument("--memory", default="", metavar="SIZES",
                     help="only measure peak memory: 2 full-size iterations at each size, e.g. 512,1024,2048,4096")
+    ap.add_argument("--levers", type=int, default=0, metavar="SIZE",
+                    help="only measure what each speed lever buys, at this size")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(run_one(json.loads(args.one))))
@@ -152,6 +235,11 @@ def main():
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
     extra = json.loads(args.extra) if args.extra else {}
+    if args.levers:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        levers(args.levers, args.out, args.threads)
+        return
     if args.memory:
         print(f"\n{'size':>6} {'tiled':>6} {'s/it':>8} {'peak RSS MiB':>13}")
         for size in [int(s) for s in args.memory.split(",")]:
