@@ -74,27 +74,28 @@ def grid(h: int, w: int, core: int, rng: random.Random | None) -> list[tuple[int
     return [(y0, y1, x0, x1) for y0, y1 in cuts(h) for x0, x1 in cuts(w)]
 
 
+def tile_boxes(h: int, w: int, tile: int, margin: int, rng: random.Random | None = None):
+    """((ty0, ty1, tx0, tx1), Region) for each tile: its core plus a margin, clipped to the image."""
+    margin = -(-margin // ALIGN) * ALIGN
+    for y0, y1, x0, x1 in grid(h, w, tile - 2 * margin, rng):
+        ty0, tx0 = max(0, y0 - margin), max(0, x0 - margin)
+        ty1, tx1 = min(h, y1 + margin), min(w, x1 + margin)
+        yield (ty0, ty1, tx0, tx1), Region(y0 - ty0, y1 - ty0, x0 - tx0, x1 - tx0, ty0, tx0)
+
+
 def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int, rng: random.Random | None):
     """Back-propagate the objective's gradient into ``img`` tile by tile.
 
     terms: [(weight, objective)]; forward(tile_pixels) -> activations.
     Returns (total loss, {name: weighted loss}).
     """
-    margin = -(-margin // ALIGN) * ALIGN
-    h, w = img.shape[-2:]
-    boxes = grid(h, w, tile - 2 * margin, rng)
+    boxes = list(tile_boxes(*img.shape[-2:], tile, margin, rng))  # one grid for both passes
     det = img.detach()
-
-    def tiles():
-        for y0, y1, x0, x1 in boxes:
-            ty0, tx0 = max(0, y0 - margin), max(0, x0 - margin)
-            ty1, tx1 = min(h, y1 + margin), min(w, x1 + margin)
-            yield (ty0, ty1, tx0, tx1), Region(y0 - ty0, y1 - ty0, x0 - tx0, x1 - tx0, ty0, tx0)
 
     # Pass 1: totals of every objective's sums.
     totals: list[list[torch.Tensor] | None] = [None] * len(terms)
     with torch.no_grad():
-        for (ty0, ty1, tx0, tx1), region in tiles():
+        for (ty0, ty1, tx0, tx1), region in boxes:
             pix = det[..., ty0:ty1, tx0:tx1]
             acts = forward(pix)
             for i, (_, o) in enumerate(terms):
@@ -116,7 +117,7 @@ def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int,
 
     # Pass 2: each tile's share of the gradient.
     full = torch.zeros_like(det)
-    for (ty0, ty1, tx0, tx1), region in tiles():
+    for (ty0, ty1, tx0, tx1), region in boxes:
         pix = det[..., ty0:ty1, tx0:tx1].clone().requires_grad_(True)
         acts = forward(pix)
         surrogate = 0.0
@@ -129,3 +130,45 @@ def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int,
             full[..., ty0:ty1, tx0:tx1] += g
     img.backward(full)
     return float(loss.detach()), parts
+
+
+@torch.no_grad()
+def tiled_features(img: torch.Tensor, forward, layers, *, tile: int, margin: int) -> dict[str, torch.Tensor]:
+    """Whole-image activation maps, computed tile by tile (targets for images larger than a tile).
+
+    Each tile's core lands where ``Region.crop_target`` will look for it.
+    """
+    pieces: dict[str, list] = {l: [] for l in layers}
+    for (ty0, ty1, tx0, tx1), region in tile_boxes(*img.shape[-2:], tile, margin):
+        pix = img[..., ty0:ty1, tx0:tx1]
+        acts = forward(pix)
+        for l in layers:
+            y0, y1, x0, x1, s = region._bounds(acts[l], pix)
+            pieces[l].append((ty0 // s + y0, tx0 // s + x0, acts[l][..., y0:y1, x0:x1]))
+    out = {}
+    for l, ps in pieces.items():
+        h = max(y + p.shape[-2] for y, _, p in ps)
+        w = max(x + p.shape[-1] for _, x, p in ps)
+        full = ps[0][2].new_zeros(*ps[0][2].shape[:-2], h, w)
+        for y, x, p in ps:
+            full[..., y:y + p.shape[-2], x:x + p.shape[-1]] = p
+        out[l] = full
+    return out
+
+
+@torch.no_grad()
+def tiled_grams(img: torch.Tensor, forward, layers, norm: str, *, tile: int, margin: int) -> dict[str, torch.Tensor]:
+    """Gram matrices (objectives.gram) of the whole image, summed tile by tile over the tiles' cores."""
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+    for (ty0, ty1, tx0, tx1), region in tile_boxes(*img.shape[-2:], tile, margin):
+        pix = img[..., ty0:ty1, tx0:tx1]
+        acts = forward(pix)
+        for l in layers:
+            f = region.crop(acts[l], pix)
+            n, c = f.shape[:2]
+            f = f.reshape(n, c, -1).float()
+            sums[l] = sums.get(l, 0) + torch.bmm(f, f.transpose(1, 2))
+            counts[l] = counts.get(l, 0) + f.shape[-1]
+    return {l: g / (counts[l] * (g.shape[-1] if norm == "chw" else 1)) if norm != "none" else g
+            for l, g in sums.items()}

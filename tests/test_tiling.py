@@ -11,7 +11,7 @@ from deepcanvas.objectives import (AlphaNorm, Content, FeatureDistance, GuideMat
                                    Style, TotalVariation, gram)
 from deepcanvas.param import PixelParam
 from deepcanvas.render import Renderer
-from deepcanvas.tiling import Region, grid
+from deepcanvas.tiling import Region, grid, tiled_features, tiled_grams
 
 
 def tiny_net():
@@ -74,3 +74,20 @@ def test_region_crops_align_with_whole_image_features():
     part = r.crop(net(tile, ["r3"])["r3"], tile)
     target = r.crop_target(whole, part.new_zeros(1, 16, 12, 16), tile)
     assert part.shape == target.shape == (1, 16, 4, 8)
+
+
+def test_tiled_targets_equal_whole():
+    """Content targets and Gram matrices of an image larger than a tile, computed tile by tile."""
+    net = tiny_net()
+    img = torch.rand(1, 3, 80, 112)
+    layers = ["r1", "r2", "r3"]
+    with torch.no_grad():
+        whole = net(img, layers)
+    feats = tiled_features(img, lambda p: net(p, layers), layers, tile=64, margin=16)
+    for l in layers:
+        assert feats[l].shape == whole[l].shape
+        assert torch.allclose(feats[l], whole[l], atol=1e-3 * whole[l].abs().max().item())
+    for norm in ("hw", "chw", "none"):
+        grams = tiled_grams(img, lambda p: net(p, layers), layers, norm, tile=64, margin=16)
+        for l in layers:
+            assert torch.allclose(grams[l], gram(whole[l], norm), rtol=1e-3, atol=1e-6)

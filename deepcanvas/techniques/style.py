@@ -23,6 +23,7 @@ from ..errors import DeepCanvasError, check_number
 from ..objectives import Content, OutOfRange, Style, Sum, TotalVariation, gram
 from ..param import PixelParam, resize
 from ..render import Interrupted, Progress, Renderer, drive
+from ..tiling import tiled_features, tiled_grams
 from . import color
 from .common import check_layer_names, fit_size, longest_side, parse_floats, parse_layers, seed_everything
 
@@ -80,8 +81,9 @@ def scale_schedule(size: int, min_size: int, iterations: int, multiscale: bool) 
 _TARGETS: "OrderedDict[tuple, dict]" = OrderedDict()
 
 
-def style_targets(net, style_imgs, blend, layers: tuple, side: int, norm: str) -> dict[str, torch.Tensor]:
-    """Blended Gram matrices of the style images at one size, memoised.
+def style_targets(net, style_imgs, blend, layers: tuple, side: int, norm: str,
+                  tile: int | None = None) -> dict[str, torch.Tensor]:
+    """Blended Gram matrices of the style images at one size (tile by tile above ``tile`` px), memoised.
 
     A batch of content images (video frames), or a rerun in the studio, pays
     for the style images' forward passes once per size, not once per image.
@@ -90,7 +92,7 @@ def style_targets(net, style_imgs, blend, layers: tuple, side: int, norm: str) -
     for t in style_imgs:
         digest.update(t.cpu().numpy().tobytes())
         digest.update(str(tuple(t.shape)).encode())
-    key = (id(net), digest.hexdigest(), tuple(blend), layers, side, norm)
+    key = (id(net), digest.hexdigest(), tuple(blend), layers, side, norm, tile)
     if key in _TARGETS:
         _TARGETS.move_to_end(key)
         return _TARGETS[key]
@@ -99,9 +101,14 @@ def style_targets(net, style_imgs, blend, layers: tuple, side: int, norm: str) -
     with torch.no_grad():
         for simg, b in zip(style_imgs, blend):
             s_hw = fit_size(*simg.shape[-2:], max(16, side))
-            s_acts = net(resize(simg, s_hw).to(dev), layers)
+            pix = resize(simg, s_hw).to(dev)
+            if tile and max(s_hw) > tile:
+                g = tiled_grams(pix, lambda p: net(p, layers), layers, norm, tile=tile, margin=TILE_MARGIN)
+            else:
+                acts = net(pix, layers)
+                g = {l: gram(acts[l], norm) for l in layers}
             for l in layers:
-                grams[l] = grams.get(l, 0) + b * gram(s_acts[l], norm)
+                grams[l] = grams.get(l, 0) + b * g[l]
     _TARGETS[key] = grams
     while len(_TARGETS) > 16:
         _TARGETS.popitem(last=False)
@@ -257,13 +264,17 @@ def style_transfer_steps(
         hw = fit_size(h0, w0, side)
         target = resize(work_content, hw).to(dev)
         with torch.no_grad():
-            c_acts = net(target, c_layers)
+            if max(hw) > tile:  # memory bounded by the tile here too
+                c_acts = tiled_features(target, lambda p: net(p, c_layers), list(c_layers), tile=tile,
+                                        margin=TILE_MARGIN)
+            else:
+                c_acts = net(target, c_layers)
             objective = Sum([])
             for l, w in c_layers.items():
                 if w > 0:
                     objective = objective + cw * w * Content(l, c_acts[l], setup.mode)
             grams = style_targets(net, style_imgs, blend, tuple(s_layers), round(side * style_scale),
-                                  "chw" if setup.mode == "mse" else "hw")
+                                  "chw" if setup.mode == "mse" else "hw", tile)
         for l, w in s_layers.items():
             if w > 0:
                 objective = objective + sw * w * Style(l, grams[l], setup.mode)
