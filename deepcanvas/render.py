@@ -113,12 +113,15 @@ OPTIMIZERS = ("adam", "lbfgs", "sgd", "normalized")
 
 
 def make_optimizer(name: str, params, lr: float, *, betas=(0.9, 0.999), eps: float = 1e-8,
-                   history: int = 100) -> torch.optim.Optimizer:
+                   history: int = 100, line_search: bool = True) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
     if name == "lbfgs":
-        # One function evaluation per step(); tolerances off so it never quits early.
-        return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=history,
+        # One iteration per step(); tolerances off so it never quits early. Without a line search (as in
+        # neural-style-pt) its steps can overshoot by orders of magnitude from a smooth start (a content
+        # image) and then stall; the Renderer answers the search's repeated evaluations from memory.
+        return torch.optim.LBFGS(params, lr=lr, max_iter=1, max_eval=25 if line_search else 1,
+                                 history_size=history, line_search_fn="strong_wolfe" if line_search else None,
                                  tolerance_grad=-1, tolerance_change=-1)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
@@ -151,11 +154,11 @@ class Renderer:
                  betas=(0.9, 0.999), eps: float = 1e-8, transform: T.Transform | None = None,
                  keep_best: bool = True, tile: int | None = None, tile_margin: int = 64,
                  hooks: list[Callable[[int, Param], None]] | None = None, precision: str = "auto",
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, line_search: bool = True):
         self.net, self.objective, self.param = net, objective, param
         self.layers = sorted(objective.layers)
         net.check_layers(self.layers)
-        self.opt = make_optimizer(optimizer, param.parameters(), lr, betas=betas, eps=eps)
+        self.opt = make_optimizer(optimizer, param.parameters(), lr, betas=betas, eps=eps, line_search=line_search)
         self.transform = transform
         self.keep_best = keep_best
         self.tile, self.tile_margin = tile, tile_margin
@@ -169,6 +172,10 @@ class Renderer:
         self.best_loss = math.inf
         self.best: torch.Tensor | None = None
         self.last_parts: dict[str, float] = {}
+        # L-BFGS re-evaluates, at the start of each step, the point its line search ended on: remember
+        # the last few evaluations and answer those from memory (only for a deterministic loss).
+        self._remember = isinstance(self.opt, torch.optim.LBFGS) and transform is None
+        self._evals: list[tuple[list[torch.Tensor], float, list[torch.Tensor], dict[str, float]]] = []
 
     # -- one evaluation --------------------------------------------------------
     def _forward_loss(self, img: torch.Tensor, area_scale: float = 1.0):
@@ -187,7 +194,19 @@ class Renderer:
         return tiled_backward(img, self.objective.terms(), forward, tile=self.tile, margin=self.tile_margin,
                               rng=self.rng)
 
+    def _recall(self) -> bool:
+        params = self.param.parameters()
+        for saved, total, grads, parts in self._evals:
+            if all(torch.equal(a, b) for a, b in zip(saved, params)):
+                for p, g in zip(params, grads):
+                    p.grad = g.clone()
+                self.last_loss, self.last_parts = total, parts
+                return True
+        return False
+
     def closure(self):
+        if self._remember and self._recall():
+            return torch.tensor(self.last_loss)
         self.opt.zero_grad(set_to_none=True)
         img = self.param.image()
         if self.tile and max(img.shape[-2:]) > self.tile:
@@ -203,6 +222,10 @@ class Renderer:
         if self.keep_best and total < self.best_loss:
             self.best_loss = total
             self.best = img.detach().clone()
+        if self._remember:
+            params = self.param.parameters()
+            self._evals = self._evals[-2:] + [([p.detach().clone() for p in params], total,
+                                               [p.grad.clone() for p in params], parts)]
         return torch.tensor(total)
 
     # -- the loop --------------------------------------------------------------
@@ -219,6 +242,8 @@ class Renderer:
         try:
             for i in range(steps):
                 self.opt.step(self.closure)
+                if self._remember:
+                    self._recall()  # report the point the line search accepted, not the last one it tried
                 self.param.post_step()
                 for hook in self.hooks:
                     hook(i, self.param)

@@ -136,3 +136,18 @@ def test_tiled_style_transfer_matches_untiled():
     moved = (whole[1].tensor - whole[0].tensor).abs().mean()
     assert moved > 1e-3
     assert (tiled[1].tensor - whole[1].tensor).abs().mean() < 0.01 * moved
+
+
+def test_lbfgs_line_search_never_raises_the_loss_and_costs_no_extra_evaluations(monkeypatch):
+    from deepcanvas import render
+
+    calls = []
+    forward = render.Renderer._forward_loss
+    monkeypatch.setattr(render.Renderer, "_forward_loss", lambda self, *a, **k: (calls.append(1), forward(self, *a, **k))[1])
+    steps = list(deepcanvas.style_transfer_steps(CONTENT, STYLE, size=96, iterations=12, multiscale=False,
+                                                 preset="neural-style-pt", seed=0))
+    losses = [p.loss for p in steps[:-1]]
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < 0.5 * losses[0]
+    # torch's L-BFGS evaluates the accepted point again at the start of each step; that one is remembered.
+    assert len(calls) <= 1.5 * 12 + 2, len(calls)

@@ -140,6 +140,7 @@ def style_transfer_steps(
     init_noise: float = 0.5,
     optimizer: str | None = None,
     lr: float | None = None,
+    line_search: bool = True,
     adam_beta1: float = 0.9,
     adam_beta2: float = 0.999,
     adam_eps: float = 1e-8,
@@ -176,6 +177,8 @@ def style_transfer_steps(
         init_noise: share of noise in a blend init.
         optimizer: adam or lbfgs (default from the preset: adam for deepcanvas, lbfgs for neural-style-pt).
         lr: learning rate (default 1 for lbfgs, 0.02 for adam).
+        line_search: L-BFGS with a strong-Wolfe line search (off: neural-style-pt's plain L-BFGS, which can
+            overshoot and stall).
         adam_beta1: Adam's beta1.
         adam_beta2: Adam's beta2.
         adam_eps: Adam's epsilon.
@@ -298,7 +301,7 @@ def style_transfer_steps(
         param = PixelParam(start.to(dev), clip=optimizer != "lbfgs")
         renderer = Renderer(net, objective, param, optimizer=optimizer, lr=lr, betas=(adam_beta1, adam_beta2),
                             eps=adam_eps, keep_best=True, precision=precision, rng=rng,
-                            tile=tile, tile_margin=TILE_MARGIN)
+                            tile=tile, tile_margin=TILE_MARGIN, line_search=line_search)
         stage = f"scale {k + 1}/{len(schedule)} ({max(hw)} px)"
         try:
             for p in renderer.run(n_iter, start=done, total=total, stage=stage, t0=t0):
