@@ -130,11 +130,10 @@ def levers(size: int, out: str, threads: int) -> None:
     h, w = fit_size(768, 1024, size)
     layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
 
-    def timed(fn, n=4):
+    def timed(fn):
         t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        return (time.perf_counter() - t0) / n
+        fn()
+        return time.perf_counter() - t0
 
     def step_fn(model, x, extra=()):
         def step():
@@ -174,7 +173,7 @@ def levers(size: int, out: str, threads: int) -> None:
         fn()
     for _ in range(4):
         for name, fn in configs:
-            best[name] = min(best[name], timed(fn, n=1))
+            best[name] = min(best[name], timed(fn))
     base = best[configs[0][0]]
     rows = list(best.items())
     s_img = io.image_to_tensor(io.load_image(STYLE))

@@ -75,7 +75,13 @@ def grid(h: int, w: int, core: int, rng: random.Random | None) -> list[tuple[int
 
 
 def tile_boxes(h: int, w: int, tile: int, margin: int, rng: random.Random | None = None):
-    """((ty0, ty1, tx0, tx1), Region) for each tile: its core plus a margin, clipped to the image."""
+    """((ty0, ty1, tx0, tx1), Region) for each tile: its core plus a margin, clipped to the image.
+
+    An image no larger than ``tile`` is one box, the whole image.
+    """
+    if max(h, w) <= tile:
+        yield (0, h, 0, w), Region(0, h, 0, w)
+        return
     margin = -(-margin // ALIGN) * ALIGN
     for y0, y1, x0, x1 in grid(h, w, tile - 2 * margin, rng):
         ty0, tx0 = max(0, y0 - margin), max(0, x0 - margin)
@@ -134,7 +140,7 @@ def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int,
 
 @torch.no_grad()
 def tiled_features(img: torch.Tensor, forward, layers, *, tile: int, margin: int) -> dict[str, torch.Tensor]:
-    """Whole-image activation maps, computed tile by tile (targets for images larger than a tile).
+    """Whole-image activation maps, computed tile by tile when the image is larger than ``tile``.
 
     Each tile's core lands where ``Region.crop_target`` will look for it.
     """
@@ -158,7 +164,10 @@ def tiled_features(img: torch.Tensor, forward, layers, *, tile: int, margin: int
 
 @torch.no_grad()
 def tiled_grams(img: torch.Tensor, forward, layers, norm: str, *, tile: int, margin: int) -> dict[str, torch.Tensor]:
-    """Gram matrices (objectives.gram) of the whole image, summed tile by tile over the tiles' cores."""
+    """Gram matrices (objectives.gram) of the whole image, summed over the tiles' cores when it is larger than
+    ``tile``: the sums that Style.partial makes for a tiled step."""
+    from .objectives import gram  # objectives imports Region from here
+
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
     for (ty0, ty1, tx0, tx1), region in tile_boxes(*img.shape[-2:], tile, margin):
@@ -166,9 +175,7 @@ def tiled_grams(img: torch.Tensor, forward, layers, norm: str, *, tile: int, mar
         acts = forward(pix)
         for l in layers:
             f = region.crop(acts[l], pix)
-            n, c = f.shape[:2]
-            f = f.reshape(n, c, -1).float()
-            sums[l] = sums.get(l, 0) + torch.bmm(f, f.transpose(1, 2))
-            counts[l] = counts.get(l, 0) + f.shape[-1]
+            sums[l] = sums.get(l, 0) + gram(f, "none")
+            counts[l] = counts.get(l, 0) + f.shape[-2] * f.shape[-1]
     return {l: g / (counts[l] * (g.shape[-1] if norm == "chw" else 1)) if norm != "none" else g
             for l, g in sums.items()}

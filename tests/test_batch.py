@@ -29,8 +29,9 @@ def frames(tmp_path):
 
 def test_batch_computes_style_targets_once_and_reports_one_progress(frames, tmp_path, monkeypatch):
     calls = []
-    real = style.gram
-    monkeypatch.setattr(style, "gram", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = style.tiled_grams  # the style images' Gram matrices, every layer's at once
+    monkeypatch.setattr(style, "tiled_grams",
+                        lambda img, fwd, layers, *a, **k: calls.extend(layers) or real(img, fwd, layers, *a, **k))
     style._TARGETS.clear()
     seen = []
     out = tmp_path / "out"

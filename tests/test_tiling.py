@@ -91,3 +91,9 @@ def test_tiled_targets_equal_whole():
         grams = tiled_grams(img, lambda p: net(p, layers), layers, norm, tile=64, margin=16)
         for l in layers:
             assert torch.allclose(grams[l], gram(whole[l], norm), rtol=1e-3, atol=1e-6)
+    # An image that fits in one tile is computed in one piece.
+    one = tiled_features(img, lambda p: net(p, layers), layers, tile=112, margin=16)
+    grams = tiled_grams(img, lambda p: net(p, layers), layers, "hw", tile=112, margin=16)
+    for l in layers:
+        assert torch.equal(one[l], whole[l])
+        assert torch.allclose(grams[l], gram(whole[l], "hw"), rtol=1e-6)

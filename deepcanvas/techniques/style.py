@@ -20,7 +20,7 @@ import torch
 
 from .. import io, models
 from ..errors import DeepCanvasError, check_number
-from ..objectives import Content, OutOfRange, Style, Sum, TotalVariation, gram
+from ..objectives import Content, OutOfRange, Style, Sum, TotalVariation
 from ..param import PixelParam, resize
 from ..render import Interrupted, Progress, Renderer, drive
 from ..tiling import tiled_features, tiled_grams
@@ -101,12 +101,8 @@ def style_targets(net, style_imgs, blend, layers: tuple, side: int, norm: str,
     with torch.no_grad():
         for simg, b in zip(style_imgs, blend):
             s_hw = fit_size(*simg.shape[-2:], max(16, side))
-            pix = resize(simg, s_hw).to(dev)
-            if tile and max(s_hw) > tile:
-                g = tiled_grams(pix, lambda p: net(p, layers), layers, norm, tile=tile, margin=TILE_MARGIN)
-            else:
-                acts = net(pix, layers)
-                g = {l: gram(acts[l], norm) for l in layers}
+            g = tiled_grams(resize(simg, s_hw).to(dev), lambda p: net(p, layers), layers, norm,
+                            tile=tile or max(s_hw), margin=TILE_MARGIN)
             for l in layers:
                 grams[l] = grams.get(l, 0) + b * g[l]
     _TARGETS[key] = grams
@@ -267,11 +263,9 @@ def style_transfer_steps(
         hw = fit_size(h0, w0, side)
         target = resize(work_content, hw).to(dev)
         with torch.no_grad():
-            if max(hw) > tile:  # memory bounded by the tile here too
-                c_acts = tiled_features(target, lambda p: net(p, c_layers), list(c_layers), tile=tile,
-                                        margin=TILE_MARGIN)
-            else:
-                c_acts = net(target, c_layers)
+            # Memory bounded by the tile here too (one piece when the image fits in a tile).
+            c_acts = tiled_features(target, lambda p: net(p, c_layers), list(c_layers), tile=tile,
+                                    margin=TILE_MARGIN)
             objective = Sum([])
             for l, w in c_layers.items():
                 if w > 0:
