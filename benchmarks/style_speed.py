@@ -24,13 +24,16 @@ import sys
 import time
 from pathlib import Path
 
+from PIL import Image
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
 CONTENT, STYLE = SHARED / "tubingen.jpg", SHARED / "starry_night.jpg"
 
 
 def nspt_losses(image, size: int, device="cpu") -> dict:
-    """neural-style-pt's content and style losses of ``image`` (weights included)."""
+    """neural-style-pt's content, style and TV losses of ``image`` (weights included), and their sum:
+    the objective both neural-style-pt and the preset minimise."""
     import torch
 
     from deepcanvas import io, models
@@ -50,7 +53,19 @@ def nspt_losses(image, size: int, device="cpu") -> dict:
         ca, sa, xa = net(c, ["relu4_2"]), net(s, layers), net(x, layers + ["relu4_2"])
         content = 5 * Content("relu4_2", ca["relu4_2"], "mse").loss(xa, x).item()
         style = sum(100 * Style(l, gram(sa[l], "chw"), "mse").loss(xa, x).item() for l in layers)
-    return {"content_loss": content, "style_loss": style}
+        p = x * 255
+        tv = 1e-3 * ((p[..., 1:, :] - p[..., :-1, :]).abs().sum() + (p[..., 1:] - p[..., :-1]).abs().sum()).item()
+    return {"content_loss": content, "style_loss": style, "tv_loss": tv, "objective": content + style + tv}
+
+
+def io_image(path, size: int):
+    """``path`` at ``size`` px on its longest side, as the runs' outputs are."""
+    from deepcanvas import io
+    from deepcanvas.param import resize
+    from deepcanvas.techniques.common import fit_size
+
+    t = io.image_to_tensor(io.load_image(path))
+    return io.tensor_to_image(resize(t, fit_size(*t.shape[-2:], size)))
 
 
 def run_one(cfg: dict) -> dict:
@@ -228,7 +243,7 @@ def main():
                     help="also run neural-style-pt's way (single scale, random init, L-BFGS) for N iterations")
     ap.add_argument("--reference-sizes", default="512")
     ap.add_argument("--like-for-like", action="store_true",
-                    help="also run deepcanvas's schedule with --preset neural-style-pt")
+                    help="also run deepcanvas with --preset neural-style-pt (content init, L-BFGS, single scale)")
     ap.add_argument("--extra", default="", help="extra style_transfer kwargs as JSON for the deepcanvas runs")
     ap.add_argument("--also", default="", metavar="JSON",
                     help="one more deepcanvas run per size with these kwargs, e.g. '{\"iterations\": 30}'")
@@ -291,14 +306,26 @@ def main():
                                              "range_weight": 0, "line_search": False},
                                   "threads": args.threads,
                                   "out": f"{args.out}/reference_{size}_{args.reference}.png"}))
-    print(f"\n{'run':40} {'size':>5} {'iters':>6} {'wall s':>8} {'s/it':>7} {'content':>10} {'style':>10} {'peak MiB':>9}")
+    print(f"\n{'run':40} {'size':>5} {'iters':>6} {'wall s':>8} {'s/it':>7} {'content':>10} {'style':>10} "
+          f"{'TV':>10} {'total':>10} {'peak MiB':>9}")
     for r in results:
         print(f"{r['name']:40} {r['size']:>5} {r['iterations']:>6} {r['wall_s']:>8.1f} {r['wall_s'] / r['iterations']:>7.3f} "
-              f"{r['content_loss']:>10.4g} {r['style_loss']:>10.4g} {r['peak_rss_mib']:>9.0f}")
+              f"{r['content_loss']:>10.4g} {r['style_loss']:>10.4g} {r['tv_loss']:>10.4g} {r['objective']:>10.4g} "
+              f"{r['peak_rss_mib']:>9.0f}")
+    for size in sorted({r["size"] for r in results}):
+        # Yardsticks: what an untouched photo and a flat image score on the same losses.
+        c = io_image(CONTENT, size)
+        flat = Image.new("RGB", c.size, (124, 117, 104))
+        for name, img in (("the content photo, unchanged", c), ("a flat mean-colour image", flat)):
+            m = nspt_losses(img, size)
+            print(f"{name:40} {size:>5} {'':>6} {'':>8} {'':>7} {m['content_loss']:>10.4g} {m['style_loss']:>10.4g} "
+                  f"{m['tv_loss']:>10.4g} {m['objective']:>10.4g}")
     ref = [r for r in results if r["name"].startswith("neural-style-pt")]
     if args.reference_result:
         # Its losses, with the time its iterations would take at the speed measured in this run.
         earlier = json.loads(Path(args.reference_result).read_text().strip().splitlines()[-1])
+        if "objective" not in earlier:  # written before TV was measured: measure its image
+            earlier.update(nspt_losses(Image.open(earlier["image"]).convert("RGB"), earlier["size"]))
         now = [r for r in ref if r["size"] == earlier["size"]]
         if not now:
             raise SystemExit(f"--reference-result needs --reference N --reference-sizes {earlier['size']} for its speed")
@@ -306,13 +333,15 @@ def main():
         wall = now[0]["wall_s"] + (earlier["iterations"] - now[0]["iterations"]) * now[0]["s_per_it_loop"]
         ref = [{**earlier, "name": f"{earlier['name']} (losses from {args.reference_result})", "wall_s": wall}]
         print(f"{ref[0]['name']}: {earlier['iterations']} iterations at {now[0]['s_per_it_loop']:.3f} s/it "
-              f"(measured above) = {wall:.0f} s; content {earlier['content_loss']:.4g}, style {earlier['style_loss']:.4g}")
+              f"(measured above) = {wall:.0f} s; content {earlier['content_loss']:.4g}, style {earlier['style_loss']:.4g}, "
+              f"TV {earlier['tv_loss']:.4g}, total {earlier['objective']:.4g}")
     for r in ref:
         ours = [o for o in results if o["size"] == r["size"] and not o["name"].startswith("neural")]
         for o in ours:
             print(f"{o['name']} vs reference at {r['size']} px: time ratio {o['wall_s'] / r['wall_s']:.3f}, "
                   f"content ratio {o['content_loss'] / r['content_loss']:.3g}, "
-                  f"style ratio {o['style_loss'] / r['style_loss']:.3g}")
+                  f"style ratio {o['style_loss'] / r['style_loss']:.3g}, "
+                  f"total ratio {o['objective'] / r['objective']:.3g}")
     if not args.no_flops:
         peak = peak_conv_flops()
         print(f"\npeak: one large 3x3 convolution (256->256 ch, 128x128): {peak:.1f} GFLOP/s")

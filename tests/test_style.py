@@ -81,6 +81,17 @@ def test_lbfgs_and_neural_style_pt_preset_run():
         assert set(last.parts) == {"content", "style", "tv"}
 
 
+def test_the_schedule_defaults_to_the_presets():
+    """deepcanvas goes coarse to fine; the neural-style-pt preset runs single scale as neural-style-pt does."""
+    def stages(**kw):
+        return {p.stage for p in deepcanvas.style_transfer_steps(CONTENT, STYLE, size=64, min_size=32, iterations=1,
+                                                                 seed=0, **kw) if not p.done}
+    assert stages() == {"scale 1/3 (32 px)", "scale 2/3 (45 px)", "scale 3/3 (64 px)"}
+    assert stages(preset="neural-style-pt") == {"scale 1/1 (64 px)"}
+    assert len(stages(preset="neural-style-pt", multiscale=True)) == 3
+    assert stages(multiscale=False) == {"scale 1/1 (64 px)"}
+
+
 def test_best_image_is_kept_and_ctrl_c_returns_it():
     def stop(p):
         if p.iteration == 3:

@@ -165,6 +165,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def prefers_channels_last(device: torch.device) -> bool:
+    """Tensor cores want NHWC; on the CPU it bought nothing (benchmarks/style_speed.py --levers)."""
+    return device.type == "cuda"
+
+
 @functools.lru_cache(maxsize=4)
 def _load(name: str, weights_path: str | None, pooling: str, device: str) -> LayeredNet:
     info = get_info(name)
@@ -177,8 +182,8 @@ def _load(name: str, weights_path: str | None, pooling: str, device: str) -> Lay
         source = f"weights of {name}"
     net.load_body_state_dict(info.rename(sd), source)
     net = net.to(device)
-    if torch.device(device).type == "cuda":
-        # Tensor cores want NHWC; activations then stay channels-last through the network.
+    if prefers_channels_last(torch.device(device)):
+        # Channels-last weights make every convolution's output channels-last too.
         net = net.to(memory_format=torch.channels_last)
     return net
 

@@ -44,6 +44,7 @@ class LossSetup:
     tv: TotalVariation
     divide_style_weight: bool  # spread style_weight over the layers?
     optimizer: str  # the default one
+    multiscale: bool  # the default schedule
     # Weight of OutOfRange under L-BFGS, by measurement: stiff enough that clipping the output barely
     # changes the losses, soft enough not to stall L-BFGS (100x stiffer did).
     range_weight: float
@@ -53,11 +54,13 @@ def loss_setup(preset: str) -> LossSetup:
     if preset == "neural-style-pt":
         # Exactly neural-style-pt's defaults: MSE content (weight 5), MSE of Grams / (C*H*W),
         # weight 100 per style layer, TV 1e-3 on the L1 differences of 0..255 pixels (summed).
+        # Single scale, as neural-style-pt: with this summed L1 TV, coarse-to-fine turned the
+        # small sizes' flat patches into blocks (512 px content loss 295 against 198; README).
         return LossSetup("mse", 5.0, 100.0, 1e-3, TotalVariation("l1", scale=255.0, reduction="sum"), False,
-                         "lbfgs", 1e-2)
+                         "lbfgs", False, 1e-2)
     if preset == "deepcanvas":
         # Scale-invariant scaled MSE (objectives.py): weights chosen by eye on photos x paintings.
-        return LossSetup("scaled", 0.3, 1.0, 2.0, TotalVariation("l2"), True, "adam", 1e-6)
+        return LossSetup("scaled", 0.3, 1.0, 2.0, TotalVariation("l2"), True, "adam", True, 1e-6)
     raise DeepCanvasError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
 
 
@@ -141,7 +144,7 @@ def style_transfer_steps(
     adam_beta2: float = 0.999,
     adam_eps: float = 1e-8,
     iterations: int = 60,
-    multiscale: bool = True,
+    multiscale: bool | None = None,
     min_size: int = 128,
     colors: str = "style",
     original_colors: bool = False,
@@ -179,7 +182,8 @@ def style_transfer_steps(
         adam_beta2: Adam's beta2.
         adam_eps: Adam's epsilon.
         iterations: iterations at the full size (smaller sizes get more).
-        multiscale: coarse-to-fine schedule from min_size up to size.
+        multiscale: coarse-to-fine schedule from min_size up to size (default from the preset: on for
+            deepcanvas, off for neural-style-pt).
         min_size: longest side of the first, coarsest scale.
         colors: style (the painting's colours), luma (keep the content's colours by swapping luminance),
             luminance (luminance-only transfer), histogram (recolour the style images to the content's palette first).
@@ -245,7 +249,7 @@ def style_transfer_steps(
 
     h0, w0 = content_img.shape[-2:]
     final_hw = fit_size(h0, w0, size)
-    schedule = scale_schedule(size, min_size, iterations, multiscale)
+    schedule = scale_schedule(size, min_size, iterations, setup.multiscale if multiscale is None else multiscale)
     total = sum(n for _, n in schedule)
     t0 = time.perf_counter()
     done = 0

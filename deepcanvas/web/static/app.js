@@ -201,12 +201,15 @@ function fieldEl(f, value) {
   const id = `f-${f.name}`;
   const v = value === undefined ? f.default : value;
   let input;
-  if (f.type === "bool") {
+  if (f.type === "bool" && !f.optional) {
     input = h("input", { id, name: f.name, type: "checkbox", checked: !!v });
     return h("div", { class: "field check", title: f.help },
       h("label", { for: id }, input, h("span", { text: f.label })), h("small", { text: f.help }));
   }
-  if (f.choices) {
+  if (f.type === "bool") {  // optional: unset means the preset decides
+    input = h("select", { id, name: f.name }, h("option", { value: "", text: "default" }),
+      ...[["true", "on"], ["false", "off"]].map(([val, text]) => h("option", { value: val, text, selected: v === (val === "true") })));
+  } else if (f.choices) {
     input = h("select", { id, name: f.name }, ...(f.optional ? [h("option", { value: "", text: "default" })] : []),
       ...f.choices.map((c) => h("option", { value: c, text: c, selected: c === v })));
     if (f.name === "model") input.addEventListener("change", refreshLayerHints);
@@ -260,7 +263,8 @@ function collect() {
     const el = $(`#job-form [name="${f.name}"]`);
     if (!el) continue;
     let v;
-    if (f.type === "bool") v = el.checked;
+    if (f.type === "bool" && !f.optional) v = el.checked;
+    else if (f.type === "bool") v = el.value === "" ? null : el.value === "true";
     else if (el.value.trim() === "") v = null;
     else if (f.type === "int" || f.type === "float") v = Number(el.value);
     else v = el.value.trim();
