@@ -136,6 +136,10 @@ def test_style_transfer_in_the_browser(server, browser, tmp_path):
     # Big enough (a few seconds) that the page sees it running and painting, however fast the machine.
     set_fields(page, size=160, iterations=16)
     page.fill("#preview_every", "2")
+    # An optional switch (None: the preset decides) is a default / on / off choice, not a checkbox.
+    page.evaluate("document.querySelector('#advanced').open = true")
+    assert page.input_value("#job-form [name=multiscale]") == ""
+    page.select_option("#job-form [name=multiscale]", "false")
     page.click("#run")
     page.wait_for_selector("#job-state[data-state=running]", timeout=JOB_TIMEOUT_MS)
     assert page.locator(".progress").is_visible()
@@ -149,6 +153,7 @@ def test_style_transfer_in_the_browser(server, browser, tmp_path):
     item = page.locator(".gitem").first
     item.wait_for()
     assert "size" in item.inner_text() and "160" in item.inner_text() and "tubingen" in item.inner_text()
+    assert "multiscale" in item.inner_text()
     page.wait_for_timeout(500)
     # The README's screenshot is refreshed on request only, so a test run leaves the checkout clean.
     shot = ROOT / "docs" / "studio.png" if os.environ.get("DEEPCANVAS_SCREENSHOT") else tmp_path / "studio.png"
@@ -159,6 +164,7 @@ def test_style_transfer_in_the_browser(server, browser, tmp_path):
     assert page.input_value("#job-form [name=size]") == "160"
     assert page.input_value("#job-form [name=iterations]") == "16"
     assert page.input_value("#preview_every") == "2"
+    assert page.input_value("#job-form [name=multiscale]") == "false"
     assert page.locator("fieldset[data-input=styles] .tile.picked").get_attribute("data-image").startswith("upload:")
     # Phone width: one column, nothing wider than the screen.
     page.set_viewport_size({"width": 390, "height": 844})
