@@ -214,7 +214,8 @@ def levers(size: int, out: str, threads: int) -> None:
         run("+ content init", {**ref, "iterations": 100}),
         run("+ line search", {**ref, "iterations": 100, "line_search": True}),
         run("+ range penalty", {**ref, "iterations": 100, "line_search": True, "range_weight": None}),
-        run("+ multi-scale, 30 its at full size", {"preset": "neural-style-pt", "iterations": 30}),
+        run("+ multi-scale, 30 its at full size", {"preset": "neural-style-pt", "multiscale": True,
+                                                   "iterations": 30}),
     ]
     print(f"\nneural-style-pt's losses at {size} px, one lever added per row:")
     print(f"  {'run':40} {'iters':>6} {'wall s':>7} {'content':>9} {'style':>9}")
