@@ -130,16 +130,58 @@ def make_optimizer(name: str, params, lr: float, *, betas=(0.9, 0.999), eps: flo
     raise DeepCanvasError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
 
 
+def resolve_precision(device: torch.device, precision: str) -> str:
+    """'auto': bf16 on CUDA cards that have it, fp16 on older ones (Turing, e.g. a T4), fp32 elsewhere."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise DeepCanvasError(f"unknown precision {precision!r}; valid: auto, fp32, bf16, fp16")
+    return precision
+
+
 def autocast_for(device: torch.device, precision: str):
     """Mixed precision for the network's convolutions; objectives cast to fp32 themselves."""
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
+    precision = resolve_precision(device, precision)
     if precision == "fp32":
         return contextlib.nullcontext()
-    if precision not in ("bf16", "fp16"):
-        raise DeepCanvasError(f"unknown precision {precision!r}; valid: auto, fp32, bf16, fp16")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class LossScale:
+    """Dynamic loss scaling for fp16, whose small gradients underflow to zero.
+
+    With the default losses at 256 px, 15% of the pixel gradients came out exactly 0 in fp16 (none
+    with the loss scaled by 4096). The backward pass runs on loss x scale and the gradients are
+    divided by it after; on an overflow the scale halves and the evaluation is redone, after
+    ``growth_interval`` clean ones it doubles. torch.amp.GradScaler does this for optimizers it
+    steps itself, which L-BFGS's closure rules out. bf16 has fp32's range and needs none of it.
+    """
+
+    def __init__(self, enabled: bool, init: float = 2.0 ** 16, growth_interval: int = 200):
+        self.enabled, self.value, self.growth_interval = enabled, (init if enabled else 1.0), growth_interval
+        self._clean = 0
+
+    def unscale(self, params: list[torch.Tensor]) -> bool:
+        """Divide the gradients by the scale; False (gradients cleared, scale halved) if they overflowed."""
+        if not self.enabled:
+            return True
+        for p in params:
+            if p.grad is not None:
+                p.grad.div_(self.value)
+        if all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in params):
+            self._clean += 1
+            if self._clean >= self.growth_interval:
+                self.value, self._clean = min(self.value * 2, 2.0 ** 24), 0
+            return True
+        if self.value <= 1:
+            raise DeepCanvasError("the gradients overflowed in fp16; use --precision bf16 or fp32")
+        self.value, self._clean = self.value / 2, 0
+        for p in params:
+            p.grad = None
+        return False
 
 
 class Renderer:
@@ -166,7 +208,7 @@ class Renderer:
             raise ValueError("random transforms and tiling do not mix: tiling moves its grid randomly instead")
         self.hooks = hooks or []
         device = next(net.parameters()).device
-        autocast_for(device, precision)  # reject an unknown precision now, not mid-run
+        self.loss_scale = LossScale(resolve_precision(device, precision) == "fp16")  # rejects unknown ones
         self.autocast = lambda: autocast_for(device, precision)
         self.rng = rng or random.Random()
         self.best_loss = math.inf
@@ -192,7 +234,7 @@ class Renderer:
                 return self.net(pixels, self.layers)
 
         return tiled_backward(img, self.objective.terms(), forward, tile=self.tile, margin=self.tile_margin,
-                              rng=self.rng)
+                              rng=self.rng, grad_scale=self.loss_scale.value)
 
     def _recall(self) -> bool:
         params = self.param.parameters()
@@ -208,15 +250,18 @@ class Renderer:
         if self._remember and self._recall():
             return torch.tensor(self.last_loss)
         self.opt.zero_grad(set_to_none=True)
-        img = self.param.image()
-        if self.tile and max(img.shape[-2:]) > self.tile:
-            total, parts = self._tiled_backward(img)
-        else:
-            loss, parts_t = self._forward_loss(img)
-            loss.backward()
-            total, parts = float(loss.detach()), {k: float(v.detach()) for k, v in parts_t.items()}
-        if not math.isfinite(total):
-            raise DeepCanvasError("the loss became NaN or infinite; lower the learning rate or the loss weights")
+        while True:  # once, unless fp16's gradients overflow (LossScale)
+            img = self.param.image()
+            if self.tile and max(img.shape[-2:]) > self.tile:
+                total, parts = self._tiled_backward(img)
+            else:
+                loss, parts_t = self._forward_loss(img)
+                (loss * self.loss_scale.value).backward()
+                total, parts = float(loss.detach()), {k: float(v.detach()) for k, v in parts_t.items()}
+            if not math.isfinite(total):
+                raise DeepCanvasError("the loss became NaN or infinite; lower the learning rate or the loss weights")
+            if self.loss_scale.unscale(self.param.parameters()):
+                break
         self.last_parts = parts
         self.last_loss = total
         if self.keep_best and total < self.best_loss:

@@ -89,10 +89,12 @@ def tile_boxes(h: int, w: int, tile: int, margin: int, rng: random.Random | None
         yield (ty0, ty1, tx0, tx1), Region(y0 - ty0, y1 - ty0, x0 - tx0, x1 - tx0, ty0, tx0)
 
 
-def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int, rng: random.Random | None):
+def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int, rng: random.Random | None,
+                   grad_scale: float = 1.0):
     """Back-propagate the objective's gradient into ``img`` tile by tile.
 
     terms: [(weight, objective)]; forward(tile_pixels) -> activations.
+    grad_scale: the gradient arrives multiplied by this (fp16 loss scaling, render.LossScale).
     Returns (total loss, {name: weighted loss}).
     """
     boxes = list(tile_boxes(*img.shape[-2:], tile, margin, rng))  # one grid for both passes
@@ -132,7 +134,7 @@ def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int,
                 if g is not None and p.requires_grad:
                     surrogate = surrogate + (g.to(p.dtype) * p).sum()
         if torch.is_tensor(surrogate):
-            (g,) = torch.autograd.grad(surrogate, pix)
+            (g,) = torch.autograd.grad(surrogate * grad_scale, pix)
             full[..., ty0:ty1, tx0:tx1] += g
     img.backward(full)
     return float(loss.detach()), parts

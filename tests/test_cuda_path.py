@@ -6,6 +6,8 @@ Grams and losses in fp32. A .view() on a channels-last activation, or a loss
 computed in half precision, fails here as it would on the card.
 """
 
+import math
+
 import pytest
 import torch
 
@@ -66,3 +68,119 @@ def test_dream_classviz_and_inversion_in_the_cuda_layout(cuda_layout):
                                           precision="bf16"))
     assert _finite(deepcanvas.visualize_class_steps("goldfinch", size=64, iterations=3, seed=0, precision="bf16"))
     assert _finite(deepcanvas.invert_steps(CONTENT, size=48, iterations=3, seed=0, precision="bf16"))
+
+
+# -- fp16: loss scaling ------------------------------------------------------------------------------
+# fp16 convolutions are slow on the CPU (~14x fp32): these use 48x64 images, with small loss weights
+# standing in for the tiny per-pixel gradients of a big image.
+LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+
+
+def _setup(mode: str, weight: float, layers=tuple(LAYERS)):
+    from deepcanvas import io
+    from deepcanvas.objectives import Style, Sum, gram
+    from deepcanvas.param import resize
+
+    net = models.load_model("vgg16")
+    c = resize(io.image_to_tensor(io.load_image(CONTENT)), (48, 64))
+    s = resize(io.image_to_tensor(io.load_image(STYLE)), (48, 64))
+    with torch.no_grad():
+        sa = net(s, list(layers))
+    obj = Sum([])
+    for l in layers:
+        obj = obj + weight * Style(l, gram(sa[l], "hw" if mode == "scaled" else "chw"), mode)
+    torch.manual_seed(0)
+    return net, obj, (c + 0.1 * torch.rand_like(c)).clamp(0, 1)
+
+
+def _grad(setup, precision: str, *, tile=None, loss_scale=None):
+    """One evaluation's pixel gradient, and the renderer that made it."""
+    import random
+
+    from deepcanvas.param import PixelParam
+    from deepcanvas.render import Renderer
+
+    net, obj, start = setup
+    param = PixelParam(start.clone(), clip=True)
+    r = Renderer(net, obj, param, optimizer="sgd", lr=1e-9, precision=precision, tile=tile, tile_margin=8,
+                 rng=random.Random(0))
+    if loss_scale is not None:
+        r.loss_scale = loss_scale
+    r.closure()
+    return param.parameters()[0].grad.clone(), r
+
+
+def _close(a, b) -> bool:
+    """Same direction and the same size (unscaled correctly)."""
+    cos = torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
+    return cos > 0.995 and abs(a.norm().item() / b.norm().item() - 1) < 0.05
+
+
+def _zeros(g):
+    return (g == 0).float().mean().item()
+
+
+def test_loss_scale_halves_on_overflow_and_grows_after_clean_steps():
+    from deepcanvas.render import LossScale
+
+    p = torch.zeros(3, requires_grad=True)
+    ls = LossScale(True, init=8.0, growth_interval=2)
+    p.grad = torch.tensor([8.0, float("inf"), 0.0])
+    assert not ls.unscale([p]) and ls.value == 4.0 and p.grad is None
+    for _ in range(2):
+        p.grad = torch.tensor([4.0, 8.0, 0.0])
+        assert ls.unscale([p])
+    assert torch.equal(p.grad, torch.tensor([1.0, 2.0, 0.0])) and ls.value == 8.0
+    off = LossScale(False)
+    p.grad = torch.tensor([float("inf"), 1.0, 1.0])
+    assert off.value == 1.0 and off.unscale([p])  # fp32/bf16: untouched
+
+
+def test_fp16_gradients_underflow_without_loss_scaling_and_not_with_it():
+    from deepcanvas.render import LossScale
+
+    setup = _setup("scaled", 1e-3)
+    ref, _ = _grad(setup, "fp32")
+    bare, _ = _grad(setup, "fp16", loss_scale=LossScale(False))
+    scaled, r = _grad(setup, "fp16")
+    assert r.loss_scale.value == 2.0 ** 16  # no overflow with these small losses
+    assert _zeros(bare) > 0.05  # the problem: many pixel gradients flushed to zero
+    assert _zeros(scaled) < 0.001
+    assert _close(scaled, ref) and not _close(bare, ref)
+
+
+def test_fp16_overflow_halves_the_scale_and_redoes_the_evaluation():
+    from deepcanvas.render import LossScale
+
+    setup = _setup("mse", 100.0)  # neural-style-pt's losses
+    net, obj, start = setup
+    ref, _ = _grad(setup, "fp32")
+    # The largest activation gradient, to start at a scale that surely overflows fp16 (max 65504).
+    x = start.clone().requires_grad_(True)
+    acts = net(x, LAYERS)
+    for a in acts.values():
+        a.retain_grad()
+    sum(obj.parts(acts, x).values()).backward()
+    peak = max(a.grad.abs().max().item() for a in acts.values())
+    init = 2.0 ** math.ceil(math.log2(4 * 65504 / peak))
+    g, r = _grad(setup, "fp16", loss_scale=LossScale(True, init=init))
+    assert r.loss_scale.value <= init / 4
+    assert torch.isfinite(g).all() and _close(g, ref)
+
+
+def test_fp16_loss_scaling_in_tiled_gradients():
+    setup = _setup("scaled", 1e-3, ("relu1_1", "relu2_1"))  # shallow: fp16 is slow here
+    ref, _ = _grad(setup, "fp32", tile=48)
+    g, r = _grad(setup, "fp16", tile=48)
+    assert r.loss_scale.value == 2.0 ** 16
+    assert _zeros(g) < 0.001 and _close(g, ref)
+
+
+def test_auto_precision_and_bad_names():
+    from deepcanvas.errors import DeepCanvasError
+    from deepcanvas.render import resolve_precision
+
+    assert resolve_precision(torch.device("cpu"), "auto") == "fp32"
+    assert resolve_precision(torch.device("cpu"), "fp16") == "fp16"
+    with pytest.raises(DeepCanvasError, match="valid: auto, fp32, bf16, fp16"):
+        resolve_precision(torch.device("cpu"), "half")

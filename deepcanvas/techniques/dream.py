@@ -36,7 +36,7 @@ from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import GuideMatch, LayerEnergy, Objective, Sum
 from ..param import PixelParam, resize
-from ..render import Interrupted, Progress, Renderer, autocast_for, drive
+from ..render import Interrupted, Progress, Renderer, drive, resolve_precision
 from .common import check_layer_names, fit_size, longest_side, parse_layers, seed_everything
 
 #: Octaves whose shorter side would fall below this many pixels are left out.
@@ -200,7 +200,7 @@ def _setup(image, *, layers, channels, octaves, octave_scale, iterations, lr, ji
         raise DeepCanvasError("channels cannot be combined with a guide image (the guide picks the features)")
     rng = seed_everything(seed)
     dev = models.resolve_device(device)
-    autocast_for(dev, precision)  # validates the name
+    resolve_precision(dev, precision)  # validates the name
     info = models.get_info(model)
     spec = layers or info.defaults.get("dream_layers")
     if not spec:
