@@ -40,7 +40,9 @@ def nspt_losses(image, size: int, device="cpu") -> dict:
     from deepcanvas.objectives import Content, Style, gram
     from deepcanvas.param import resize
     from deepcanvas.techniques.common import fit_size
+    from deepcanvas.techniques.style import loss_setup
 
+    nspt = loss_setup("neural-style-pt")  # its weights and TV, as the preset uses them
     net = models.load_model("vgg16", device=device)
     x = io.image_to_tensor(image)
     c = io.image_to_tensor(io.load_image(CONTENT))
@@ -51,10 +53,9 @@ def nspt_losses(image, size: int, device="cpu") -> dict:
     layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
     with torch.no_grad():
         ca, sa, xa = net(c, ["relu4_2"]), net(s, layers), net(x, layers + ["relu4_2"])
-        content = 5 * Content("relu4_2", ca["relu4_2"], "mse").loss(xa, x).item()
-        style = sum(100 * Style(l, gram(sa[l], "chw"), "mse").loss(xa, x).item() for l in layers)
-        p = x * 255
-        tv = 1e-3 * ((p[..., 1:, :] - p[..., :-1, :]).abs().sum() + (p[..., 1:] - p[..., :-1]).abs().sum()).item()
+        content = nspt.content_weight * Content("relu4_2", ca["relu4_2"], "mse").loss(xa, x).item()
+        style = sum(nspt.style_weight * Style(l, gram(sa[l], "chw"), "mse").loss(xa, x).item() for l in layers)
+        tv = nspt.tv_weight * nspt.tv.loss(xa, x).item()
     return {"content_loss": content, "style_loss": style, "tv_loss": tv, "objective": content + style + tv}
 
 
@@ -268,6 +269,8 @@ def main():
         raise SystemExit(f"missing {CONTENT}")
     import torch
 
+    from deepcanvas.models.vgg import CAFFE_MEAN_BGR
+
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
     extra = json.loads(args.extra) if args.extra else {}
     lfl_extra = json.loads(args.like_for_like_extra) if args.like_for_like_extra else {}
@@ -316,7 +319,7 @@ def main():
     for size in sorted({r["size"] for r in results}):
         # Yardsticks: what an untouched photo and a flat image score on the same losses.
         c = io_image(CONTENT, size)
-        flat = Image.new("RGB", c.size, (124, 117, 104))
+        flat = Image.new("RGB", c.size, tuple(round(v) for v in reversed(CAFFE_MEAN_BGR)))
         for name, img in (("the content photo, unchanged", c), ("a flat mean-colour image", flat)):
             m = nspt_losses(img, size)
             print(f"{name:40} {size:>5} {'':>6} {'':>8} {'':>7} {m['content_loss']:>10.4g} {m['style_loss']:>10.4g} "

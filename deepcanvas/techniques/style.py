@@ -290,7 +290,7 @@ def style_transfer_steps(
             start = resize(init_img, hw)
         elif init == "noise":
             # neural-style-pt's random init: the mean colour with faint noise.
-            mean = torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1) / 255
+            mean = torch.tensor(models.vgg.CAFFE_MEAN_BGR[::-1]).view(1, 3, 1, 1) / 255
             start = (mean + torch.randn(1, 3, *hw) * 0.001).clamp(0, 1)
         elif init == "blend":
             start = (1 - init_noise) * target.cpu() + init_noise * torch.rand(1, 3, *hw)
