@@ -208,7 +208,8 @@ class Renderer:
             raise ValueError("random transforms and tiling do not mix: tiling moves its grid randomly instead")
         self.hooks = hooks or []
         device = next(net.parameters()).device
-        self.loss_scale = LossScale(resolve_precision(device, precision) == "fp16")  # rejects unknown ones
+        precision = resolve_precision(device, precision)  # once, not per forward; rejects unknown names
+        self.loss_scale = LossScale(precision == "fp16")
         self.autocast = lambda: autocast_for(device, precision)
         self.rng = rng or random.Random()
         self.best_loss = math.inf
