@@ -1,31 +1,40 @@
 """deepcanvas: backpropagate to the image.
 
 Style transfer, DeepDream, class visualization and feature inversion on one engine.
+The names below are imported on first use (PEP 562), so ``import deepcanvas`` and
+``deepcanvas --help`` do not pay for torch until a technique is used.
+
+Building blocks for new techniques: :mod:`deepcanvas.render` (``Stage``, the runner
+``render.render``, ``Renderer``), :mod:`deepcanvas.objectives`, :mod:`deepcanvas.param`,
+:mod:`deepcanvas.transforms` and :func:`load_model`.
 """
 
+from __future__ import annotations
+
+import importlib
+
 from .errors import DeepCanvasError
-from .models import load_model
-from .render import Interrupted, Progress
-from .techniques.classviz import visualize_class, visualize_class_steps
-from .techniques.dream import dream, dream_steps, dream_zoom
-from .techniques.invert import contact_sheet, invert, invert_steps
-from .techniques.style import style_transfer, style_transfer_steps
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DeepCanvasError",
-    "contact_sheet",
-    "invert",
-    "invert_steps",
-    "visualize_class",
-    "visualize_class_steps",
-    "dream",
-    "dream_steps",
-    "dream_zoom",
-    "Interrupted",
-    "Progress",
-    "load_model",
-    "style_transfer",
-    "style_transfer_steps",
-]
+# name -> module that defines it
+_API = {
+    "style_transfer": "techniques.style", "style_transfer_steps": "techniques.style",
+    "dream": "techniques.dream", "dream_steps": "techniques.dream",
+    "dream_zoom": "techniques.zoom", "dream_zoom_steps": "techniques.zoom",
+    "visualize_class": "techniques.classviz", "visualize_class_steps": "techniques.classviz",
+    "invert": "techniques.invert", "invert_steps": "techniques.invert", "contact_sheet": "techniques.invert",
+    "load_model": "models", "LayeredNet": "models",
+    "Interrupted": "render", "Progress": "render", "Stage": "render", "Renderer": "render", "drive": "render",
+}
+_MODULES = ("objectives", "param", "transforms", "models", "io")
+
+__all__ = ["DeepCanvasError", *_API, *_MODULES]
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _API:
+        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    raise AttributeError(f"module 'deepcanvas' has no attribute {name!r}")

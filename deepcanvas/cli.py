@@ -8,16 +8,15 @@ and the Python API cannot drift apart.
 from __future__ import annotations
 
 import argparse
-import inspect
 import re
 import sys
 import time
-import types
-import typing
 from pathlib import Path
 from typing import Callable
 
 from .errors import DeepCanvasError
+from .reporter import Reporter
+from .signature import api_params
 
 DATA = Path(__file__).parent / "data"
 
@@ -27,94 +26,30 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"deepcanvas: error: {message} (see {self.prog} --help)\n")
 
 
-def _doc_args(func) -> dict[str, str]:
-    """Parse the ``Args:`` section of a Google-style docstring into {name: help}."""
-    doc = inspect.getdoc(func) or ""
-    m = re.search(r"^Args:\n(.*?)(?:\n\S|\Z)", doc, re.S | re.M)
-    out: dict[str, str] = {}
-    if not m:
-        return out
-    name = None
-    for line in m.group(1).splitlines():
-        hit = re.match(r"^\s{4}(\w+):\s*(.*)$", line)
-        if hit:
-            name = hit.group(1)
-            out[name] = hit.group(2).strip()
-        elif name and line.strip():
-            out[name] += " " + line.strip()
-    return out
-
-
-def _base_type(annotation):
-    """int | None -> int; 'str | None' (a string, with postponed annotations) -> str."""
-    if isinstance(annotation, str):
-        for name, t in (("bool", bool), ("int", int), ("float", float)):
-            if re.match(rf"^{name}\b", annotation.strip()):
-                return t
-        return str
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _base_type(args[0]) if args else str
-    if annotation in (int, float, bool, str):
-        return annotation
-    return str
-
-
 def add_api_arguments(parser: argparse.ArgumentParser, func, skip=()) -> list[str]:
-    """Add ``--flag`` for every keyword-only argument of ``func``; return their names."""
-    helps = _doc_args(func)
+    """Add ``--flag`` for every keyword-only argument of ``func``; return their names.
+
+    A ``Literal[...]`` argument gets argparse ``choices`` (open ones, such as an init that may
+    also be a file, list them in the help instead).
+    """
     names = []
-    for p in inspect.signature(func).parameters.values():
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.name in skip:
-            continue
+    for p in api_params(func, skip):
         flag = "--" + p.name.replace("_", "-")
-        typ = _base_type(p.annotation)
-        help_ = helps.get(p.name, "")
-        if typ is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=p.default, help=help_)
-        else:
-            default = "" if p.default is None else f" (default: {p.default})"
-            parser.add_argument(flag, type=typ, default=p.default, metavar=p.name.upper(), help=help_ + default)
+        if p.type is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=p.default, help=p.help)
+            names.append(p.name)
+            continue
+        default = "" if p.default is None else f" (default: {p.default})"
+        extra = {}
+        if p.choices and not p.open_choice:
+            extra = {"choices": p.choices, "metavar": "{" + ",".join(map(str, p.choices)) + "}"}
+        parser.add_argument(flag, type=p.type, default=p.default, **({"metavar": p.name.upper()} | extra),
+                            help=p.help + default)
         names.append(p.name)
     return names
 
 
-# -- progress, intermediates, output ------------------------------------------------------------
-class Reporter:
-    """tqdm progress bar with loss and ETA, periodic prints and saved intermediates."""
-
-    def __init__(self, out: Path, print_every: int, save_every: int, quiet: bool):
-        self.out, self.print_every, self.save_every, self.quiet = out, print_every, save_every, quiet
-        self.bar = None
-
-    def __call__(self, p) -> None:
-        from tqdm import tqdm
-
-        if self.bar is None and not self.quiet:
-            self.bar = tqdm(total=p.total, unit="it", dynamic_ncols=True, file=sys.stderr)
-        if self.bar is not None:
-            self.bar.total = p.total
-            self.bar.set_description(p.stage, refresh=False)
-            self.bar.set_postfix_str(f"loss {p.loss:.4g}", refresh=False)
-            self.bar.update(p.iteration - self.bar.n)
-        if self.print_every and p.iteration % self.print_every == 0 and not p.done:
-            parts = " ".join(f"{k} {v:.4g}" for k, v in p.parts.items())
-            msg = f"iteration {p.iteration}/{p.total} [{p.stage}] loss {p.loss:.4g} ({parts})"
-            (tqdm.write(msg, file=sys.stderr) if self.bar is not None else print(msg, file=sys.stderr))
-        if self.save_every and p.iteration % self.save_every == 0 and not p.done:
-            from .io import save_image
-
-            images = p.images if p.tensor.dim() == 4 and p.tensor.shape[0] > 1 else [p.image]
-            for i, img in enumerate(images):  # a batch (several classes) saves one file per image
-                tag = f"_{i}" if len(images) > 1 else ""
-                save_image(img, self.out.with_name(f"{self.out.stem}_{p.iteration:05d}{tag}{self.out.suffix}"))
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
+# -- output ------------------------------------------------------------------------------------
 def _outputs(result, out: Path) -> list[tuple[Path, object]]:
     """Map a technique's result (image, list or dict of images) to output files."""
     if isinstance(result, dict):
@@ -175,58 +110,50 @@ def cmd_models(args) -> int:
     return 0
 
 
-def _technique_commands():
-    """(name, help, api function, positional arguments spec, default output)."""
-    from .techniques import style
-
-    cmds = [("style", "style transfer: paint CONTENT in the style of STYLE(s)", style.style_transfer_steps,
-             [("content", {"help": "content image (with --batch: the first style image)"}),
-              ("styles", {"nargs": "*", "help": "style image(s)"})],
-             "styled.png", style.style_transfer)]
-    try:
-        from .techniques import dream
-
-        cmds.append(("dream", "DeepDream: amplify what a layer sees in IMAGE", dream.dream_steps,
-                     [("image", {"help": "input photo"})], "dream.png", dream.dream))
-    except ImportError:
-        pass
-    try:
-        from .techniques import classviz
-
-        cmds.append(("classviz", "class visualization: an image the classifier scores as CLASS",
-                     classviz.visualize_class_steps,
-                     [("classes", {"nargs": "*", "help": "ImageNet class index or name (several: one image each; "
-                                                 "none with --objective)"})],
-                     "class.png", classviz.visualize_class))
-    except ImportError:
-        pass
-    try:
-        from .techniques import invert
-
-        cmds.append(("invert", "feature inversion: rebuild IMAGE from one layer's features",
-                     invert.invert_steps, [("image", {"help": "input photo"})], "inverted.png", invert.invert))
-    except ImportError:
-        pass
-    return cmds
+#: The technique commands: (name, help, module, *_steps function, plain function, positionals, default output).
+#: Named, not imported: a command's module (and torch) is imported only when that command runs
+#: or shows its own help, so ``deepcanvas --help`` stays instant.
+TECHNIQUES = [
+    ("style", "style transfer: paint CONTENT in the style of STYLE(s)", "style", "style_transfer_steps",
+     "style_transfer", [("content", {"help": "content image (with --batch: the first style image)"}),
+                        ("styles", {"nargs": "*", "help": "style image(s)"})], "styled.png"),
+    ("dream", "DeepDream: amplify what a layer sees in IMAGE", "dream", "dream_steps", "dream",
+     [("image", {"help": "input photo"})], "dream.png"),
+    ("classviz", "class visualization: an image the classifier scores as CLASS", "classviz",
+     "visualize_class_steps", "visualize_class",
+     [("classes", {"nargs": "*", "help": "ImageNet class index or name (several: one image each; "
+                                         "none with --objective)"})], "class.png"),
+    ("invert", "feature inversion: rebuild IMAGE from one layer's features", "invert", "invert_steps", "invert",
+     [("image", {"help": "input photo"})], "inverted.png"),
+]
+ZOOM_HELP = "DeepDream zoom: N frames, each dreamt on a slightly zoomed previous one; PNG frames and a GIF"
 
 
-def build_parser():
-    from . import __version__
+def _technique(module: str):
+    import importlib
 
+    return importlib.import_module(f".techniques.{module}", __package__)
+
+
+def build_parser(only: str | None = None):
+    """The whole command line; with ``only``, the flags of that command alone are filled in (the others
+    are listed by name and help, without importing their modules)."""
     parser = _Parser(prog="deepcanvas", description="Backpropagate to the image: style transfer, DeepDream, "
                                                     "class visualization and feature inversion.")
-    parser.add_argument("--version", action="version", version=f"deepcanvas {__version__}")
+    parser.add_argument("--version", action="version", version=f"deepcanvas {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     p = sub.add_parser("models", help="list the networks, where their weights come from, and their layers")
     p.set_defaults(handler=cmd_models)
-    for name, help_, steps, positionals, default_out, plain in _technique_commands():
-        p = sub.add_parser(name, help=help_, description=help_,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter if False else argparse.HelpFormatter)
+    for name, help_, module, steps, plain, positionals, default_out in TECHNIQUES:
+        p = sub.add_parser(name, help=help_, description=help_)
+        if only not in (None, name):
+            continue
+        mod = _technique(module)
         for pname, opts in positionals:
             p.add_argument(pname, **opts)
         _common_run_flags(p, default_out)
-        kw = add_api_arguments(p, steps)
-        handler = _make_handler(plain, [n for n, _ in positionals], kw)
+        kw = add_api_arguments(p, getattr(mod, steps))
+        handler = _make_handler(getattr(mod, plain), [n for n, _ in positionals], kw)
         if name == "style":
             p.add_argument("--batch", metavar="DIR_OR_GLOB",
                            help="style every image in a folder or glob with the style image(s); -o is then a "
@@ -235,22 +162,29 @@ def build_parser():
                            help="with --batch: run on a Ray cluster (ADDRESS, or 'local' to start one here)")
             handler = _style_handler(handler, kw)
         p.set_defaults(handler=handler)
-    _add_zoom_command(sub)
+    p = sub.add_parser("dream-zoom", help=ZOOM_HELP, description=ZOOM_HELP)
+    if only in (None, "dream-zoom"):
+        _fill_zoom_command(p)
     from .demo import add_demo_command
+    from .web import add_serve_command  # imports no web dependency
 
     add_demo_command(sub)
-    from .web import add_serve_command; add_serve_command(sub)  # noqa: E702 (imports no web dependency)
+    add_serve_command(sub)
     return parser
 
 
-def _add_zoom_command(sub) -> None:
-    """``dream-zoom``: the dream flags, plus the sequence's own."""
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        from .techniques import dream
-    except ImportError:
-        return
-    help_ = "DeepDream zoom: N frames, each dreamt on a slightly zoomed previous one; PNG frames and a GIF"
-    p = sub.add_parser("dream-zoom", help=help_, description=help_)
+        return version("deepcanvas")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _fill_zoom_command(p) -> None:
+    """``dream-zoom``: the dream flags, plus the sequence's own."""
+    dream, zoom = _technique("dream"), _technique("zoom")
     p.add_argument("image", help="input photo")
     p.add_argument("-o", "--output", default="zoom/",
                    help="a folder (frame_0001.png ..., dream.gif) or a prefix like out/zoom (default: zoom/)")
@@ -265,8 +199,8 @@ def _add_zoom_command(sub) -> None:
         reporter = Reporter(Path("x.png"), 0, 0, args.quiet)
         t0 = time.perf_counter()
         try:
-            res = dream.dream_zoom(args.image, args.output, frames=args.frames, zoom=args.zoom, fps=args.fps,
-                                   callback=reporter, **{k: getattr(args, k) for k in kw})
+            res = zoom.dream_zoom(args.image, args.output, frames=args.frames, zoom=args.zoom, fps=args.fps,
+                                  callback=reporter, **{k: getattr(args, k) for k in kw})
         finally:
             reporter.close()
         extra = f" and {res.mp4}" if res.mp4 else ""
@@ -314,8 +248,18 @@ def run_batch(args, styles, kwargs) -> int:
     return 0
 
 
+def _command_in(argv: list[str]) -> str:
+    """The subcommand named in ``argv`` ('' for none): only its module needs importing."""
+    names = {t[0] for t in TECHNIQUES} | {"dream-zoom"}
+    for a in argv:
+        if not a.startswith("-"):
+            return a if a in names else ""
+    return ""
+
+
 def main(argv=None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=_command_in(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()

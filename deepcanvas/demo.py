@@ -12,7 +12,7 @@ TECHNIQUES = ("style", "dream", "classviz", "invert")
 
 def run_demo(out_dir: Path, only: list[str], size: int, quiet: bool) -> list[Path]:
     from . import io
-    from .cli import Reporter
+    from .reporter import Reporter
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

@@ -9,12 +9,48 @@ so progress bars can show "content 0.41 style 1.2 tv 0.03".
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from .errors import DeepCanvasError
-from .tiling import Region
+
+
+@dataclass(frozen=True)
+class Region:
+    """A tile's core, in pixels relative to the tile, and the tile's origin in the whole image."""
+
+    y0: int = 0
+    y1: int | None = None  # None: the whole image, crops are the identity
+    x0: int = 0
+    x1: int | None = None
+    oy: int = 0
+    ox: int = 0
+
+    @staticmethod
+    def whole(t: torch.Tensor | None = None) -> "Region":
+        return Region()
+
+    def _bounds(self, act: torch.Tensor, image: torch.Tensor) -> tuple[int, int, int, int, int]:
+        s = max(1, 2 ** round(torch.log2(torch.tensor(image.shape[-2] / act.shape[-2])).item()))
+        h, w = act.shape[-2:]
+        return self.y0 // s, min(h, -(-self.y1 // s)), self.x0 // s, min(w, -(-self.x1 // s)), s
+
+    def crop(self, act: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
+        """The core's part of a spatial activation map of this tile."""
+        if self.y1 is None:
+            return act
+        y0, y1, x0, x1, _ = self._bounds(act, image)
+        return act[..., y0:y1, x0:x1]
+
+    def crop_target(self, target: torch.Tensor, act: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
+        """The same positions in a whole-image target map."""
+        if self.y1 is None:
+            return target
+        y0, y1, x0, x1, s = self._bounds(act, image)
+        oy, ox = self.oy // s, self.ox // s
+        return target[..., oy + y0:oy + y1, ox + x0:ox + x1]
 
 
 class Objective:

@@ -1,12 +1,17 @@
-"""The one loop every technique runs.
+"""The one loop every technique runs, and the stages it is run in.
 
     param --image--> transforms --> network --> named activations --> objective
       ^                                                                   |
       +------------------- optimizer step <------ backward <--------------+
 
-:class:`Renderer` runs that loop for a number of steps and yields a
-:class:`Progress` after each one. Schedules (style transfer's scales,
-DeepDream's octaves) are plain loops around it in ``techniques/``.
+A :class:`Stage` is one stretch of that loop: a parameterisation, an objective,
+random transforms, a number of steps, an optimizer with a learning-rate
+schedule, and hooks. A run is a list of stages (style transfer's scales,
+DeepDream's octaves, a zoom's frames, inversion's layers), each built from the
+previous stage's result. :func:`render` runs them: it counts progress over the
+whole run, turns Ctrl-C into :class:`Interrupted` carrying the best image so
+far, tiles big images (with transforms too) and yields the final result.
+A technique only builds its stages.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Generator, Iterator, Sequence, Union
 
 import torch
 
@@ -37,7 +42,11 @@ class Interrupted(KeyboardInterrupt):
 
 @dataclass
 class Progress:
-    """One step of a run. Unpacks as ``(iteration, image)``, like the article's generator."""
+    """One step of a run. Unpacks as ``(iteration, image)``, like the article's generator.
+
+    The last one of a run has ``done=True``; its ``output`` holds whatever else the
+    technique produced (e.g. the files a zoom sequence wrote).
+    """
 
     iteration: int
     total: int
@@ -47,6 +56,7 @@ class Progress:
     tensor: torch.Tensor = field(repr=False)
     elapsed: float = 0.0
     done: bool = False
+    output: Any = field(default=None, repr=False)
 
     @property
     def image(self):
@@ -185,27 +195,32 @@ class LossScale:
 
 
 class Renderer:
-    """Optimise ``param`` so that ``objective`` on ``net``'s activations falls.
+    """Optimise ``param`` so that ``objective`` on ``net``'s activations falls (one stage's loop).
 
     tile: if set and the image is larger, gradients are computed tile by tile
     (memory bounded by the tile; see tiling.py), each tile seeing
-    ``tile_margin`` pixels of context around its core.
+    ``tile_margin`` pixels of context around its core. Random transforms apply
+    to the whole image first; the tiles are cut from the transformed image and
+    its gradient flows back through the transform.
+    lr_schedule: the learning rate's factor as a function of the fraction of
+    the steps done (0 at the first step).
+    keep: 'best' keeps the lowest-loss image seen, 'last' the latest.
     """
 
     def __init__(self, net, objective: Objective, param: Param, *, optimizer: str = "adam", lr: float = 0.02,
                  betas=(0.9, 0.999), eps: float = 1e-8, transform: T.Transform | None = None,
                  keep_best: bool = True, tile: int | None = None, tile_margin: int = 64,
                  hooks: list[Callable[[int, Param], None]] | None = None, precision: str = "auto",
-                 rng: random.Random | None = None, line_search: bool = True):
+                 rng: random.Random | None = None, line_search: bool = True,
+                 lr_schedule: Callable[[float], float] | None = None):
         self.net, self.objective, self.param = net, objective, param
         self.layers = sorted(objective.layers)
         net.check_layers(self.layers)
         self.opt = make_optimizer(optimizer, param.parameters(), lr, betas=betas, eps=eps, line_search=line_search)
+        self.lr, self.lr_schedule = lr, lr_schedule
         self.transform = transform
         self.keep_best = keep_best
         self.tile, self.tile_margin = tile, tile_margin
-        if tile and transform is not None:
-            raise ValueError("random transforms and tiling do not mix: tiling moves its grid randomly instead")
         self.hooks = hooks or []
         device = next(net.parameters()).device
         precision = resolve_precision(device, precision)  # once, not per forward; rejects unknown names
@@ -214,6 +229,7 @@ class Renderer:
         self.rng = rng or random.Random()
         self.best_loss = math.inf
         self.best: torch.Tensor | None = None
+        self.last_loss = math.nan
         self.last_parts: dict[str, float] = {}
         # L-BFGS re-evaluates, at the start of each step, the point its line search ended on: remember
         # the last few evaluations and answer those from memory (only for a deterministic loss).
@@ -221,20 +237,22 @@ class Renderer:
         self._evals: list[tuple[list[torch.Tensor], float, list[torch.Tensor], dict[str, float]]] = []
 
     # -- one evaluation --------------------------------------------------------
-    def _forward_loss(self, img: torch.Tensor, area_scale: float = 1.0):
+    def _forward_loss(self, img: torch.Tensor):
         x = self.transform(img) if self.transform else img
         with self.autocast():
             acts = self.net(x, self.layers)
         parts = self.objective.parts(acts, img)
-        total = sum(parts.values()) * area_scale
-        return total, parts
+        return sum(parts.values()), parts
 
     def _tiled_backward(self, img: torch.Tensor):
         def forward(pixels):
             with self.autocast():
                 return self.net(pixels, self.layers)
 
-        return tiled_backward(img, self.objective.terms(), forward, tile=self.tile, margin=self.tile_margin,
+        # The tiles see the transformed image (and so do pixel-space terms such as TV): the transform is
+        # differentiable, so tiled_backward's gradient flows back through it to the parameters.
+        x = self.transform(img) if self.transform else img
+        return tiled_backward(x, self.objective.terms(), forward, tile=self.tile, margin=self.tile_margin,
                               rng=self.rng, grad_scale=self.loss_scale.value)
 
     def _recall(self) -> bool:
@@ -283,23 +301,121 @@ class Renderer:
 
     def run(self, steps: int, *, start: int = 0, total: int | None = None, stage: str = "",
             t0: float | None = None) -> Iterator[Progress]:
+        """Take ``steps`` optimizer steps, yielding a Progress after each (Ctrl-C propagates as is)."""
         total = total or steps
         t0 = t0 or time.perf_counter()
-        try:
-            for i in range(steps):
-                self.opt.step(self.closure)
-                if self._remember:
-                    self._recall()  # report the point the line search accepted, not the last one it tried
-                self.param.post_step()
-                for hook in self.hooks:
-                    hook(i, self.param)
-                with torch.no_grad():
-                    img = self.param.image().detach().clone()  # the param changes in place later
-                yield Progress(start + i + 1, total, self.last_loss, dict(self.last_parts), stage, img,
-                               time.perf_counter() - t0)
-        except KeyboardInterrupt as e:
-            if isinstance(e, Interrupted):
-                raise
-            from .io import tensor_to_image
+        for i in range(steps):
+            if self.lr_schedule is not None:
+                for group in self.opt.param_groups:
+                    group["lr"] = self.lr * self.lr_schedule(i / steps)
+            self.opt.step(self.closure)
+            if self._remember:
+                self._recall()  # report the point the line search accepted, not the last one it tried
+            self.param.post_step()
+            for hook in self.hooks:
+                hook(i, self.param)
+            with torch.no_grad():
+                img = self.param.image().detach().clone()  # the param changes in place later
+            yield Progress(start + i + 1, total, self.last_loss, dict(self.last_parts), stage, img,
+                           time.perf_counter() - t0)
 
-            raise Interrupted(tensor_to_image(self.current())) from None
+
+def cosine_decay(floor: float) -> Callable[[float], float]:
+    """A learning-rate schedule from 1 down to ``floor`` along half a cosine."""
+    return lambda frac: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+@dataclass
+class Stage:
+    """One stretch of the loop: ``steps`` optimizer steps on ``param`` against ``objective``.
+
+    ``result`` maps the stage's image to what the run's image is at that point (a
+    crop back to the output size, the dream's detail added to the full-size photo,
+    a batch laid side by side); it is what Ctrl-C keeps and what the next stage
+    starts from. ``after`` is called with that result when the stage ends (e.g. to
+    write a finished frame).
+    """
+
+    param: Param
+    objective: Objective
+    steps: int
+    name: str = ""
+    optimizer: str = "adam"
+    lr: float = 0.02
+    lr_schedule: Callable[[float], float] | None = None
+    transforms: T.Transform | None = None
+    hooks: list[Callable[[int, Param], None]] = field(default_factory=list)
+    keep_best: bool = True
+    tile: int | None = None
+    tile_margin: int = 64
+    optimizer_options: dict = field(default_factory=dict)  # betas, eps, line_search
+    result: Callable[[torch.Tensor], torch.Tensor] | None = None
+    after: Callable[[torch.Tensor], None] | None = None
+
+
+#: A stage, or a function that builds one from the previous stage's result (None for the first).
+StageSpec = Union[Stage, Callable[[Union[torch.Tensor, None]], Stage]]
+
+
+def render(net, stages: Sequence[StageSpec], *, total: int | None = None, precision: str = "auto",
+           rng: random.Random | None = None, finish: Callable[[list[torch.Tensor]], torch.Tensor] | None = None,
+           output: Any = None) -> Generator[Progress, None, torch.Tensor]:
+    """Run ``stages`` one after the other; yield a Progress per step, then one with ``done=True``.
+
+    total: the steps of the whole run, for progress and time left (default: counted from the stages,
+    which must then be Stage objects, not builders).
+    finish: the run's final image from the stages' results (default: the last one); also applied to
+    the image Ctrl-C keeps.
+    output: attached to the final Progress (``Progress.output``), e.g. what the run wrote.
+    Returns the final image. Ctrl-C, in a step or thrown in at a yield by :func:`drive`, becomes
+    :class:`Interrupted` carrying the current stage's best image (its ``result``).
+    """
+    from .io import tensor_to_image
+
+    if total is None:
+        if not all(isinstance(s, Stage) for s in stages):
+            raise ValueError("render: give total= when stages are built on the way")
+        total = sum(s.steps for s in stages)
+    rng = rng or random.Random()
+    finish = finish or (lambda rs: rs[-1])
+    t0 = time.perf_counter()
+    done, results, prev = 0, [], None
+    renderer: Renderer | None = None  # the running stage's, None between stages
+
+    try:
+        for spec in stages:
+            renderer = None
+            stage = spec if isinstance(spec, Stage) else spec(prev)
+            shaped = stage.result or (lambda img: img)
+            renderer = Renderer(net, stage.objective, stage.param, optimizer=stage.optimizer, lr=stage.lr,
+                                lr_schedule=stage.lr_schedule, transform=stage.transforms, keep_best=stage.keep_best,
+                                tile=stage.tile, tile_margin=stage.tile_margin, hooks=stage.hooks,
+                                precision=precision, rng=rng, **stage.optimizer_options)
+            for p in renderer.run(stage.steps, start=done, total=total, stage=stage.name, t0=t0):
+                yield p
+            done += stage.steps
+            prev = shaped(renderer.current().detach())
+            results.append(prev)
+            if stage.after is not None:
+                stage.after(prev)
+    except KeyboardInterrupt as e:
+        if isinstance(e, Interrupted):
+            raise
+        if renderer is not None:
+            best = shaped(renderer.current().detach())
+        elif prev is not None:  # between stages: the last finished one
+            best = prev
+        else:
+            raise
+        best = finish([best]).clamp(0, 1)
+        if best.shape[0] > 1:  # a batch: side by side in one picture
+            best = torch.cat(list(best), dim=-1)[None]
+        raise Interrupted(tensor_to_image(best)) from None
+    if not results:
+        raise DeepCanvasError("nothing to do: the run had no stages")
+    final = finish(results)
+    # Losses at different sizes do not compare: the last stage's is the run's.
+    loss = renderer.best_loss if renderer.keep_best else renderer.last_loss
+    yield Progress(total, total, loss, dict(renderer.last_parts), "done", final, time.perf_counter() - t0,
+                   done=True, output=output)
+    return final

@@ -19,47 +19,12 @@ DeepDream and style transfer share this one mechanism.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import torch
 
+from .objectives import Region, gram
+
 ALIGN = 16  # the deepest stride of the networks here: keep feature grids aligned across tiles
-
-
-@dataclass(frozen=True)
-class Region:
-    """A tile's core, in pixels relative to the tile, and the tile's origin in the whole image."""
-
-    y0: int = 0
-    y1: int | None = None  # None: the whole image, crops are the identity
-    x0: int = 0
-    x1: int | None = None
-    oy: int = 0
-    ox: int = 0
-
-    @staticmethod
-    def whole(t: torch.Tensor | None = None) -> "Region":
-        return Region()
-
-    def _bounds(self, act: torch.Tensor, image: torch.Tensor) -> tuple[int, int, int, int, int]:
-        s = max(1, 2 ** round(torch.log2(torch.tensor(image.shape[-2] / act.shape[-2])).item()))
-        h, w = act.shape[-2:]
-        return self.y0 // s, min(h, -(-self.y1 // s)), self.x0 // s, min(w, -(-self.x1 // s)), s
-
-    def crop(self, act: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
-        """The core's part of a spatial activation map of this tile."""
-        if self.y1 is None:
-            return act
-        y0, y1, x0, x1, _ = self._bounds(act, image)
-        return act[..., y0:y1, x0:x1]
-
-    def crop_target(self, target: torch.Tensor, act: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
-        """The same positions in a whole-image target map."""
-        if self.y1 is None:
-            return target
-        y0, y1, x0, x1, s = self._bounds(act, image)
-        oy, ox = self.oy // s, self.ox // s
-        return target[..., oy + y0:oy + y1, ox + x0:ox + x1]
 
 
 def grid(h: int, w: int, core: int, rng: random.Random | None) -> list[tuple[int, int, int, int]]:
@@ -168,8 +133,6 @@ def tiled_features(img: torch.Tensor, forward, layers, *, tile: int, margin: int
 def tiled_grams(img: torch.Tensor, forward, layers, norm: str, *, tile: int, margin: int) -> dict[str, torch.Tensor]:
     """Gram matrices (objectives.gram) of the whole image, summed over the tiles' cores when it is larger than
     ``tile``: the sums that Style.partial makes for a tiled step."""
-    from .objectives import gram  # objectives imports Region from here
-
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
     for (ty0, ty1, tx0, tx1), region in tile_boxes(*img.shape[-2:], tile, margin):

@@ -193,7 +193,7 @@ def test_channel_objective_alone(effnet):
 ])
 def test_bad_inputs_fail_before_any_work(kwargs, match, monkeypatch):
     # Any error must come before the optimisation starts.
-    monkeypatch.setattr(classviz, "_BatchRenderer", None)
+    monkeypatch.setattr(classviz, "render", None)
     classes = kwargs.pop("classes")
     with pytest.raises(DeepCanvasError, match=match):
         next(iter(visualize_class_steps(classes, device="cpu", **kwargs)))

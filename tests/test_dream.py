@@ -16,7 +16,10 @@ from deepcanvas.models import get_info
 from deepcanvas.models.layered import LayeredNet, Preprocess
 from deepcanvas.param import PixelParam, resize
 from deepcanvas.render import Interrupted, Renderer
+from deepcanvas import video
+from deepcanvas.render import render
 from deepcanvas.techniques import dream as D
+from deepcanvas.techniques import zoom as Z
 
 CHELSEA = Path(D.__file__).resolve().parents[1] / "data" / "chelsea.jpg"
 
@@ -114,13 +117,16 @@ def setup_for(net, *, octaves=3, iterations=2, lr=0.02, tile=512, margin=8, jitt
 
 
 def run_octaves(s, base):
-    gen = D._octaves(s, base)
+    total = len(D.octave_sizes(*base.shape[-2:], s.octaves, s.octave_scale)) * s.iterations
+    gen = render(s.net, D.octave_stages(s, base), total=total, precision=s.precision, rng=random.Random(1))
     steps = []
     try:
         while True:
-            steps.append(next(gen).tensor.clone())
+            p = next(gen)
+            if not p.done:
+                steps.append(p.tensor.clone())
     except StopIteration as stop:
-        return steps, stop.value[0]
+        return steps, stop.value
 
 
 def test_tiled_dream_equals_untiled_dream():
@@ -161,10 +167,10 @@ def test_detail_carries_over_octaves():
 def test_zoom_in_enlarges_the_centre():
     img = torch.zeros(1, 3, 40, 40)
     img[..., 15:25, 15:25] = 1.0  # a 10 px white square in the middle
-    z = D.zoom_in(img, 2.0)
+    z = Z.zoom_in(img, 2.0)
     assert z.shape == img.shape
     assert z[..., 12:28, 12:28].mean() > 0.95 and z[..., :8, :].mean() < 0.05
-    assert torch.equal(D.zoom_in(img, 1.0), img)
+    assert torch.equal(Z.zoom_in(img, 1.0), img)
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -212,7 +218,7 @@ def test_dream_with_octaves_guide_and_mixed_layers():
 
 @needs_vgg16
 def test_dream_zoom_writes_frames_and_an_animated_gif(tmp_path):
-    res = D.dream_zoom(CHELSEA, tmp_path, frames=2, size=48, octaves=1, iterations=1, model="vgg16", seed=0,
+    res = Z.dream_zoom(CHELSEA, tmp_path, frames=2, size=48, octaves=1, iterations=1, model="vgg16", seed=0,
                        device="cpu")
     assert res.frames == [tmp_path / "frame_0001.png", tmp_path / "frame_0002.png"]
     assert all(p.is_file() for p in res.frames)
@@ -220,7 +226,7 @@ def test_dream_zoom_writes_frames_and_an_animated_gif(tmp_path):
     with Image.open(res.gif) as gif:
         assert gif.format == "GIF" and gif.n_frames == 2 and gif.is_animated
         assert gif.size == (48, 32)
-    if not D.mp4_available():
+    if not video.mp4_available():
         assert res.mp4 is None
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
@@ -244,9 +250,9 @@ def test_mp4_through_imageio_ffmpeg(tmp_path, monkeypatch):
                 got["frames"].append(frame)
 
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", types.SimpleNamespace(write_frames=write_frames))
-    assert D.mp4_available()
+    assert video.mp4_available()
     imgs = [Image.new("RGB", (33, 21), (i * 100, 0, 0)) for i in range(3)]
-    out = D.write_mp4(imgs, tmp_path / "z.mp4", 12)
+    out = video.write_mp4(imgs, tmp_path / "z.mp4", 12)
     assert out == tmp_path / "z.mp4" and out.read_bytes() == b"mp4"
     assert got["size"] == (32, 20) and got["fps"] == 12.0  # even sides for yuv420p
     assert [f.shape for f in got["frames"]] == [(20, 32, 3)] * 3 and got["frames"][2][0, 0, 0] == 200
@@ -254,10 +260,10 @@ def test_mp4_through_imageio_ffmpeg(tmp_path, monkeypatch):
 
 
 def test_zoom_paths():
-    frames, gif, mp4 = D.zoom_paths("out/zoom.gif", 2)
+    frames, gif, mp4 = Z.zoom_paths("out/zoom.gif", 2)
     assert frames == [Path("out/zoom_0001.png"), Path("out/zoom_0002.png")]
     assert gif == Path("out/zoom.gif") and mp4 == Path("out/zoom.mp4")
-    frames, gif, _ = D.zoom_paths("out/", 1)
+    frames, gif, _ = Z.zoom_paths("out/", 1)
     assert frames == [Path("out/frame_0001.png")] and gif == Path("out/dream.gif")
 
 
@@ -314,6 +320,6 @@ def test_bad_zoom_arguments(tmp_path):
     for kw, match in [({"frames": 0}, "frames"), ({"zoom": 0.9}, "zoom"), ({"fps": 0}, "fps"),
                       ({"colour": 1}, "unknown dream argument")]:
         with pytest.raises(DeepCanvasError, match=match):
-            D.dream_zoom(CHELSEA, tmp_path, **kw)
+            Z.dream_zoom(CHELSEA, tmp_path, **kw)
     with pytest.raises(DeepCanvasError, match="does not exist"):
-        D.dream_zoom(CHELSEA, tmp_path / "no" / "such" / "zoom", frames=1, size=32, device="cpu")
+        Z.dream_zoom(CHELSEA, tmp_path / "no" / "such" / "zoom", frames=1, size=32, device="cpu")

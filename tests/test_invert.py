@@ -157,7 +157,7 @@ def test_contact_sheet_size():
     ({"model": "resnet"}, "unknown model 'resnet'"),
 ])
 def test_bad_inputs_fail_before_any_work(kwargs, match, monkeypatch):
-    monkeypatch.setattr(invert_mod, "Renderer", None)
+    monkeypatch.setattr(invert_mod, "render", None)
     with pytest.raises(DeepCanvasError, match=match):
         next(iter(invert_steps(PHOTO, device="cpu", **kwargs)))
 

@@ -4,6 +4,7 @@ Jobs here are tiny (64 px, a few iterations of style transfer on the bundled ima
 """
 
 import inspect
+import typing
 import io
 import json
 import random
@@ -18,7 +19,7 @@ pytest.importorskip("python_multipart")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from deepcanvas import cli  # noqa: E402
+from deepcanvas import cli, signature  # noqa: E402
 from deepcanvas.techniques import style  # noqa: E402
 from deepcanvas.web import forms  # noqa: E402
 from deepcanvas.web.app import create_app  # noqa: E402
@@ -100,17 +101,19 @@ def test_forms_are_derived_from_the_api_signature(client):
     sig = inspect.signature(style.style_transfer_steps).parameters
     expected = [n for n, p in sig.items() if p.kind is p.KEYWORD_ONLY and n != "weights"]
     assert list(fields) == expected  # every keyword argument, in order, except the checkpoint path
-    helps = cli._doc_args(style.style_transfer_steps)
+    helps = signature.doc_args(style.style_transfer_steps)
+    hints = typing.get_type_hints(style.style_transfer_steps)
     for name, f in fields.items():
         assert f["help"] == helps[name]
-        assert f["type"] == {int: "int", float: "float", bool: "bool", str: "str"}[cli._base_type(sig[name].annotation)]
+        assert f["type"] == {int: "int", float: "float", bool: "bool", str: "str"}[signature.base_type(hints[name])]
         assert f["default"] == sig[name].default
     assert fields["size"]["main"] and fields["iterations"]["main"] and fields["style_layers"]["main"]
     assert fields["style_weight"]["main"] and fields["style_layers"]["layers"]
     assert not fields["adam_eps"]["main"]
-    assert fields["preset"]["choices"] == list(style.PRESETS)
-    assert fields["init"]["choices"] == list(style.INITS)  # no file paths
-    assert fields["colors"]["choices"] == list(style.COLORS)
+    # Drop-downs come from the Literal types on the signature, not from prose.
+    assert fields["preset"]["choices"] == list(typing.get_args(style.Preset))
+    assert fields["init"]["choices"] == list(typing.get_args(style.Init))  # no file paths
+    assert fields["colors"]["choices"] == list(typing.get_args(style.Colors))
     assert fields["pooling"]["choices"] == ["max", "avg"]
     assert [i["name"] for i in techs["style"]["inputs"]] == ["content", "styles"]
     # Techniques whose module is missing are hidden, the others shown.

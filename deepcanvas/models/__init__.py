@@ -141,7 +141,39 @@ DEFAULT_MODEL = "vgg16"
 DEFAULT_CLASSIFIER = "efficientnet-lite0"
 
 
-def get_info(name: str) -> ModelInfo:
+@dataclass(frozen=True)
+class NetworkInfo:
+    """What the techniques read from a ModelInfo, for a network object passed in as ``model=``.
+
+    Any :class:`LayeredNet` (or module with ``layer_names`` and ``forward(x, layers)``) works; it may
+    carry ``defaults`` (e.g. ``{"style_layers": ...}``) and ``class_names`` attributes.
+    """
+
+    net: torch.nn.Module
+
+    @property
+    def name(self) -> str:
+        return getattr(self.net, "name", "") or type(self.net).__name__
+
+    @property
+    def defaults(self) -> dict:
+        return dict(getattr(self.net, "defaults", None) or {})
+
+    @property
+    def classes(self):
+        names = getattr(self.net, "class_names", None)
+        return (lambda: list(names)) if names else None
+
+    def layer_names(self) -> list[str]:
+        return list(self.net.layer_names)
+
+
+def get_info(name) -> ModelInfo | NetworkInfo:
+    """The registry entry for a model name, or a :class:`NetworkInfo` for a network object."""
+    if not isinstance(name, str):
+        if not (hasattr(name, "layer_names") and callable(name)):
+            raise DeepCanvasError(f"model must be a registered name or a layered network, got {type(name).__name__}")
+        return NetworkInfo(name)
     try:
         return REGISTRY[name]
     except KeyError:
@@ -192,8 +224,14 @@ def load_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = None, 
                device: str | torch.device = "cpu") -> LayeredNet:
     """Build a registered network with its weights (or a local checkpoint), ready to run.
 
-    Cached: asking twice for the same network returns the same object.
+    Cached: asking twice for the same network returns the same object. A network object
+    (see :class:`NetworkInfo`) is returned as it is, moved to ``device``.
     """
+    if not isinstance(name, str):
+        get_info(name)
+        if weights:
+            raise DeepCanvasError("weights go with a model name; load them into your network object yourself")
+        return name.to(device).requires_grad_(False).eval()
     get_info(name)
     if pooling not in ("max", "avg"):
         raise DeepCanvasError(f"unknown pooling {pooling!r}; valid: max, avg")

@@ -26,21 +26,21 @@ from __future__ import annotations
 import difflib
 import random
 import re
-import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Literal
 
 import torch
 import torch.nn.functional as F
 
-from .. import io, models
+from .. import models
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import L2, Channel, ClassScore, Neuron, Sum
 from ..param import FourierParam, PixelParam
-from ..render import Interrupted, Progress, Renderer, drive
-from .common import check_layer_names, longest_side, seed_everything
+from ..render import Progress, Stage, drive, render
+from ..signature import check_choice
+from .common import Precision, begin, check_layer_names, longest_side, seed_everything
 
-PARAMS = ("fourier", "pixel")
+ParamKind = Literal["fourier", "pixel"]
 
 # Defaults chosen by looking at results on EfficientNet-Lite0 (see the module docstring).
 DEFAULTS = {
@@ -219,23 +219,15 @@ def _fourier(batch: int, size: int, decay_power: float, decorrelate: bool, dev, 
     return p
 
 
-class _BatchRenderer(Renderer):
-    """A Renderer whose Ctrl-C image shows a whole batch side by side (one PIL image for Interrupted)."""
-
-    def current(self) -> torch.Tensor:
-        t = super().current()
-        return t if t.shape[0] == 1 else torch.cat(list(t), dim=-1)[None]
-
-
 # -- the technique --------------------------------------------------------------------------------
 def visualize_class_steps(
     classes=None,
     *,
-    param: str = "fourier",
+    param: ParamKind = "fourier",
     size: int = 224,
     iterations: int = 512,
     lr: float | None = None,
-    model: str = "efficientnet-lite0",
+    model: str | models.LayeredNet = "efficientnet-lite0",
     weights: str | None = None,
     objective: str | None = None,
     l2_weight: float | None = None,
@@ -249,7 +241,7 @@ def visualize_class_steps(
     decorrelate: bool = True,
     seed: int | None = None,
     device: str = "auto",
-    precision: str = "auto",
+    precision: Precision = "auto",
 ) -> Iterator[Progress]:
     """Yield a Progress after every iteration; the last one has ``done=True`` and the image(s).
 
@@ -260,7 +252,7 @@ def visualize_class_steps(
         size: width and height of the image in pixels.
         iterations: optimisation steps.
         lr: learning rate (default 0.1 for fourier's Adam; 0.01, the mean pixel change per step, for pixel).
-        model: classifier from `deepcanvas models`.
+        model: classifier from `deepcanvas models`, or a network object (models.LayeredNet).
         weights: local checkpoint for the model's architecture.
         objective: channel/neuron terms on any layer added to each image's class term (or alone when no
             class is given), e.g. "block10:37", "neuron:block10:37", "block10:37*2+logits:1".
@@ -280,8 +272,7 @@ def visualize_class_steps(
         precision: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.
     """
     # -- check everything before any slow work -------------------------------------
-    if param not in PARAMS:
-        raise DeepCanvasError(f"unknown param {param!r}; valid: {', '.join(PARAMS)}")
+    check_choice("param", param, ParamKind)
     size = longest_side(size)
     iterations = int(check_number("iterations", iterations, integer=True, positive=True))
     d = DEFAULTS[param]
@@ -299,11 +290,11 @@ def visualize_class_steps(
         raise DeepCanvasError(f"crop must be at most 1, got {crop!r}")
     decay_power = check_number("decay_power", decay_power, minimum=0)
     jitter = min(jitter, size // 4)  # tiny images: keep most of the image in view
-    info = models.get_info(model)
+    info, dev = begin(model, device=device, precision=precision)
     class_layer = info.defaults.get("class_layer")
     if classes not in (None, "", []) and class_layer is None:
         raise DeepCanvasError(
-            f"model {model} is not a classifier; use efficientnet-lite0, or give an objective such as "
+            f"model {info.name} is not a classifier; use efficientnet-lite0, or give an objective such as "
             f"'relu4_3:12' instead of classes")
     names = info.classes() if info.classes else None
     indices = resolve_classes(classes, names)
@@ -312,7 +303,6 @@ def visualize_class_steps(
         raise DeepCanvasError("nothing to visualise: give a class (index or name) or an objective")
     check_layer_names(info, ([class_layer] if indices else []) + [t[1] for t in terms])
 
-    dev = models.resolve_device(device)
     rng = seed_everything(seed)
     net = models.load_model(model, weights=weights, device=dev)
     if terms:
@@ -353,20 +343,9 @@ def visualize_class_steps(
 
             hooks.append(blur)
 
-    renderer = _BatchRenderer(net, objective_, p, optimizer=optimizer, lr=lr, transform=transform, keep_best=False,
-                        hooks=hooks, precision=precision, rng=rng)
-    t0 = time.perf_counter()
-    stage = f"{param} {size} px"
-    last: Progress | None = None
-    try:
-        for last in renderer.run(iterations, stage=stage, t0=t0):
-            yield last
-    except KeyboardInterrupt:  # from the loop, or thrown in at our yield by render.drive
-        raise Interrupted(io.tensor_to_image(renderer.current())) from None
-    with torch.no_grad():
-        result = p.image().detach().cpu()
-    yield Progress(iterations, iterations, last.loss, dict(last.parts), "done", result,
-                   time.perf_counter() - t0, done=True)
+    stage = Stage(p, objective_, iterations, name=f"{param} {size} px", optimizer=optimizer, lr=lr,
+                  transforms=transform, hooks=hooks, keep_best=False)
+    yield from render(net, [stage], precision=precision, rng=rng)
 
 
 def visualize_class(classes=None, *, callback: Callable[[Progress], None] | None = None, **kwargs):

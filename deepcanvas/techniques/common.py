@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import random
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from .. import io, models
 from ..errors import DeepCanvasError, check_number
+from ..render import resolve_precision
+from ..signature import check_choice
+
+#: Choices every technique shares (the CLI and the studio read them from the signatures).
+Pooling = Literal["max", "avg"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 def parse_layers(spec, what: str = "layers") -> dict[str, float]:
@@ -72,6 +79,27 @@ def fit_size(h: int, w: int, longest: int) -> tuple[int, int]:
 
 def weights_to(device: torch.device, *tensors: torch.Tensor) -> Sequence[torch.Tensor]:
     return [t.to(device) for t in tensors]
+
+
+def begin(model, *, device, precision, pooling: str = "max", layers=()):
+    """The opening every technique shares, before any image or weight is loaded.
+
+    Checks the device, precision, pooling and layer names; returns (model info, device).
+    ``model`` is a registered name or a network object (see models.NetworkInfo).
+    """
+    check_choice("pooling", pooling, Pooling)
+    check_choice("precision", precision, Precision)
+    dev = models.resolve_device(device)
+    resolve_precision(dev, precision)
+    info = models.get_info(model)
+    if layers:
+        check_layer_names(info, list(layers))
+    return info, dev
+
+
+def load_tensor(path_or_image, what: str) -> torch.Tensor:
+    """An image (path or PIL) as a (1, 3, H, W) tensor in [0, 1]; a clear error if it is not one."""
+    return io.image_to_tensor(io.load_image(path_or_image, what=what))
 
 
 def check_layer_names(info, names) -> None:

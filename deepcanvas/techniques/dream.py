@@ -3,41 +3,34 @@
 Configuration of the one loop: pixels initialised from the photo, the layer's
 energy ½‖a‖² (or a guide image's features) as the objective, the normalised
 gradient step ``lr * g / mean|g|``, a random roll of the image before every
-step (undone on the gradient) and pixels clipped to the valid range.
+step (a transform, so its gradient rolls back) and pixels clipped to the valid range.
 
-Around it, the notebook's octave schedule: the photo is shrunk ``octaves - 1``
+The stages are the notebook's octaves: the photo is shrunk ``octaves - 1``
 times by ``octave_scale``; the smallest copy is dreamt first, and what the
 dream added to it (the *detail*) is upscaled and added to the next larger copy,
 and so on up to the full size. Images larger than ``tile`` pixels get their
 gradients tile by tile (the renderer's tiled gradients, on a grid that moves at
 random every step), so memory is bounded by the tile, not by the image.
-
-:func:`dream_zoom` repeats a (shorter) dream on a slightly zoomed-in copy of
-its previous frame: the classic endless zoom.
+The endless zoom (``zoom.py``) runs these octaves frame after frame.
 """
 
 from __future__ import annotations
 
-import inspect
-import os
-import pathlib
 import random
-import time
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import io, models
+from .. import models
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import GuideMatch, LayerEnergy, Objective, Sum
 from ..param import PixelParam, resize
-from ..render import Interrupted, Progress, Renderer, drive, resolve_precision
-from .common import check_layer_names, fit_size, longest_side, parse_layers, seed_everything
+from ..render import Progress, Stage, StageSpec, drive, render
+from .common import (Pooling, Precision, begin, check_layer_names, fit_size, load_tensor, longest_side, parse_layers,
+                     seed_everything)
 
 #: Octaves whose shorter side would fall below this many pixels are left out.
 MIN_OCTAVE_SIDE = 32
@@ -78,23 +71,6 @@ def upscale_detail(detail: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(detail.shape[-2:]) == tuple(size):
         return detail
     return F.interpolate(detail, size=size, mode="bilinear", align_corners=False)
-
-
-def zoom_in(img: torch.Tensor, zoom: float) -> torch.Tensor:
-    """Centre crop of 1/``zoom`` of the image, resized back to the full size (sub-pixel exact)."""
-    if zoom == 1:
-        return img
-    n = img.shape[0]
-    theta = torch.tensor([[1 / zoom, 0.0, 0.0], [0.0, 1 / zoom, 0.0]], dtype=img.dtype, device=img.device)
-    grid = F.affine_grid(theta.expand(n, 2, 3), list(img.shape), align_corners=False)
-    return F.grid_sample(img, grid, mode="bicubic", padding_mode="border", align_corners=False).clamp(0, 1)
-
-
-@torch.no_grad()
-def roll_pixels(param: PixelParam, dy: int, dx: int) -> None:
-    """Roll ``param``'s pixels in place (the notebook's jitter: roll, step, roll back)."""
-    if dy or dx:
-        param.pixels.copy_(T.roll(param.pixels, dy, dx))
 
 
 def dream_objective(layers: dict[str, float], channels: list[int] | None = None,
@@ -190,7 +166,7 @@ def _setup(image, *, layers, channels, octaves, octave_scale, iterations, lr, ji
         raise DeepCanvasError(f"octave_scale must be greater than 1, got {octave_scale!r}")
     iterations = int(check_number("iterations", iterations, integer=True, positive=True))
     if lr is None:
-        lr = VGG_LR if model.startswith("vgg") else DEFAULT_LR
+        lr = VGG_LR if isinstance(model, str) and model.startswith("vgg") else DEFAULT_LR
     lr = check_number("lr", lr, positive=True)
     jitter = int(check_number("jitter", jitter, integer=True, minimum=0))
     size = None if size is None else longest_side(size)
@@ -199,18 +175,16 @@ def _setup(image, *, layers, channels, octaves, octave_scale, iterations, lr, ji
     if guide is not None and chans is not None:
         raise DeepCanvasError("channels cannot be combined with a guide image (the guide picks the features)")
     rng = seed_everything(seed)
-    dev = models.resolve_device(device)
-    resolve_precision(dev, precision)  # validates the name
-    info = models.get_info(model)
+    info, dev = begin(model, device=device, precision=precision, pooling=pooling)
     spec = layers or info.defaults.get("dream_layers")
     if not spec:
-        raise DeepCanvasError(f"model {model} has no default dream layers; give layers")
+        raise DeepCanvasError(f"model {info.name} has no default dream layers; give layers")
     layer_w = parse_layers(spec, "dream layers")
     if not any(w > 0 for w in layer_w.values()):
         raise DeepCanvasError("all dream layer weights are zero")
     check_layer_names(info, list(layer_w))
     base = _load_base(image, size)
-    guide_img = io.image_to_tensor(io.load_image(guide, what="guide image")) if guide is not None else None
+    guide_img = load_tensor(guide, "guide image") if guide is not None else None
     net = models.load_model(model, weights=weights, pooling=pooling, device=dev)
 
     # A dry run at a tiny size tells each layer's channel count and shape.
@@ -247,57 +221,49 @@ def _scales(s: _Setup, base: torch.Tensor) -> dict[str, float] | None:
     return layer_scales(s.net, probe, list(s.layers), s.channels, guide)
 
 
-def _octaves(s: _Setup, base: torch.Tensor, *, start: int = 0, total: int | None = None, stage: str = "",
-             t0: float | None = None):
-    """Dream ``base`` (1, 3, H, W) at its own size. Yields Progress; returns the result (CPU)."""
-    t0 = t0 or time.perf_counter()
-    base = base.cpu()
-    sizes = octave_sizes(*base.shape[-2:], s.octaves, s.octave_scale)
-    total = total or len(sizes) * s.iterations
-    if s.scales is None:
-        s.scales = _scales(s, base)
-    detail = torch.zeros(1, 3, *sizes[0])
-    done = start
-    for k, hw in enumerate(sizes):
-        octave_base = resize(base, hw)
-        detail = upscale_detail(detail, hw)
-        guide = _guide_features(s, max(hw)) if s.guide is not None else None
-        objective = dream_objective(s.layers, s.channels, guide, s.scales)
-        param = PixelParam((octave_base + detail).to(s.dev))
-        # The renderer gets its own generator, so the jitter does not depend on whether it tiles.
-        renderer = Renderer(s.net, objective, param, optimizer="normalized", lr=s.lr, keep_best=False,
-                            tile=s.tile, tile_margin=s.margin, precision=s.precision,
-                            rng=random.Random(s.rng.getrandbits(32)))
-        label = f"{stage}octave {k + 1}/{len(sizes)} ({max(hw)} px)"
-        dy = dx = 0
-        try:
-            for i in range(s.iterations):
-                # Jitter: roll the image, take the step, roll it back. The tiled path also moves its
-                # tile grid at random, but only in whole strides, so the roll is still needed.
-                dy, dx = s.rng.randint(-s.jitter, s.jitter), s.rng.randint(-s.jitter, s.jitter)
-                roll_pixels(param, dy, dx)
-                p = next(renderer.run(1, start=done + i, total=total, stage=label, t0=t0))
-                roll_pixels(param, -dy, -dx)
-                dy = dx = 0
-                yield p  # p.tensor shows the pixels, rolled back
-        except KeyboardInterrupt:  # from the step, or thrown in at our yield by render.drive
-            roll_pixels(param, -dy, -dx)
-            # Best so far, at the full size: the full-size photo plus the detail dreamt up to now.
-            cur = renderer.current().cpu() - octave_base
-            img = (base + upscale_detail(cur, tuple(base.shape[-2:]))).clamp(0, 1)
-            raise Interrupted(io.tensor_to_image(img)) from None
-        done += s.iterations
-        with torch.no_grad():
-            result = param.image().detach().cpu()
-        detail = result - octave_base
-    return result, renderer.last_loss, dict(renderer.last_parts)
-
-
 def _load_base(image, size: int | None) -> torch.Tensor:
-    img = io.image_to_tensor(io.load_image(image, what="image"))
+    img = load_tensor(image, "image")
     if size is not None:
         img = resize(img, fit_size(*img.shape[-2:], size))
     return img
+
+
+def octave_stages(s: _Setup, base, *, label: str = "", after: Callable[[torch.Tensor], None] | None = None,
+                  size: tuple[int, int] | None = None) -> list[StageSpec]:
+    """The octaves of one dream, as stages; each stage's result is the full-size dream so far.
+
+    ``base`` is the (1, 3, H, W) photo, or a function of the previous stage's result that
+    gives it (a zoom's next frame); then ``size`` gives its (H, W). ``after`` gets the finished dream.
+    """
+    hw_full = tuple(size or base.shape[-2:])
+    sizes = octave_sizes(*hw_full, s.octaves, s.octave_scale)
+    state: dict = {}
+
+    def octave(k: int, hw: tuple[int, int]):
+        def build(prev: torch.Tensor | None) -> Stage:
+            if k == 0:
+                state["base"] = (base(prev) if callable(base) else base).cpu()
+                if s.scales is None:
+                    s.scales = _scales(s, state["base"])
+                detail = torch.zeros(1, 3, *hw)
+            else:  # what the last octave added, upscaled
+                with torch.no_grad():
+                    detail = upscale_detail(state["param"].image().detach().cpu() - state["octave_base"], hw)
+            full = state["base"]
+            octave_base = state["octave_base"] = resize(full, hw)
+            guide = _guide_features(s, max(hw)) if s.guide is not None else None
+            param = state["param"] = PixelParam((octave_base + detail).to(s.dev))
+
+            def whole(img: torch.Tensor) -> torch.Tensor:  # the full-size photo plus the detail so far
+                return (full + upscale_detail(img.cpu() - octave_base, hw_full)).clamp(0, 1)
+
+            return Stage(param, dream_objective(s.layers, s.channels, guide, s.scales), s.iterations,
+                         name=f"{label}octave {k + 1}/{len(sizes)} ({max(hw)} px)", optimizer="normalized",
+                         lr=s.lr, transforms=T.random_roll(s.jitter, s.rng), keep_best=False, tile=s.tile,
+                         tile_margin=s.margin, result=whole, after=after if k == len(sizes) - 1 else None)
+        return build
+
+    return [octave(k, hw) for k, hw in enumerate(sizes)]
 
 
 # --------------------------------------------------------------------------- DeepDream
@@ -316,12 +282,12 @@ def dream_steps(
     size: int | None = 512,
     guide: str | None = None,
     tile: int = 512,
-    model: str = "efficientnet-lite0",
+    model: str | models.LayeredNet = "efficientnet-lite0",
     weights: str | None = None,
-    pooling: str = "max",
+    pooling: Pooling = "max",
     seed: int | None = None,
     device: str = "auto",
-    precision: str = "auto",
+    precision: Precision = "auto",
 ) -> Iterator[Progress]:
     """Yield a Progress after every step; the last one has ``done=True`` and the dream.
 
@@ -338,7 +304,7 @@ def dream_steps(
         size: longest side of the output in pixels (None keeps the photo's own size).
         guide: image whose features to dream toward, instead of amplifying the photo's own.
         tile: process images larger than this many pixels in tiles of this size (bounds memory; at least 256).
-        model: network from `deepcanvas models`.
+        model: network from `deepcanvas models`, or a network object (models.LayeredNet).
         weights: local checkpoint for the model's architecture.
         pooling: max or avg.
         seed: random seed for reproducible results.
@@ -348,182 +314,11 @@ def dream_steps(
     s, base = _setup(image, layers=layers, channels=channels, octaves=octaves, octave_scale=octave_scale,
                      iterations=iterations, lr=lr, jitter=jitter, size=size, guide=guide, tile=tile, model=model,
                      weights=weights, pooling=pooling, seed=seed, device=device, precision=precision)
-    t0 = time.perf_counter()
-    total = len(octave_sizes(*base.shape[-2:], s.octaves, s.octave_scale)) * s.iterations
-    result, loss, parts = yield from _octaves(s, base, total=total, t0=t0)
-    yield Progress(total, total, loss, parts, "done", result, time.perf_counter() - t0, done=True)
+    # The tile grid gets its own generator, so the jitter does not depend on whether the run tiles.
+    yield from render(s.net, octave_stages(s, base), total=len(octave_sizes(*base.shape[-2:], s.octaves,
+                      s.octave_scale)) * s.iterations, precision=s.precision, rng=random.Random(s.rng.getrandbits(32)))
 
 
 def dream(image, *, callback: Callable[[Progress], None] | None = None, **kwargs):
     """Run DeepDream and return the result as a PIL image. See :func:`dream_steps`."""
     return drive(dream_steps(image, **kwargs), callback).image
-
-
-# --------------------------------------------------------------------------- zoom
-
-
-@dataclass
-class ZoomResult:
-    """What :func:`dream_zoom` wrote."""
-
-    frames: list[pathlib.Path]
-    gif: pathlib.Path
-    mp4: pathlib.Path | None
-
-
-_IMAGE_SUFFIXES = {".png", ".gif", ".mp4", ".jpg", ".jpeg", ".webp"}
-
-
-def zoom_paths(output, frames: int) -> tuple[list[pathlib.Path], pathlib.Path, pathlib.Path]:
-    """Where the frames, the GIF and the MP4 go.
-
-    A directory (existing, or named with a trailing slash) gets
-    ``frame_0001.png``... and ``dream.gif``; anything else is a prefix:
-    ``out/zoom`` (or ``out/zoom.gif``) gets ``out/zoom_0001.png``... and ``out/zoom.gif``.
-    """
-    try:
-        text = os.fspath(output)
-    except TypeError:
-        raise DeepCanvasError(
-            f"zoom output: expected a directory or file prefix, got {type(output).__name__}") from None
-    if not text:
-        raise DeepCanvasError("zoom output: no directory or file prefix given")
-    p = pathlib.Path(os.path.expanduser(text))
-    if p.is_dir() or text.endswith(("/", os.sep)):
-        prefix, stem = p / "frame", p / "dream"
-    else:
-        stem = p.with_suffix("") if p.suffix.lower() in _IMAGE_SUFFIXES else p
-        prefix = stem
-    frame_paths = [prefix.parent / f"{prefix.name}_{i:04d}.png" for i in range(1, frames + 1)]
-    return frame_paths, stem.parent / (stem.name + ".gif"), stem.parent / (stem.name + ".mp4")
-
-
-def write_gif(images, path, fps: float) -> pathlib.Path:
-    """Write PIL ``images`` as an endlessly looping animated GIF, atomically."""
-    p = pathlib.Path(path)
-    with io.atomic_path(p) as tmp:
-        with open(tmp, "wb") as fh:
-            images[0].save(fh, format="GIF", save_all=True, append_images=list(images[1:]),
-                           duration=max(10, round(1000 / fps)), loop=0)
-            fh.flush()
-    return p
-
-
-def mp4_available() -> bool:
-    """Is the optional imageio-ffmpeg (an ffmpeg binary in a wheel) installed?"""
-    try:
-        import imageio_ffmpeg  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def write_mp4(images, path, fps: float) -> pathlib.Path | None:
-    """Write PIL ``images`` as an H.264 MP4 if imageio-ffmpeg is installed (else return None)."""
-    if not mp4_available():
-        return None
-    import imageio_ffmpeg
-
-    p = pathlib.Path(path)
-    w, h = images[0].size
-    w2, h2 = w - w % 2, h - h % 2  # yuv420p needs even sides
-    try:
-        with io.atomic_path(p) as tmp:
-            writer = imageio_ffmpeg.write_frames(str(tmp), (w2, h2), fps=float(fps), macro_block_size=1)
-            writer.send(None)
-            try:
-                for im in images:
-                    writer.send(np.ascontiguousarray(np.asarray(im.convert("RGB"))[:h2, :w2]))
-            finally:
-                writer.close()
-    except (DeepCanvasError, RuntimeError, OSError) as e:
-        warnings.warn(f"could not write the MP4 '{p}': {e}", stacklevel=2)
-        return None
-    return p
-
-
-def _check_zoom_args(frames, zoom, fps):
-    frames = int(check_number("frames", frames, integer=True, positive=True))
-    zoom = check_number("zoom", zoom, minimum=1)
-    fps = check_number("fps", fps, positive=True)
-    return frames, zoom, fps
-
-
-def dream_zoom_steps(image, output, *, frames: int = 30, zoom: float = 1.05, octaves: int = 2,
-                     iterations: int = 10, fps: float = 10.0, **dream_kw):
-    """Dream, zoom in, dream again: yield a Progress per step, then one ``done=True`` with the last frame.
-
-    Frames are written as they are finished; the GIF (and an MP4 when
-    imageio-ffmpeg is installed) at the end. The generator's return value
-    is a :class:`ZoomResult`.
-
-    Args:
-        image: the photo to start from (path or PIL image).
-        output: directory for frame_0001.png... and dream.gif, or a prefix such as out/zoom.
-        frames: number of frames.
-        zoom: zoom factor from one frame to the next (1 keeps the frame still).
-        octaves: octaves per frame (the previous frame already holds the large patterns).
-        iterations: gradient steps per octave and frame.
-        fps: frames per second of the GIF and MP4.
-        dream_kw: any other argument of :func:`dream_steps` (layers, lr, size, guide, model...).
-    """
-    frames, zoom, fps = _check_zoom_args(frames, zoom, fps)
-    unknown = sorted(set(dream_kw) - set(_DREAM_DEFAULTS))
-    if unknown:
-        raise DeepCanvasError(f"unknown dream argument {unknown[0]!r}; valid: {', '.join(_DREAM_DEFAULTS)}")
-    frame_paths, gif_path, mp4_path = zoom_paths(output, frames)
-    folder = gif_path.parent
-    # "out/" names a directory, made (once everything else checks out) if its parent exists.
-    make_folder = not folder.exists() and os.fspath(output).endswith(("/", os.sep))
-    io.check_output_path(folder.parent / "probe.gif" if make_folder else gif_path)
-    s, frame = _setup(image, **{**_DREAM_DEFAULTS, **dream_kw, "octaves": octaves, "iterations": iterations})
-    if make_folder:
-        try:
-            folder.mkdir(exist_ok=True)
-        except OSError as e:
-            raise DeepCanvasError(f"cannot create the directory '{folder}': {e.strerror or e}") from None
-    n_oct = len(octave_sizes(*frame.shape[-2:], s.octaves, s.octave_scale))
-    per_frame = n_oct * s.iterations
-    total = frames * per_frame
-    t0 = time.perf_counter()
-    images = []
-    loss, parts = 0.0, {}
-    for i in range(frames):
-        if i > 0:
-            frame = zoom_in(frame, zoom)
-        frame, loss, parts = yield from _octaves(s, frame, start=i * per_frame, total=total,
-                                                 stage=f"frame {i + 1}/{frames}, ", t0=t0)
-        img = io.tensor_to_image(frame)
-        io.save_image(img, frame_paths[i])
-        images.append(img)
-    write_gif(images, gif_path, fps)
-    mp4 = write_mp4(images, mp4_path, fps)
-    yield Progress(total, total, loss, parts, "done", frame, time.perf_counter() - t0, done=True)
-    return ZoomResult(frame_paths, gif_path, mp4)
-
-
-def dream_zoom(image, output, *, frames: int = 30, zoom: float = 1.05, octaves: int = 2, iterations: int = 10,
-               fps: float = 10.0, callback: Callable[[Progress], None] | None = None, **dream_kw) -> ZoomResult:
-    """Write a zooming dream sequence and return what was written. See :func:`dream_zoom_steps`."""
-    gen = dream_zoom_steps(image, output, frames=frames, zoom=zoom, octaves=octaves, iterations=iterations,
-                           fps=fps, **dream_kw)
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if callback is not None:
-            try:
-                callback(p)
-            except KeyboardInterrupt as e:  # as render.drive: let the generator end it with the image
-                if isinstance(e, Interrupted):
-                    raise
-                gen.throw(KeyboardInterrupt())
-                raise
-
-
-# dream_steps' keyword arguments and their defaults (what dream_zoom passes on).
-_DREAM_DEFAULTS = {
-    name: p.default for name, p in inspect.signature(dream_steps).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("octaves", "iterations")
-}

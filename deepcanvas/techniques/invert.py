@@ -22,22 +22,22 @@ Several layers are inverted one after the other, each from its own noise.
 from __future__ import annotations
 
 import math
-import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Literal
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .. import io, models
+from .. import models
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import AlphaNorm, FeatureDistance, Sum, TotalVariation
 from ..param import PixelParam, resize
-from ..render import Interrupted, Progress, Renderer, drive
-from .common import check_layer_names, fit_size, longest_side, seed_everything
+from ..render import Progress, Stage, cosine_decay, drive, render
+from ..signature import check_choice
+from .common import Pooling, Precision, begin, check_layer_names, fit_size, load_tensor, longest_side, seed_everything
 
-LOSSES = ("normalized", "l2")
-OPTIMIZERS = ("adam", "lbfgs")
+Loss = Literal["normalized", "l2"]
+Optimizer = Literal["adam", "lbfgs"]
 TV_BASE = 2.0  # default TV weight: TV_BASE * sqrt(the layer's stride), chosen by looking
 
 
@@ -70,19 +70,19 @@ def invert_steps(
     size: int = 224,
     iterations: int = 300,
     lr: float | None = None,
-    optimizer: str = "adam",
-    loss: str = "normalized",
+    optimizer: Optimizer = "adam",
+    loss: Loss = "normalized",
     alpha: float = 6.0,
     alpha_weight: float = 1e-3,
     beta: float = 2.0,
     tv_weight: float | None = None,
     jitter: int = 0,
-    model: str = "vgg16",
+    model: str | models.LayeredNet = "vgg16",
     weights: str | None = None,
-    pooling: str = "max",
+    pooling: Pooling = "max",
     seed: int | None = None,
     device: str = "auto",
-    precision: str = "auto",
+    precision: Precision = "auto",
 ) -> Iterator[Progress]:
     """Yield a Progress after every iteration; the last one has ``done=True`` and the image(s).
 
@@ -101,7 +101,7 @@ def invert_steps(
         tv_weight: weight of the TV^beta prior (default: 2 times the square root of the layer's stride, so
             deeper layers get more, as in M&V).
         jitter: largest random shift in pixels before each step (0: none).
-        model: network from `deepcanvas models`.
+        model: network from `deepcanvas models`, or a network object (models.LayeredNet).
         weights: local checkpoint for the model's architecture.
         pooling: max or avg.
         seed: random seed for reproducible results.
@@ -111,23 +111,19 @@ def invert_steps(
     # -- check everything before any slow work -------------------------------------
     size = longest_side(size)
     iterations = int(check_number("iterations", iterations, integer=True, positive=True))
-    if optimizer not in OPTIMIZERS:
-        raise DeepCanvasError(f"unknown optimizer {optimizer!r} for inversion; valid: {', '.join(OPTIMIZERS)}")
+    check_choice("optimizer", optimizer, Optimizer)
     lr = check_number("lr", lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.05), positive=True)
-    if loss not in LOSSES:
-        raise DeepCanvasError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+    check_choice("loss", loss, Loss)
     alpha = check_number("alpha", alpha, positive=True)
     alpha_weight = check_number("alpha_weight", alpha_weight, minimum=0)
     beta = check_number("beta", beta, positive=True)
     if tv_weight is not None:
         tv_weight = check_number("tv_weight", tv_weight, minimum=0)
     jitter = int(check_number("jitter", jitter, integer=True, minimum=0))
-    info = models.get_info(model)
+    info, dev = begin(model, device=device, precision=precision, pooling=pooling)
     layer_list = _layer_list(layer, layers, info)
     check_layer_names(info, layer_list)
-    photo = io.image_to_tensor(io.load_image(image, what="image"))
-
-    dev = models.resolve_device(device)
+    photo = load_tensor(image, "image")
     rng = seed_everything(seed)
     net = models.load_model(model, weights=weights, pooling=pooling, device=dev)
     hw = fit_size(*photo.shape[-2:], size)
@@ -141,11 +137,9 @@ def invert_steps(
             raise DeepCanvasError(f"layer {name!r} is all zeros for this image at {max(hw)} px; "
                                   f"pick a shallower layer or a larger size")
 
-    total = iterations * len(layer_list)
-    t0 = time.perf_counter()
-    results, last_loss, last_parts = [], math.nan, {}
     gen = torch.Generator().manual_seed(rng.randrange(2**31))
-    for k, name in enumerate(layer_list):
+
+    def layer_stage(k: int, name: str) -> Stage:
         target = targets[name]
         stride = max(hw) / max(target.shape[-2:])
         tw = tv_weight if tv_weight is not None else TV_BASE * math.sqrt(stride)
@@ -155,25 +149,17 @@ def invert_steps(
         if tw > 0:
             objective = objective + tw * TotalVariation("beta", beta=beta)
         init = (0.5 + 0.05 * torch.randn(1, 3, *hw, generator=gen)).clamp(0, 1)
-        param = PixelParam(init.to(dev), clip=optimizer != "lbfgs")
-        renderer = Renderer(net, objective, param, optimizer=optimizer, lr=lr, keep_best=True,
-                            transform=T.random_roll(jitter, rng) if jitter else None, precision=precision, rng=rng)
-        stage = f"{name} ({k + 1}/{len(layer_list)})" if len(layer_list) > 1 else name
-        try:
-            for p in renderer.run(iterations, start=k * iterations, total=total, stage=stage, t0=t0):
-                if optimizer == "adam":
-                    # Cosine decay to a tenth: big steps find the layout, small ones settle the detail.
-                    frac = (p.iteration - k * iterations) / iterations
-                    for group in renderer.opt.param_groups:
-                        group["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-                yield p
-        except KeyboardInterrupt:  # from the loop, or thrown in at our yield by render.drive
-            raise Interrupted(io.tensor_to_image(renderer.current().clamp(0, 1))) from None
-        results.append(renderer.current().clamp(0, 1).cpu())
-        last_loss, last_parts = renderer.best_loss, dict(renderer.last_parts)
+        return Stage(PixelParam(init.to(dev), clip=optimizer != "lbfgs"), objective, iterations,
+                     name=f"{name} ({k + 1}/{len(layer_list)})" if len(layer_list) > 1 else name,
+                     optimizer=optimizer, lr=lr,
+                     # Adam: big steps find the layout, small ones settle the detail.
+                     lr_schedule=cosine_decay(0.1) if optimizer == "adam" else None,
+                     transforms=T.random_roll(jitter, rng) if jitter else None,
+                     result=lambda img: img.clamp(0, 1).cpu())
 
-    yield Progress(total, total, last_loss, last_parts, "done", torch.cat(results), time.perf_counter() - t0,
-                   done=True)
+    # Each layer from its own noise; the result is one image per layer.
+    yield from render(net, [layer_stage(k, n) for k, n in enumerate(layer_list)], precision=precision, rng=rng,
+                      finish=torch.cat)
 
 
 def invert(image, *, callback: Callable[[Progress], None] | None = None, **kwargs):

@@ -10,26 +10,29 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Literal, Sequence, get_args
 
 import torch
 
-from .. import io, models
+from .. import models
 from ..errors import DeepCanvasError, check_number
 from ..objectives import Content, OutOfRange, Style, Sum, TotalVariation
 from ..param import PixelParam, resize
-from ..render import Interrupted, Progress, Renderer, drive
+from ..render import Progress, Stage, drive, render
+from ..signature import check_choice
 from ..tiling import tiled_features, tiled_grams
 from . import color
-from .common import check_layer_names, fit_size, longest_side, parse_floats, parse_layers, seed_everything
+from .common import (Pooling, Precision, begin, check_layer_names, fit_size, load_tensor, longest_side, parse_floats, parse_layers,
+                     seed_everything)
 
-COLORS = ("style", "luma", "luminance", "histogram")
-INITS = ("content", "noise", "blend")
-PRESETS = ("deepcanvas", "neural-style-pt")
+Preset = Literal["deepcanvas", "neural-style-pt"]
+Colors = Literal["style", "luma", "luminance", "histogram"]
+Init = Literal["content", "noise", "blend"]
+Optimizer = Literal["adam", "lbfgs"]
+INITS = get_args(Init)
 TILE_MARGIN = 96  # context around each tile's core: half of relu5_1's receptive field
 
 
@@ -61,7 +64,8 @@ def loss_setup(preset: str) -> LossSetup:
     if preset == "deepcanvas":
         # Scale-invariant scaled MSE (objectives.py): weights chosen by eye on photos x paintings.
         return LossSetup("scaled", 0.3, 1.0, 2.0, TotalVariation("l2"), True, "adam", True, 1e-6)
-    raise DeepCanvasError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+    check_choice("preset", preset, Preset)
+    raise AssertionError(preset)  # every preset is handled above
 
 
 def scale_schedule(size: int, min_size: int, iterations: int, multiscale: bool) -> list[tuple[int, int]]:
@@ -114,10 +118,6 @@ def style_targets(net, style_imgs, blend, layers: tuple, side: int, norm: str,
     return grams
 
 
-def _load(path_or_image, what: str) -> torch.Tensor:
-    return io.image_to_tensor(io.load_image(path_or_image, what=what))
-
-
 def style_transfer_steps(
     content,
     styles,
@@ -125,19 +125,19 @@ def style_transfer_steps(
     style_blend_weights: Sequence[float] | str | None = None,
     size: int = 512,
     style_scale: float = 1.0,
-    model: str = "vgg16",
+    model: str | models.LayeredNet = "vgg16",
     weights: str | None = None,
-    pooling: str = "max",
+    pooling: Pooling = "max",
     content_layers: str | None = None,
     style_layers: str | None = None,
     content_weight: float | None = None,
     style_weight: float | None = None,
     tv_weight: float | None = None,
     range_weight: float | None = None,
-    preset: str = "deepcanvas",
-    init: str = "content",
+    preset: Preset = "deepcanvas",
+    init: Init | str = "content",
     init_noise: float = 0.5,
-    optimizer: str | None = None,
+    optimizer: Optimizer | None = None,
     lr: float | None = None,
     line_search: bool = True,
     adam_beta1: float = 0.9,
@@ -146,12 +146,12 @@ def style_transfer_steps(
     iterations: int = 60,
     multiscale: bool | None = None,
     min_size: int = 128,
-    colors: str = "style",
+    colors: Colors = "style",
     original_colors: bool = False,
     tile: int = 1024,
     seed: int | None = None,
     device: str = "auto",
-    precision: str = "auto",
+    precision: Precision = "auto",
 ) -> Iterator[Progress]:
     """Yield a Progress after every iteration; the last one has ``done=True`` and the best image.
 
@@ -161,7 +161,7 @@ def style_transfer_steps(
         style_blend_weights: one weight per style image, e.g. "3,1" (default: equal).
         size: longest side of the output in pixels.
         style_scale: style image size relative to the output size.
-        model: network from `deepcanvas models`.
+        model: network from `deepcanvas models`, or a network object (models.LayeredNet).
         weights: local checkpoint for the model's architecture.
         pooling: max or avg.
         content_layers: content layers with optional weights, e.g. "relu4_2:0.7,relu5_2:0.3".
@@ -205,13 +205,8 @@ def style_transfer_steps(
     sw = check_number("style_weight", setup.style_weight if style_weight is None else style_weight, minimum=0)
     tw = check_number("tv_weight", setup.tv_weight if tv_weight is None else tv_weight, minimum=0)
     rw = check_number("range_weight", setup.range_weight if range_weight is None else range_weight, minimum=0)
-    if original_colors:
-        colors = "luma"
-    if colors not in COLORS:
-        raise DeepCanvasError(f"unknown colors {colors!r}; valid: {', '.join(COLORS)}")
-    optimizer = optimizer or setup.optimizer
-    if optimizer not in ("lbfgs", "adam"):
-        raise DeepCanvasError(f"unknown optimizer {optimizer!r} for style transfer; valid: lbfgs, adam")
+    colors = check_choice("colors", "luma" if original_colors else colors, Colors)
+    optimizer = check_choice("optimizer", optimizer or setup.optimizer, Optimizer)
     lr = check_number("lr", lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.02), positive=True)
     if isinstance(styles, (str, Path)) or hasattr(styles, "mode"):
         styles = [styles]
@@ -222,60 +217,43 @@ def style_transfer_steps(
     blend = [b / sum(blend) for b in blend]
     if init not in INITS and not Path(str(init)).exists():
         raise DeepCanvasError(f"init must be one of {', '.join(INITS)} or an image file; '{init}' is neither")
-
-    dev = models.resolve_device(device)
-    info = models.get_info(model)
+    info, dev = begin(model, device=device, precision=precision, pooling=pooling)
     c_layers = parse_layers(content_layers or info.defaults.get("content_layers"), "content layers")
     s_layers = parse_layers(style_layers or info.defaults.get("style_layers"), "style layers")
     check_layer_names(info, list(c_layers) + list(s_layers))
-    content_img = _load(content, "content image")
-    style_imgs = [_load(s, "style image") for s in styles]
-    init_img = _load(init, "init image") if init not in INITS else None
+    content_img = load_tensor(content, "content image")
+    style_imgs = [load_tensor(s, "style image") for s in styles]
+    init_img = load_tensor(init, "init image") if init not in INITS else None
     rng = seed_everything(seed)
     net = models.load_model(model, weights=weights, pooling=pooling, device=dev)
-    net.check_layers(list(c_layers) + list(s_layers))
 
     if setup.divide_style_weight:
         total_w = sum(s_layers.values()) or 1.0
         s_layers = {k: v / total_w for k, v in s_layers.items()}
-
     if colors == "histogram":
         style_imgs = [color.match_histogram(s, content_img) for s in style_imgs]
+    work_content = content_img
     if colors == "luminance":
         style_imgs = [color.match_luminance(s, content_img) for s in style_imgs]
         work_content = color.luminance(content_img)
-    else:
-        work_content = content_img
 
+    # -- the run: one stage per scale, each starting from the previous result upsampled -------------
     h0, w0 = content_img.shape[-2:]
     final_hw = fit_size(h0, w0, size)
     schedule = scale_schedule(size, min_size, iterations, setup.multiscale if multiscale is None else multiscale)
-    total = sum(n for _, n in schedule)
-    t0 = time.perf_counter()
-    done = 0
-    current: torch.Tensor | None = None
 
-    def finish(img: torch.Tensor) -> torch.Tensor:
-        img = resize(img.cpu(), final_hw)
-        if colors == "luminance":
-            return color.luma_swap(color.luminance(img), resize(content_img, final_hw))
-        if colors == "luma":
-            return color.luma_swap(img, resize(content_img, final_hw))
-        return img
-
-    for k, (side, n_iter) in enumerate(schedule):
-        hw = fit_size(h0, w0, side)
-        target = resize(work_content, hw).to(dev)
+    def objective_at(hw, side) -> Sum:
         with torch.no_grad():
+            target = resize(work_content, hw).to(dev)
             # Memory bounded by the tile here too (one piece when the image fits in a tile).
             c_acts = tiled_features(target, lambda p: net(p, c_layers), list(c_layers), tile=tile,
                                     margin=TILE_MARGIN)
-            objective = Sum([])
-            for l, w in c_layers.items():
-                if w > 0:
-                    objective = objective + cw * w * Content(l, c_acts[l], setup.mode)
             grams = style_targets(net, style_imgs, blend, tuple(s_layers), round(side * style_scale),
                                   "chw" if setup.mode == "mse" else "hw", tile)
+        objective = Sum([])
+        for l, w in c_layers.items():
+            if w > 0:
+                objective = objective + cw * w * Content(l, c_acts[l], setup.mode)
         for l, w in s_layers.items():
             if w > 0:
                 objective = objective + sw * w * Style(l, grams[l], setup.mode)
@@ -283,37 +261,40 @@ def style_transfer_steps(
             objective = objective + tw * setup.tv
         if optimizer == "lbfgs" and rw > 0:  # L-BFGS's pixels are never clipped (param.py): keep them in range
             objective = objective + rw * OutOfRange()
+        return objective
 
-        if current is not None:
-            start = resize(current, hw)
-        elif init_img is not None:
-            start = resize(init_img, hw)
-        elif init == "noise":
-            # neural-style-pt's random init: the mean colour with faint noise.
+    def start_image(hw, prev) -> torch.Tensor:
+        if prev is not None:
+            return resize(prev, hw)
+        if init_img is not None:
+            return resize(init_img, hw)
+        if init == "noise":  # neural-style-pt's random init: the mean colour with faint noise
             mean = torch.tensor(models.vgg.CAFFE_MEAN_BGR[::-1]).view(1, 3, 1, 1) / 255
-            start = (mean + torch.randn(1, 3, *hw) * 0.001).clamp(0, 1)
-        elif init == "blend":
-            start = (1 - init_noise) * target.cpu() + init_noise * torch.rand(1, 3, *hw)
-        else:
-            start = target.cpu()
-        param = PixelParam(start.to(dev), clip=optimizer != "lbfgs")
-        renderer = Renderer(net, objective, param, optimizer=optimizer, lr=lr, betas=(adam_beta1, adam_beta2),
-                            eps=adam_eps, keep_best=True, precision=precision, rng=rng,
-                            tile=tile, tile_margin=TILE_MARGIN, line_search=line_search)
-        stage = f"scale {k + 1}/{len(schedule)} ({max(hw)} px)"
-        try:
-            for p in renderer.run(n_iter, start=done, total=total, stage=stage, t0=t0):
-                yield p
-        except KeyboardInterrupt:  # from the loop, or thrown in at our yield by render.drive
-            raise Interrupted(io.tensor_to_image(finish(renderer.current()))) from None
-        done += n_iter
-        current = renderer.current()
-        # Losses at different sizes do not compare: the best is chosen per size,
-        # and the last size's best is the result.
-        best_loss, best_parts = renderer.best_loss, dict(renderer.last_parts)
+            return (mean + torch.randn(1, 3, *hw) * 0.001).clamp(0, 1)
+        if init == "blend":
+            return (1 - init_noise) * resize(work_content, hw) + init_noise * torch.rand(1, 3, *hw)
+        return resize(work_content, hw)
 
-    result = finish(current)
-    yield Progress(total, total, best_loss, best_parts, "done", result, time.perf_counter() - t0, done=True)
+    def scale_stage(k: int, side: int, n_iter: int):
+        def build(prev: torch.Tensor | None) -> Stage:
+            hw = fit_size(h0, w0, side)
+            return Stage(PixelParam(start_image(hw, prev).to(dev), clip=optimizer != "lbfgs"), objective_at(hw, side),
+                         n_iter, name=f"scale {k + 1}/{len(schedule)} ({max(hw)} px)", optimizer=optimizer, lr=lr,
+                         tile=tile, tile_margin=TILE_MARGIN, result=lambda img: img.cpu(),
+                         optimizer_options={"betas": (adam_beta1, adam_beta2), "eps": adam_eps,
+                                            "line_search": line_search})
+        return build
+
+    def finish(results: list[torch.Tensor]) -> torch.Tensor:
+        img = resize(results[-1], final_hw)
+        if colors == "luminance":
+            return color.luma_swap(color.luminance(img), resize(content_img, final_hw))
+        if colors == "luma":
+            return color.luma_swap(img, resize(content_img, final_hw))
+        return img
+
+    stages = [scale_stage(k, side, n) for k, (side, n) in enumerate(schedule)]
+    yield from render(net, stages, total=sum(n for _, n in schedule), precision=precision, rng=rng, finish=finish)
 
 
 def style_transfer(content, styles, *, callback: Callable[[Progress], None] | None = None, **kwargs):

@@ -1,9 +1,8 @@
 """The studio's forms, derived from the techniques' API functions.
 
 Each technique's fields come from its ``*_steps`` function the same way the CLI's
-flags do (:func:`deepcanvas.cli._doc_args` for the help text, :func:`deepcanvas.cli._base_type`
-for the type, the signature for names and defaults), so the page cannot drift from
-the API. What the page adds is only presentation: which fields are shown up front,
+flags do (:func:`deepcanvas.signature.api_params`: names, types, defaults, ``Literal``
+choices and the docstring's help), so the page cannot drift from the API. What the page adds is only presentation: which fields are shown up front,
 which ones pick from a list (layers, classes, choices), and which arguments are
 images (picked from the bundled ones or uploaded, never a path typed by a person).
 """
@@ -16,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cli import _base_type, _doc_args
 from ..errors import DeepCanvasError
+from ..signature import api_params
 
 #: Keyword arguments the page never offers: they name files on the server's disk.
 EXCLUDED = {"weights", "callback"}
@@ -92,49 +91,29 @@ class Technique:
         return next((f for f in self.fields if f["name"] == name), None)
 
 
-def _choices(module, name: str, help_: str, default) -> list[str] | None:
-    """A field's valid values: the technique module's NAMEs constant, else an "a, b or c." help."""
-    const = getattr(module, name.upper() + "S", None) or getattr(module, name.upper(), None)
-    if isinstance(const, (tuple, list)) and const and all(isinstance(c, str) for c in const):
-        return list(const)
-    text = help_.rsplit(": ", 1)[-1].strip().rstrip(".")
-    text = re.sub(r"\s*\([^)]*\)", "", text)  # "auto (bf16 on CUDA, fp32 elsewhere)" -> "auto"
-    m = re.fullmatch(r"([a-z0-9][\w-]*(?:, [a-z0-9][\w-]*)*),? or ([a-z0-9][\w-]*)", text)
-    if not m:
-        return None
-    words = m.group(1).split(", ") + [m.group(2)]
-    if default is not None and default not in words:
-        return None
-    return words
-
-
 def _is_main(name: str) -> bool:
     return name in MAIN_NAMES or name.endswith("_weight") or "layer" in name
 
 
 def derive_fields(func, module) -> list[dict]:
-    """One form field per keyword-only argument of ``func``, like ``cli.add_api_arguments``."""
+    """One form field per keyword-only argument of ``func``, like ``cli.add_api_arguments``.
+
+    A Literal's values become a drop-down (for an open one, such as style's init, the page
+    offers only the keywords: it never passes a file name on).
+    """
     from .. import models
 
-    helps = _doc_args(func)
     out = []
-    for p in inspect.signature(func).parameters.values():
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.name in EXCLUDED:
-            continue
-        typ = _base_type(p.annotation)
-        default = None if p.default is inspect.Parameter.empty else p.default
-        if isinstance(default, Path):
-            default = str(default)
-        help_ = helps.get(p.name, "")
-        choices = list(models.REGISTRY) if p.name == "model" else (
-            _choices(module, p.name, help_, default) if typ is str else None)
+    for p in api_params(func, skip=EXCLUDED):
+        default = str(p.default) if isinstance(p.default, Path) else p.default
+        choices = list(models.REGISTRY) if p.name == "model" else (list(p.choices) if p.choices else None)
         out.append({
             "name": p.name,
             "label": p.name.replace("_", " "),
-            "type": _TYPE_NAMES[typ],
+            "type": _TYPE_NAMES[p.type],
             "default": default,
-            "optional": default is None or "None" in str(p.annotation),
-            "help": help_,
+            "optional": p.optional,
+            "help": p.help,
             "choices": choices,
             "layers": "layer" in p.name,
             "main": _is_main(p.name),

@@ -1,0 +1,147 @@
+"""The endless DeepDream zoom: dream, zoom in a little, dream again on the result.
+
+A run of frames, each frame the octaves of :mod:`dream` (fewer of them: the previous
+frame already holds the large patterns) started from the previous frame zoomed in.
+Frames are written as they are finished; the GIF (and an MP4 when imageio-ffmpeg is
+installed) when the last one is.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import pathlib
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .. import io
+from ..errors import DeepCanvasError, check_number
+from ..render import Progress, drive, render
+from ..video import write_gif, write_mp4
+from .dream import _setup, dream_steps, octave_sizes, octave_stages
+
+
+def zoom_in(img: torch.Tensor, zoom: float) -> torch.Tensor:
+    """Centre crop of 1/``zoom`` of the image, resized back to the full size (sub-pixel exact)."""
+    if zoom == 1:
+        return img
+    n = img.shape[0]
+    theta = torch.tensor([[1 / zoom, 0.0, 0.0], [0.0, 1 / zoom, 0.0]], dtype=img.dtype, device=img.device)
+    grid = F.affine_grid(theta.expand(n, 2, 3), list(img.shape), align_corners=False)
+    return F.grid_sample(img, grid, mode="bicubic", padding_mode="border", align_corners=False).clamp(0, 1)
+
+
+@dataclass
+class ZoomResult:
+    """What :func:`dream_zoom` wrote."""
+
+    frames: list[pathlib.Path]
+    gif: pathlib.Path
+    mp4: pathlib.Path | None
+
+
+_IMAGE_SUFFIXES = {".png", ".gif", ".mp4", ".jpg", ".jpeg", ".webp"}
+
+
+def zoom_paths(output, frames: int) -> tuple[list[pathlib.Path], pathlib.Path, pathlib.Path]:
+    """Where the frames, the GIF and the MP4 go.
+
+    A directory (existing, or named with a trailing slash) gets
+    ``frame_0001.png``... and ``dream.gif``; anything else is a prefix:
+    ``out/zoom`` (or ``out/zoom.gif``) gets ``out/zoom_0001.png``... and ``out/zoom.gif``.
+    """
+    try:
+        text = os.fspath(output)
+    except TypeError:
+        raise DeepCanvasError(
+            f"zoom output: expected a directory or file prefix, got {type(output).__name__}") from None
+    if not text:
+        raise DeepCanvasError("zoom output: no directory or file prefix given")
+    p = pathlib.Path(os.path.expanduser(text))
+    if p.is_dir() or text.endswith(("/", os.sep)):
+        prefix, stem = p / "frame", p / "dream"
+    else:
+        stem = p.with_suffix("") if p.suffix.lower() in _IMAGE_SUFFIXES else p
+        prefix = stem
+    frame_paths = [prefix.parent / f"{prefix.name}_{i:04d}.png" for i in range(1, frames + 1)]
+    return frame_paths, stem.parent / (stem.name + ".gif"), stem.parent / (stem.name + ".mp4")
+
+
+def _check_zoom_args(frames, zoom, fps):
+    frames = int(check_number("frames", frames, integer=True, positive=True))
+    zoom = check_number("zoom", zoom, minimum=1)
+    fps = check_number("fps", fps, positive=True)
+    return frames, zoom, fps
+
+
+def dream_zoom_steps(image, output, *, frames: int = 30, zoom: float = 1.05, octaves: int = 2,
+                     iterations: int = 10, fps: float = 10.0, **dream_kw):
+    """Dream, zoom in, dream again: yield a Progress per step, then one ``done=True`` with the last frame.
+
+    Frames are written as they are finished; the GIF (and an MP4 when
+    imageio-ffmpeg is installed) at the end. The generator's return value
+    is a :class:`ZoomResult`.
+
+    Args:
+        image: the photo to start from (path or PIL image).
+        output: directory for frame_0001.png... and dream.gif, or a prefix such as out/zoom.
+        frames: number of frames.
+        zoom: zoom factor from one frame to the next (1 keeps the frame still).
+        octaves: octaves per frame (the previous frame already holds the large patterns).
+        iterations: gradient steps per octave and frame.
+        fps: frames per second of the GIF and MP4.
+        dream_kw: any other argument of :func:`dream_steps` (layers, lr, size, guide, model...).
+    """
+    frames, zoom, fps = _check_zoom_args(frames, zoom, fps)
+    unknown = sorted(set(dream_kw) - set(_DREAM_DEFAULTS))
+    if unknown:
+        raise DeepCanvasError(f"unknown dream argument {unknown[0]!r}; valid: {', '.join(_DREAM_DEFAULTS)}")
+    frame_paths, gif_path, mp4_path = zoom_paths(output, frames)
+    folder = gif_path.parent
+    # "out/" names a directory, made (once everything else checks out) if its parent exists.
+    make_folder = not folder.exists() and os.fspath(output).endswith(("/", os.sep))
+    io.check_output_path(folder.parent / "probe.gif" if make_folder else gif_path)
+    s, frame = _setup(image, **{**_DREAM_DEFAULTS, **dream_kw, "octaves": octaves, "iterations": iterations})
+    if make_folder:
+        try:
+            folder.mkdir(exist_ok=True)
+        except OSError as e:
+            raise DeepCanvasError(f"cannot create the directory '{folder}': {e.strerror or e}") from None
+    per_frame = len(octave_sizes(*frame.shape[-2:], s.octaves, s.octave_scale)) * s.iterations
+    written = ZoomResult(frame_paths, gif_path, None)
+    images = []
+
+    def save_frame(i: int):
+        def after(img: torch.Tensor) -> None:
+            images.append(io.tensor_to_image(img))
+            io.save_image(images[-1], frame_paths[i])
+            if i == frames - 1:
+                write_gif(images, gif_path, fps)
+                written.mp4 = write_mp4(images, mp4_path, fps)
+        return after
+
+    first = frame
+    stages = [st for i in range(frames) for st in octave_stages(
+        s, (lambda prev, i=i: first if i == 0 else zoom_in(prev, zoom)), size=tuple(first.shape[-2:]),
+        label=f"frame {i + 1}/{frames}, ", after=save_frame(i))]
+    yield from render(s.net, stages, total=frames * per_frame, precision=s.precision,
+                       rng=random.Random(s.rng.getrandbits(32)), output=written)
+    return written
+
+
+def dream_zoom(image, output, *, frames: int = 30, zoom: float = 1.05, octaves: int = 2, iterations: int = 10,
+               fps: float = 10.0, callback: Callable[[Progress], None] | None = None, **dream_kw) -> ZoomResult:
+    """Write a zooming dream sequence and return what was written. See :func:`dream_zoom_steps`."""
+    return drive(dream_zoom_steps(image, output, frames=frames, zoom=zoom, octaves=octaves, iterations=iterations,
+                                  fps=fps, **dream_kw), callback).output
+
+
+# dream_steps' keyword arguments and their defaults (what dream_zoom passes on).
+_DREAM_DEFAULTS = {
+    name: p.default for name, p in inspect.signature(dream_steps).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("octaves", "iterations")
+}
