@@ -3,6 +3,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
+
+from deepcanvas.models.layered import LayeredNet, Preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
@@ -52,3 +55,36 @@ def check_gradient(f, x: torch.Tensor, directions: int = 6, eps: float = 1e-2) -
     with torch.no_grad():
         fd = (float(f(x + eps * e)) - float(f(x - eps * e))) / (2 * eps)
     assert float(g.view(-1)[i]) == pytest.approx(fd, rel=2e-3, abs=2e-5)
+
+
+# -- test doubles: tiny layered networks, defined once ---------------------------------------------
+def tiny_classifier() -> LayeredNet:
+    """conv-tanh-conv-tanh-pool-linear in float64 (finite differences are exact enough there)."""
+    torch.manual_seed(0)
+    body = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(),
+        nn.Conv2d(4, 5, 3, stride=2, padding=1), nn.Tanh(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
+        nn.Linear(5, 6),
+    )
+    stages = [("conv1", body[0]), ("act1", body[1]), ("conv2", body[2]), ("act2", body[3]),
+              ("pool", nn.Sequential(body[4], body[5])), ("logits", body[6])]
+    net = LayeredNet(body, stages, Preprocess(mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3)), name="tiny")
+    return net.double()
+
+
+def tiny_relu_net() -> LayeredNet:
+    """A VGG in miniature (3x3 convolutions, ReLU, 2x2 pooling), float32: for tiling and the losses."""
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(8, 16, 3, padding=1),
+                         nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU())
+    names = ["c1", "r1", "p1", "c2", "r2", "p2", "c3", "r3"]
+    return LayeredNet(body, list(zip(names, body)), Preprocess(mean=(0.5, 0.5, 0.5)), name="tiny")
+
+
+def one_conv_net(c_in=3, c_out=5, seed=0) -> tuple[LayeredNet, nn.Conv2d]:
+    """One linear 1x1 convolution, named 'conv', with an identity preprocessing (gradients known by hand)."""
+    torch.manual_seed(seed)
+    conv = nn.Conv2d(c_in, c_out, 1)
+    body = nn.Sequential(conv)
+    return LayeredNet(body, [("conv", conv)], Preprocess(mean=(0.0, 0.0, 0.0)), name="tiny"), conv

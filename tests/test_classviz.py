@@ -21,19 +21,9 @@ from conftest import check_gradient
 NAMES = get_info("efficientnet-lite0").classes()
 
 
-# -- a tiny network, in float64 so finite differences are exact enough ------------------------------
-def tiny_net() -> LayeredNet:
-    torch.manual_seed(0)
-    body = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(),
-        nn.Conv2d(4, 5, 3, stride=2, padding=1), nn.Tanh(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
-        nn.Linear(5, 6),
-    )
-    stages = [("conv1", body[0]), ("act1", body[1]), ("conv2", body[2]), ("act2", body[3]),
-              ("pool", nn.Sequential(body[4], body[5])), ("logits", body[6])]
-    net = LayeredNet(body, stages, Preprocess(mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3)), name="tiny")
-    return net.double()
+from conftest import tiny_classifier as tiny_net  # noqa: E402
+
+
 
 
 def loss_fn(net, objective):

@@ -176,3 +176,13 @@ def test_process_exit_codes_and_no_traceback(tmp_path):
     assert r.stderr.strip() == f"deepcanvas: error: cannot read content image '{tmp_path / 'missing.jpg'}': no such file"
     r = subprocess.run([sys.executable, "-m", "deepcanvas", "style"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_demo_writes_its_pictures_and_says_what_next(tmp_path, capsys):
+    code = main(["demo", "--only", "dream", "--size", "64", "-o", str(tmp_path / "demo"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert Image.open(tmp_path / "demo" / "dream.png").size == (64, 43)
+    lines = out.strip().splitlines()
+    assert str(tmp_path / "demo") in lines[-2] and "1 pictures" in lines[-2]
+    assert lines[-1].startswith("next: ")

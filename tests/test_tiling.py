@@ -11,15 +11,13 @@ from deepcanvas.objectives import (AlphaNorm, Content, FeatureDistance, GuideMat
                                    Style, TotalVariation, gram)
 from deepcanvas.param import PixelParam
 from deepcanvas.render import Renderer
-from deepcanvas.tiling import Region, grid, tiled_features, tiled_grams
+from deepcanvas.objectives import Region
+from deepcanvas.tiling import grid, tiled_features, tiled_grams
+
+from conftest import tiny_relu_net as tiny_net
 
 
-def tiny_net():
-    torch.manual_seed(0)
-    body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(8, 16, 3, padding=1),
-                         nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU())
-    names = ["c1", "r1", "p1", "c2", "r2", "p2", "c3", "r3"]
-    return LayeredNet(body, list(zip(names, body)), Preprocess(mean=(0.5, 0.5, 0.5)), name="tiny")
+
 
 
 def objectives(net, img):
