@@ -276,7 +276,12 @@ def test_tiny_job_streams_progress_and_gives_a_png(client, data_dir, slow_previe
     assert client.post(f"/api/jobs/{job['id']}/cancel").json()["state"] == "done"
 
 
-def test_api_error_makes_the_job_fail_with_its_message(client):
+def test_api_error_makes_the_job_fail_with_its_message(client, monkeypatch):
+    # An unknown layer is refused when submitted (test_web_hardening); one the submission check
+    # cannot see (here: the check switched off) still fails the job with the technique's message.
+    assert "relu9_9" in error_of(client.post("/api/jobs", json={"technique": "style", "inputs": BUNDLED,
+                                                                "params": {**TINY, "style_layers": "relu9_9"}}), 400)
+    monkeypatch.setattr(forms, "check_job", lambda *a: None)
     job = submit(client, params={"style_layers": "relu9_9"})
     final = events(client, job["id"])[-1]
     assert final["state"] == "failed" and "relu9_9" in final["error"] and final["results"] == []

@@ -107,12 +107,14 @@ function imagePicker(inp) {
       const f = e.target.files[0];
       if (f) await uploadInto(inp, f);
     } });
-  const up = h("label", { class: "tile upload", title: "Upload an image" }, file,
+  const lim = `up to ${(S.info.max_upload / 1048576).toFixed(0)} MB and ${Math.round(S.info.max_upload_pixels / 1e6)} megapixels`;
+  const up = h("label", { class: "tile upload", title: `Upload an image (${lim})` }, file,
     h("span", { class: "plus", text: "+" }), h("span", { text: "Upload" }));
   const hint = inp.multiple ? "pick one or more" : (inp.required ? "pick one" : "optional");
   return h("fieldset", { class: "picker", dataset: { input: inp.name } },
     h("legend", {}, inp.label, h("span", { class: "muted small", text: ` ${hint}` })),
     h("div", { class: "tiles" }, ...tiles, up),
+    h("p", { class: "muted small upload-limit", text: `Uploads: JPEG, PNG, WebP… ${lim}.` }),
     h("p", { class: "error small upload-error", role: "alert", hidden: true }));
 }
 
