@@ -343,10 +343,14 @@ def test_serve_command(monkeypatch, capsys, tmp_path):
     with TestClient(apps[-1], base_url="http://evil.example") as c:
         assert c.get("/").status_code == 403  # loopback only
 
-    assert cli.main(["serve", "--host", "0.0.0.0", "--port", str(port), "--data-dir", str(tmp_path / "d")]) == 0
-    assert "warning: listening on 0.0.0.0" in capsys.readouterr().err
+    assert cli.main(["serve", "--host", "0.0.0.0", "--allow-remote", "--allowed-hosts", "192.168.1.9", "--port",
+                     str(port), "--data-dir", str(tmp_path / "d")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: listening on 0.0.0.0" in err and "192.168.1.9" in err
     with TestClient(apps[-1], base_url="http://192.168.1.9:8000") as c:
         assert c.get("/").status_code == 200
+    with TestClient(apps[-1], base_url="http://evil.example") as c:
+        assert c.get("/").status_code == 403  # remote, the Host check stays on
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", port))
