@@ -49,7 +49,7 @@ STATIC = Path(__file__).parent / "static"
 DATA = Path(__file__).resolve().parents[1] / "data"
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
 MAX_QUEUED = 50
-MAX_JOB_BODY = 64 * 1024  # a job's JSON is a few hundred bytes
+MAX_JOB_BODY = 1024 * 1024  # a job is a few hundred bytes of JSON; past this: 413
 #: The studio's working limit for an uploaded image, read from its header before it is decoded.
 MAX_UPLOAD_PIXELS = 40_000_000
 THUMB_SIDE = 512
