@@ -7,11 +7,14 @@ Endpoints (all JSON unless noted; errors are ``{"error": "..."}`` with a 4xx sta
     GET  /api/techniques                each technique's inputs and form fields (from the API signatures)
     GET  /api/models                    networks with layer names, default layers, availability
     GET  /api/classes?model=NAME        a classifier's class names (efficientnet-lite0: 1000 ImageNet names)
-    GET  /api/images                    pickable images: the bundled ones and this session's uploads
+    GET  /api/images                    pickable images: the bundled ones and the stored uploads
     GET  /api/images/{id}               a small JPEG of one of them (for display)
-    POST /api/uploads                   multipart "file": checked with io.load_image, stored as upload:<uuid>
+    POST /api/uploads                   multipart "file": size from the header (MAX_UPLOAD_PIXELS), then checked
+                                        with io.load_image, stored as upload:<uuid> and recorded in the store
     POST /api/jobs                      {"technique", "inputs", "params", "preview_every"} -> the queued job
-    GET  /api/jobs                      this session's jobs, newest first (the gallery)
+                                        (every parameter checked first: forms.convert_params, forms.check_job)
+    POST /api/jobs/{id}/resubmit        a new job from a stored one's request (e.g. one a restart interrupted)
+    GET  /api/jobs                      every stored job, newest first (the gallery)
     GET  /api/jobs/{id}                 one job
     POST /api/jobs/{id}/cancel          queued: removed; running: stopped, best image so far kept
     GET  /api/jobs/{id}/events          server-sent events: the job (state, queue position, progress,

@@ -355,6 +355,7 @@ function showJob(job) {
   if (job.state === "queued") status = job.position > 1 ? `position ${job.position} in the queue` : "next in the queue";
   else if (job.state === "running") status = job.total ? `${job.iteration} / ${job.total} · ${job.stage}` : "loading the network…";
   else if (job.state === "done") status = `done in ${fmtTime(job.elapsed)}`;
+  else if (job.state === "interrupted") status = job.error || "interrupted by a restart";
   else if (job.state === "cancelled") status = job.partial ? `stopped at ${job.iteration} / ${job.total}; the best image so far is kept` : "removed from the queue";
   $("#job-status").textContent = `${job.title} · ${status}`;
   const stats = [];
