@@ -276,7 +276,12 @@ def test_tiny_job_streams_progress_and_gives_a_png(client, data_dir, slow_previe
     assert client.post(f"/api/jobs/{job['id']}/cancel").json()["state"] == "done"
 
 
-def test_api_error_makes_the_job_fail_with_its_message(client):
+def test_api_error_makes_the_job_fail_with_its_message(client, monkeypatch):
+    # An unknown layer is refused when submitted (test_web_hardening); one the submission check
+    # cannot see (here: the check switched off) still fails the job with the technique's message.
+    assert "relu9_9" in error_of(client.post("/api/jobs", json={"technique": "style", "inputs": BUNDLED,
+                                                                "params": {**TINY, "style_layers": "relu9_9"}}), 400)
+    monkeypatch.setattr(forms, "check_job", lambda *a: None)
     job = submit(client, params={"style_layers": "relu9_9"})
     final = events(client, job["id"])[-1]
     assert final["state"] == "failed" and "relu9_9" in final["error"] and final["results"] == []
@@ -338,10 +343,14 @@ def test_serve_command(monkeypatch, capsys, tmp_path):
     with TestClient(apps[-1], base_url="http://evil.example") as c:
         assert c.get("/").status_code == 403  # loopback only
 
-    assert cli.main(["serve", "--host", "0.0.0.0", "--port", str(port), "--data-dir", str(tmp_path / "d")]) == 0
-    assert "warning: listening on 0.0.0.0" in capsys.readouterr().err
+    assert cli.main(["serve", "--host", "0.0.0.0", "--allow-remote", "--allowed-hosts", "192.168.1.9", "--port",
+                     str(port), "--data-dir", str(tmp_path / "d")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: listening on 0.0.0.0" in err and "192.168.1.9" in err
     with TestClient(apps[-1], base_url="http://192.168.1.9:8000") as c:
         assert c.get("/").status_code == 200
+    with TestClient(apps[-1], base_url="http://evil.example") as c:
+        assert c.get("/").status_code == 403  # remote, the Host check stays on
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", port))

@@ -7,11 +7,14 @@ Endpoints (all JSON unless noted; errors are ``{"error": "..."}`` with a 4xx sta
     GET  /api/techniques                each technique's inputs and form fields (from the API signatures)
     GET  /api/models                    networks with layer names, default layers, availability
     GET  /api/classes?model=NAME        a classifier's class names (efficientnet-lite0: 1000 ImageNet names)
-    GET  /api/images                    pickable images: the bundled ones and this session's uploads
+    GET  /api/images                    pickable images: the bundled ones and the stored uploads
     GET  /api/images/{id}               a small JPEG of one of them (for display)
-    POST /api/uploads                   multipart "file": checked with io.load_image, stored as upload:<uuid>
+    POST /api/uploads                   multipart "file": size from the header (MAX_UPLOAD_PIXELS), then checked
+                                        with io.load_image, stored as upload:<uuid> and recorded in the store
     POST /api/jobs                      {"technique", "inputs", "params", "preview_every"} -> the queued job
-    GET  /api/jobs                      this session's jobs, newest first (the gallery)
+                                        (every parameter checked first: forms.convert_params, forms.check_job)
+    POST /api/jobs/{id}/resubmit        a new job from a stored one's request (e.g. one a restart interrupted)
+    GET  /api/jobs                      every stored job, newest first (the gallery)
     GET  /api/jobs/{id}                 one job
     POST /api/jobs/{id}/cancel          queued: removed; running: stopped, best image so far kept
     GET  /api/jobs/{id}/events          server-sent events: the job (state, queue position, progress,
@@ -26,6 +29,7 @@ import asyncio
 import io as _io
 import json
 import re
+import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -48,7 +52,11 @@ STATIC = Path(__file__).parent / "static"
 DATA = Path(__file__).resolve().parents[1] / "data"
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
 MAX_QUEUED = 50
+MAX_JOB_BODY = 1024 * 1024  # a job is a few hundred bytes of JSON; past this: 413
+#: The studio's working limit for an uploaded image, read from its header before it is decoded.
+MAX_UPLOAD_PIXELS = 40_000_000
 THUMB_SIDE = 512
+_DECODE_LOCK = threading.Lock()
 _UPLOAD_RE = re.compile(r"^upload:([0-9a-f]{32})$")
 _BUNDLED_RE = re.compile(r"^bundled:([A-Za-z0-9_-]+\.jpg)$")
 
@@ -73,20 +81,51 @@ def _jpeg(img: Image.Image, side: int = THUMB_SIDE) -> bytes:
     return buf.getvalue()
 
 
-class Studio:
-    """State shared by the endpoints: where files live, the job queue, this session's uploads."""
+#: Retention defaults (``deepcanvas serve --keep-jobs/--keep-uploads/--keep-mb``).
+KEEP_JOBS = 500
+KEEP_UPLOADS = 200
+KEEP_MB = 2048
 
-    def __init__(self, data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOAD):
+
+class Studio:
+    """State shared by the endpoints: where files live, the store, the job queue."""
+
+    def __init__(self, data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOAD, *,
+                 keep_jobs: int = KEEP_JOBS, keep_uploads: int = KEEP_UPLOADS, keep_mb: float = KEEP_MB,
+                 checkpoint_every: float = 10.0):
+        from .store import Store
+
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
-        self.uploads = self.data_dir / "uploads"
-        self.results = self.data_dir / "results"
-        for d in (self.uploads, self.results):
-            d.mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.data_dir)
+        self.uploads = self.store.uploads
+        self.results = self.store.results
         self.max_upload = int(max_upload)
-        self.queue = JobQueue(self.results)
-        self.session_uploads: list[dict] = []
+        self.keep = (int(keep_jobs), int(keep_uploads), int(keep_mb * 1024 * 1024))
+        self.recovered = self.store.recover()
+        self.queue = JobQueue(self.results, store=self.store, checkpoint_every=checkpoint_every,
+                              on_finish=self.retain)
+        self.queue.load()
+        self.retain()
         self._bundled_thumbs: dict[str, bytes] = {}
         self._models: list[dict] | None = None
+
+    def retain(self) -> None:
+        """The retention rule: oldest finished jobs and uploads go, files and rows together."""
+        with self.queue.cond:
+            live = [j for j in self.queue.jobs.values() if j.state not in TERMINAL]
+        in_use = set()
+        for j in live:
+            for v in j.inputs.values():
+                for x in (v if isinstance(v, list) else [v]):
+                    if isinstance(x, str) and x.startswith("upload:"):
+                        in_use.add(x.split(":", 1)[1])
+        for kind, key in self.store.retain(*self.keep, in_use=frozenset(in_use)):
+            if kind == "job":
+                self.queue.forget(key)
+
+    def upload_entries(self) -> list[dict]:
+        return [{"id": f"upload:{u['id']}", "name": u["name"], "url": f"/api/images/upload:{u['id']}",
+                 "width": u["width"], "height": u["height"], "bundled": False} for u in self.store.uploads_list()]
 
     # -- images ----------------------------------------------------------------------------------
     def bundled(self) -> list[dict]:
@@ -101,7 +140,7 @@ class Studio:
         if m and (DATA / m.group(1)).is_file():
             return DATA / m.group(1)
         m = _UPLOAD_RE.match(image_id)
-        if m and (self.uploads / f"{m.group(1)}.img").is_file():
+        if m and self.store.has_upload(m.group(1)) and (self.uploads / f"{m.group(1)}.img").is_file():
             return self.uploads / f"{m.group(1)}.img"
         raise ApiError(400, f"unknown image {image_id!r}: pick a bundled image or upload one")
 
@@ -134,7 +173,7 @@ class Studio:
         return re.sub(re.escape(str(DATA)) + r"/([A-Za-z0-9_-]+\.jpg)", r"bundled:\1", msg)
 
 
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+from . import LOOPBACK_NAMES  # noqa: E402  (re-exported: the names a loopback studio answers to)
 
 
 class SameOriginGuard:
@@ -143,7 +182,8 @@ class SameOriginGuard:
     * A Host header not in ``allowed_hosts`` (when given) is refused: a page on another
       site that rebinds its DNS name to 127.0.0.1 still sends its own name.
     * A request that changes something (not GET/HEAD) whose Origin header names another
-      host:port than the one it was sent to is refused.
+      host:port than the one it was sent to is refused; so is ``Origin: null`` (what sandboxed
+      iframes, data: and file: pages send), and a ``Sec-Fetch-Site`` other than same-origin or none.
     """
 
     def __init__(self, app, allowed_hosts: tuple[str, ...] | None):
@@ -157,8 +197,7 @@ class SameOriginGuard:
             msg = None
             if self.allowed is not None and name not in self.allowed:
                 msg = f"this studio answers to {', '.join(self.allowed)}, not to {name or 'no host'}"
-            elif scope["method"] not in ("GET", "HEAD") and headers.get("origin") not in (None, "null") \
-                    and urlsplit(headers["origin"]).netloc != host:
+            elif scope["method"] not in ("GET", "HEAD") and not _same_origin(headers, host):
                 msg = "cross-site request refused"
             if msg:
                 await JSONResponse({"error": msg}, status_code=403)(scope, receive, send)
@@ -166,11 +205,88 @@ class SameOriginGuard:
         await self.app(scope, receive, send)
 
 
+def _same_origin(headers: dict, host: str) -> bool:
+    origin = headers.get("origin")
+    if origin is not None:
+        try:
+            parts = urlsplit(origin)
+        except ValueError:
+            return False
+        if origin == "null" or parts.scheme not in ("http", "https") or parts.netloc != host:
+            return False
+    return headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 past ``limit`` bytes (before reading it when Content-Length says so)."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise ApiError(413, f"the request body is too large; the limit is {limit:,} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, f"the request body is too large; the limit is {limit:,} bytes")
+    return bytes(body)
+
+
+def _bad_json(what: str):
+    raise ApiError(400, f"the request body is not valid JSON: {what}")
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > 30:
+        _bad_json(f"a number of {len(text)} digits is too long")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    if len(text) > 64:
+        _bad_json(f"a number of {len(text)} characters is too long")
+    v = float(text)
+    if v in (float("inf"), float("-inf")):
+        _bad_json(f"{text} is out of range")
+    return v
+
+
+MAX_JSON_DEPTH = 16
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')  # "? : an unclosed string ends the text
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting of a JSON text (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for m in _JSON_TOKENS.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_json(raw: bytes):
+    """JSON as the studio accepts it: no NaN/Infinity, no overlong numbers, no deep nesting; else 400."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        _bad_json("it is not UTF-8")
+    if _nesting(text) > MAX_JSON_DEPTH:  # counted before parsing: json's recursion is never reached
+        _bad_json(f"it is nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(text, parse_int=_json_int, parse_float=_json_float,
+                          parse_constant=lambda c: _bad_json(f"{c} is not a number JSON allows"))
+    except (json.JSONDecodeError, RecursionError, ValueError) as e:
+        _bad_json(str(e).split("\n")[0][:120] if isinstance(e, json.JSONDecodeError) else "it cannot be read")
+
+
 def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOAD,
-               allowed_hosts: tuple[str, ...] | None = None) -> FastAPI:
+               allowed_hosts: tuple[str, ...] | None = None, **studio_options) -> FastAPI:
     """The studio. ``allowed_hosts``: Host header names accepted (None: any; ``deepcanvas serve``
-    on a loopback address passes :data:`LOOPBACK_NAMES`)."""
-    studio = Studio(data_dir, max_upload)
+    on a loopback address passes :data:`LOOPBACK_NAMES`). ``studio_options``: :class:`Studio`'s
+    keep_jobs, keep_uploads, keep_mb (retention) and checkpoint_every (seconds)."""
+    studio = Studio(data_dir, max_upload, **studio_options)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -179,6 +295,7 @@ def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOA
             yield
         finally:
             await asyncio.to_thread(studio.queue.stop)
+            studio.store.close()
 
     app = FastAPI(title="deepcanvas studio", version=__version__, lifespan=lifespan, docs_url="/api/docs",
                   redoc_url=None, openapi_url="/api/openapi.json")
@@ -230,7 +347,7 @@ def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOA
 
     @app.get("/api/images")
     async def images():
-        return studio.bundled() + list(reversed(studio.session_uploads))
+        return studio.bundled() + studio.upload_entries()
 
     @app.get("/api/images/{image_id}")
     async def image(image_id: str):
@@ -240,7 +357,8 @@ def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOA
     @app.get("/api/info")
     async def info():
         return {"version": __version__, "techniques": await techniques(), "models": studio.models(),
-                "images": await images(), "max_upload": studio.max_upload}
+                "images": await images(), "max_upload": studio.max_upload,
+                "max_upload_pixels": MAX_UPLOAD_PIXELS}
 
     # -- uploads ------------------------------------------------------------------------------------
     @app.post("/api/uploads", status_code=201)
@@ -275,7 +393,7 @@ def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOA
                 part.unlink(missing_ok=True)
         finally:
             await form.close()
-        studio.session_uploads.append(entry)
+        await asyncio.to_thread(studio.retain)
         return entry
 
     # -- jobs -----------------------------------------------------------------------------------------
@@ -283,10 +401,18 @@ def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOA
     async def submit(request: Request):
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise ApiError(415, "send the job as JSON (Content-Type: application/json)")
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(400, "the request body must be JSON") from None
+        body = parse_json(await _read_body(request, MAX_JOB_BODY))
+        return await _enqueue(body)
+
+    @app.post("/api/jobs/{job_id}/resubmit", status_code=201)
+    async def resubmit(job_id: str):
+        """A new job from an earlier one's request, checked again (e.g. one a restart interrupted)."""
+        old = _job(job_id)
+        if not old.request:
+            raise ApiError(400, f"job {job_id} has no stored request to resubmit")
+        return await _enqueue(old.request)
+
+    async def _enqueue(body) -> dict:
         if not isinstance(body, dict):
             raise ApiError(400, "the request body must be a JSON object")
         unknown = set(body) - {"technique", "inputs", "params", "preview_every"}
@@ -336,7 +462,12 @@ def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOA
                     keyword[spec.name] = arg
             else:
                 positional.append(arg if (arg or spec.kind == "image") else None)
-        queued = sum(1 for j in studio.queue.jobs.values() if j.state == "queued")
+        try:
+            await asyncio.to_thread(forms.check_job, tech, inputs, params)
+        except DeepCanvasError as e:
+            raise ApiError(400, studio.tidy_error(str(e))) from None
+        with studio.queue.cond:
+            queued = sum(1 for j in studio.queue.jobs.values() if j.state == "queued")
         if queued >= MAX_QUEUED:
             raise ApiError(429, f"{queued} jobs are already waiting; cancel some or wait")
 
@@ -350,8 +481,9 @@ def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOA
             except DeepCanvasError as e:
                 raise DeepCanvasError(studio.tidy_error(str(e))) from None
 
+        request = {"technique": tech.name, "inputs": inputs, "params": params, "preview_every": preview_every}
         job = studio.queue.submit(technique=tech.name, title=tech.spec.title, inputs=inputs, params=params,
-                                  preview_every=preview_every, run=run)
+                                  preview_every=preview_every, run=run, request=request)
         return _snapshot(studio, job)
 
     @app.get("/api/jobs")
@@ -429,10 +561,16 @@ def _accept_upload(studio: Studio, part: Path, uid: str, name: str) -> dict:
     from ..io import load_image, save_bytes_atomic
 
     try:
-        img = load_image(part, what="uploaded image")
+        with _DECODE_LOCK:  # one upload decoded at a time: memory bounded by one image at the working limit
+            img = load_image(part, what="uploaded image", max_pixels=MAX_UPLOAD_PIXELS)
     except DeepCanvasError as e:
         raise ApiError(400, str(e).replace(str(part), name)) from None
+    thumb, (width, height) = _jpeg(img), img.size
+    del img
+    # Files first, then the row that lists them: a crash in between leaves orphans, removed at start-up.
     part.replace(studio.uploads / f"{uid}.img")
-    save_bytes_atomic(_jpeg(img), studio.uploads / f"{uid}.jpg")
-    return {"id": f"upload:{uid}", "name": Path(name).stem or "upload", "url": f"/api/images/upload:{uid}",
-            "width": img.width, "height": img.height, "bundled": False}
+    save_bytes_atomic(thumb, studio.uploads / f"{uid}.jpg")
+    row = studio.store.insert_upload(uid, Path(name).stem or "upload", width, height)
+    return {"id": f"upload:{uid}", "name": row["name"], "url": f"/api/images/upload:{uid}",
+            "width": row["width"], "height": row["height"], "bundled": False}
+

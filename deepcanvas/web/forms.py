@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import limits
 from ..errors import DeepCanvasError
 from ..signature import api_params
 
@@ -160,7 +161,7 @@ def describe(tech: Technique) -> dict:
 
 
 # -- turning a submitted form into keyword arguments -----------------------------------------------
-def _convert(f: dict, value):
+def _convert(f: dict, value, function: str | None = None):
     name, typ = f["name"], f["type"]
     if value is None or (isinstance(value, str) and value.strip() == ""):
         if f["optional"]:
@@ -173,17 +174,13 @@ def _convert(f: dict, value):
             return value.lower() in ("true", "1", "yes", "on")
         raise DeepCanvasError(f"{name} must be true or false, got {value!r}")
     if typ in ("int", "float"):
-        if isinstance(value, bool):
-            raise DeepCanvasError(f"{name} must be a number, got {value!r}")
-        try:
-            num = float(value)
-        except (TypeError, ValueError):
-            raise DeepCanvasError(f"{name} must be a number, got {value!r}") from None
+        # The range every entry point applies (deepcanvas.limits): finite, inside its bounds.
+        num = limits.check(name, value, function)
         if typ == "int":
-            if num != num or num in (float("inf"), float("-inf")) or num != int(num):
+            if num != int(num):
                 raise DeepCanvasError(f"{name} must be a whole number, got {value!r}")
             return int(num)
-        return num
+        return float(num)
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise DeepCanvasError(f"{name} must be text, got {value!r}")
     value = str(value).strip()
@@ -203,4 +200,48 @@ def convert_params(tech: Technique, params: dict) -> dict:
     if unknown:
         valid = ", ".join(f["name"] for f in tech.fields)
         raise DeepCanvasError(f"unknown parameter {unknown[0]!r} for {tech.name}; valid: {valid}")
-    return {k: _convert(tech.field(k), v) for k, v in params.items()}
+    return {k: _convert(tech.field(k), v, tech.spec.function) for k, v in params.items()}
+
+
+def check_job(tech: Technique, inputs: dict, params: dict) -> None:
+    """What the technique itself checks before any slow work, run when the job is submitted.
+
+    It calls the techniques' own helpers (no second copy of their rules): the device,
+    precision, pooling and model (``begin``), every ``*layer*`` field against the model's
+    layer names (built on the meta device: no weights loaded), classes against the
+    classifier's names, blend weights against the number of styles, dream's channels and
+    class visualization's objective. ``inputs``: input name -> submitted value(s).
+    Raises DeepCanvasError with the technique's own one-line message.
+    """
+    from ..techniques.common import begin, check_layer_names, parse_floats, parse_layers
+
+    def value(name):
+        v = params.get(name)
+        if v is None:
+            f = tech.field(name)
+            v = f["default"] if f else None
+        return v
+
+    kw = {k: value(k) for k in ("device", "precision", "pooling") if tech.field(k)}
+    info, _ = begin(value("model"), **kw)
+    for f in tech.fields:
+        v = params.get(f["name"])
+        if f["layers"] and v not in (None, ""):
+            check_layer_names(info, list(parse_layers(v, f["name"].replace("_", " "))))
+    if tech.field("style_blend_weights") and params.get("style_blend_weights") not in (None, ""):
+        styles = inputs.get("styles") or []
+        parse_floats(params["style_blend_weights"], len(styles), "style_blend_weights")
+    if tech.name == "dream" and params.get("channels") not in (None, ""):
+        from ..techniques.dream import _parse_channels
+
+        _parse_channels(params["channels"])
+    if tech.name == "classviz":
+        from ..techniques.classviz import parse_objective, resolve_classes
+
+        classes = inputs.get("classes") or []
+        if classes:
+            if info.classes is None:
+                raise DeepCanvasError(f"model {info.name} is not a classifier; it has no class names")
+            resolve_classes(classes, info.classes())
+        if params.get("objective") not in (None, ""):
+            check_layer_names(info, sorted({t[1] for t in parse_objective(params["objective"])}))

@@ -9,6 +9,10 @@ the job's partial result.
 
 Everything a page sees of a job is :meth:`Job.public`; every change bumps
 ``Job.version`` so that the server-sent event streams know when to send.
+
+With a :class:`~deepcanvas.web.store.Store`, every change of state is written to the
+database before the page can see it (a job shown done is on disk), and a running job
+saves its current image every ``checkpoint_every`` seconds, so that a crash keeps it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import base64
 import collections
 import io as _io
+import math
 import threading
 import time
 import traceback
@@ -28,7 +33,7 @@ from PIL import Image
 
 from ..errors import DeepCanvasError
 
-TERMINAL = ("done", "failed", "cancelled")
+TERMINAL = ("done", "failed", "cancelled", "interrupted")
 PREVIEW_SIDE = 512
 
 
@@ -52,6 +57,12 @@ def preview_data_url(images: list[Image.Image], side: int = PREVIEW_SIDE) -> str
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _finite(v) -> float | None:
+    """A loss for JSON: a diverged run's NaN or infinity becomes None (JSON has no such numbers)."""
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
 def progress_images(p) -> list[Image.Image]:
     """A Progress's image(s): one per batch item (class visualization of several classes)."""
     t = p.tensor
@@ -68,7 +79,8 @@ class Job:
     inputs: dict  # input name -> image id(s) or class names, as submitted
     params: dict  # converted keyword arguments, as submitted (rerun refills the form with these)
     preview_every: int
-    run: Callable  # (callback) -> final Progress; raises DeepCanvasError / Interrupted
+    run: Callable | None  # (callback) -> final Progress; raises DeepCanvasError / Interrupted
+    request: dict = field(default_factory=dict)  # the body as submitted (resubmit builds the job again from it)
     state: str = "queued"
     position: int = 0
     created: float = field(default_factory=time.time)
@@ -102,8 +114,11 @@ class Job:
 class JobQueue:
     """Jobs in submission order; a single worker thread runs the queued ones one by one."""
 
-    def __init__(self, results_dir: Path):
+    def __init__(self, results_dir: Path, store=None, checkpoint_every: float = 10.0, on_finish=None):
         self.results_dir = Path(results_dir)
+        self.store = store
+        self.checkpoint_every = checkpoint_every
+        self.on_finish = on_finish  # called (outside the lock) after each job ends: retention
         self.jobs: dict[str, Job] = {}
         self.queue: collections.deque[str] = collections.deque()
         self.cond = threading.Condition()
@@ -128,9 +143,30 @@ class JobQueue:
             self._thread.join(timeout)
             self._thread = None
 
+    def load(self) -> None:
+        """The jobs of earlier sessions, from the store (all finished: :meth:`Store.recover` ran first)."""
+        if self.store is None:
+            return
+        with self.cond:
+            for row in self.store.jobs():
+                fields = {k: row[k] for k in ("id", "technique", "title", "inputs", "params", "preview_every", "request",
+                                              "state", "created", "started", "finished", "iteration", "total",
+                                              "loss", "elapsed", "error", "results", "partial")}
+                job = Job(run=None, **fields)
+                job.stage = job.state
+                self.jobs[job.id] = job
+
+    def forget(self, job_id: str) -> None:
+        with self.cond:
+            self.jobs.pop(job_id, None)
+
     # -- the page's side -----------------------------------------------------------------------
     def submit(self, **kw) -> Job:
         job = Job(id=uuid.uuid4().hex, **kw)
+        if self.store is not None:
+            self.store.insert_job({"id": job.id, "technique": job.technique, "title": job.title, "request": job.request,
+                                   "inputs": job.inputs, "params": job.params, "preview_every": job.preview_every,
+                                   "state": "queued", "created": job.created})
         with self.cond:
             self.jobs[job.id] = job
             self.queue.append(job.id)
@@ -150,6 +186,7 @@ class JobQueue:
             if job.state == "queued":
                 self.queue.remove(job.id)
                 job.state, job.finished = "cancelled", time.time()
+                self._save(job, state=job.state, finished=job.finished)
                 self._renumber()
             else:
                 job.cancel_requested = True
@@ -159,6 +196,13 @@ class JobQueue:
             return job
 
     # -- internals -----------------------------------------------------------------------------
+    def _save(self, job: Job, **fields) -> None:
+        if self.store is not None:
+            try:
+                self.store.update_job(job.id, **fields)
+            except Exception:  # a database error must not stop the worker; the page still sees the job
+                traceback.print_exc()
+
     def _bump(self, job: Job) -> None:
         job.version += 1
         self.cond.notify_all()
@@ -178,6 +222,7 @@ class JobQueue:
                     return
                 job = self.jobs[self.queue.popleft()]
                 job.state, job.position, job.started = "running", 0, time.time()
+                self._save(job, state="running", started=job.started)
                 self.running = job
                 self._renumber()
                 self._bump(job)
@@ -187,21 +232,40 @@ class JobQueue:
                 with self.cond:
                     self.running = None
                     self._bump(job)
+            if self.on_finish is not None:
+                try:
+                    self.on_finish()
+                except Exception:  # retention must never stop the worker
+                    traceback.print_exc()
 
     def _run(self, job: Job) -> None:
         from ..io import save_image
         from ..render import Interrupted
 
-        last = {"p": None}
+        from .store import checkpoint_name
+
+        last = {"p": None, "saved": time.monotonic()}
+
+        def checkpoint(p) -> None:
+            """The current image(s) on disk, so that a crash keeps them (store.recover adopts them)."""
+            last["saved"] = time.monotonic()
+            try:
+                for i, img in enumerate(progress_images(p)):
+                    save_image(img, self.results_dir / checkpoint_name(job.id, i))
+            except DeepCanvasError:
+                pass  # a full disk: the run goes on, the final save reports it
 
         def callback(p) -> None:
             last["p"] = p
+            if self.store is not None and not p.done and time.monotonic() - last["saved"] >= self.checkpoint_every:
+                checkpoint(p)
             preview = None
             if not p.done and (p.iteration % job.preview_every == 0 or p.iteration == 1):
                 preview = preview_data_url(progress_images(p))
             with self.cond:
                 job.iteration, job.total, job.stage = p.iteration, p.total, p.stage
-                job.loss, job.parts, job.elapsed = float(p.loss), {k: float(v) for k, v in p.parts.items()}, p.elapsed
+                job.loss, job.elapsed = _finite(p.loss), p.elapsed
+                job.parts = {k: _finite(v) for k, v in p.parts.items()}
                 job.eta = (p.elapsed / p.iteration * (p.total - p.iteration)) if p.iteration else None
                 if preview is not None:
                     job.preview, job.preview_count = preview, job.preview_count + 1
@@ -239,11 +303,23 @@ class JobQueue:
                     results.append({"file": name, "width": img.width, "height": img.height})
             except DeepCanvasError as e:
                 state, error, results = "failed", str(e), []
+        finished = time.time()
+        partial = state == "cancelled" and bool(results)
         with self.cond:
-            job.state, job.error, job.results, job.finished = state, error, results, time.time()
-            job.partial = state == "cancelled" and bool(results)
+            iteration, total, loss, elapsed = job.iteration, job.total, job.loss, job.elapsed
+        if state == "done":
+            iteration = total or iteration
+        # On disk first (files, then the row that lists them), then on the page.
+        size = sum((self.results_dir / r["file"]).stat().st_size for r in results)
+        self._save(job, state=state, error=error, results=results, finished=finished, partial=int(partial),
+                   iteration=iteration, total=total, loss=loss, elapsed=elapsed, bytes=size)
+        for p in self.results_dir.glob(f"{job.id}.partial_*.png"):
+            p.unlink(missing_ok=True)
+        with self.cond:
+            job.state, job.error, job.results, job.finished = state, error, results, finished
+            job.partial = partial
             if state == "done":
-                job.iteration = job.total or job.iteration
+                job.iteration = iteration
                 job.eta = 0.0
                 job.stage = "done"
                 job.preview = preview_data_url(images)

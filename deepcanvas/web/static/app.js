@@ -107,12 +107,14 @@ function imagePicker(inp) {
       const f = e.target.files[0];
       if (f) await uploadInto(inp, f);
     } });
-  const up = h("label", { class: "tile upload", title: "Upload an image" }, file,
+  const lim = `up to ${(S.info.max_upload / 1048576).toFixed(0)} MB and ${Math.round(S.info.max_upload_pixels / 1e6)} megapixels`;
+  const up = h("label", { class: "tile upload", title: `Upload an image (${lim})` }, file,
     h("span", { class: "plus", text: "+" }), h("span", { text: "Upload" }));
   const hint = inp.multiple ? "pick one or more" : (inp.required ? "pick one" : "optional");
   return h("fieldset", { class: "picker", dataset: { input: inp.name } },
     h("legend", {}, inp.label, h("span", { class: "muted small", text: ` ${hint}` })),
     h("div", { class: "tiles" }, ...tiles, up),
+    h("p", { class: "muted small upload-limit", text: `Uploads: JPEG, PNG, WebP… ${lim}.` }),
     h("p", { class: "error small upload-error", role: "alert", hidden: true }));
 }
 
@@ -319,14 +321,14 @@ function watch(id, snapshot = null) {
     const job = JSON.parse(ev.data);
     if (S.watching !== job.id) return;
     showJob(job);
-    if (["done", "failed", "cancelled"].includes(job.state)) { es.close(); S.es = null; refreshJobs(); }
+    if (["done", "failed", "cancelled", "interrupted"].includes(job.state)) { es.close(); S.es = null; refreshJobs(); }
   };
   es.onerror = () => { /* the browser reconnects by itself; the stream resends the job */ };
 }
 
 function showJob(job) {
   const img = $("#preview"), stage = $("#stage");
-  const terminal = ["done", "failed", "cancelled"].includes(job.state);
+  const terminal = ["done", "failed", "cancelled", "interrupted"].includes(job.state);
   if (job.results && job.results.length && terminal) {
     const src = job.results.length === 1 ? job.results[0].url : null;
     if (src && img.dataset.src !== src) { img.src = src; img.dataset.src = src; }
@@ -353,6 +355,7 @@ function showJob(job) {
   if (job.state === "queued") status = job.position > 1 ? `position ${job.position} in the queue` : "next in the queue";
   else if (job.state === "running") status = job.total ? `${job.iteration} / ${job.total} · ${job.stage}` : "loading the network…";
   else if (job.state === "done") status = `done in ${fmtTime(job.elapsed)}`;
+  else if (job.state === "interrupted") status = job.error || "interrupted by a restart";
   else if (job.state === "cancelled") status = job.partial ? `stopped at ${job.iteration} / ${job.total}; the best image so far is kept` : "removed from the queue";
   $("#job-status").textContent = `${job.title} · ${status}`;
   const stats = [];
@@ -407,7 +410,8 @@ function summary(j) {
 }
 
 function renderGallery() {
-  const done = S.jobs.filter((j) => ["done", "failed", "cancelled"].includes(j.state) && (j.results.length || j.state === "failed"));
+  const done = S.jobs.filter((j) => ["done", "failed", "cancelled", "interrupted"].includes(j.state)
+    && (j.results.length || j.state === "failed" || j.state === "interrupted"));
   $("#gallery-empty").hidden = done.length > 0;
   const key = JSON.stringify(done.map((j) => [j.id, j.state, j.results.length, S.info.images.length]));
   if (key === S.galleryKey) return;  // unchanged: keep the DOM (no image reloads)
@@ -416,7 +420,7 @@ function renderGallery() {
     const thumb = j.results.length
       ? h("button", { type: "button", class: "thumb", onclick: () => watch(j.id, j), title: "show" },
         h("img", { src: `${j.results[0].url}?thumb=1`, alt: j.title, loading: "lazy" }))
-      : h("div", { class: "thumb failed", text: "failed" });
+      : h("div", { class: "thumb failed", text: j.state });
     const params = Object.entries(j.params);
     const inputs = Object.entries(j.inputs).filter(([, v]) => v !== null && !(Array.isArray(v) && !v.length))
       .map(([k, v]) => [k, [].concat(v).map(imageName).join(", ")]);
@@ -429,6 +433,7 @@ function renderGallery() {
         h("dl", { class: "params" }, ...[...inputs, ...params].map(([k, v]) => [h("dt", { text: k.replace(/_/g, " ") }), h("dd", { text: String(v) })])),
         h("div", { class: "gactions" },
           j.results.length ? h("a", { class: "button secondary small", href: `${j.results[0].url}?download=1`, download: "", text: "Download" }) : null,
+          j.state === "interrupted" ? h("button", { type: "button", class: "small resubmit", text: "Resubmit", onclick: () => resubmit(j.id) }) : null,
           h("button", { type: "button", class: "secondary small rerun", text: "Rerun with changes", onclick: () => rerun(j) }))));
   }));
 }
@@ -442,6 +447,12 @@ function imageName(id) {
 function rerun(job) {
   selectTechnique(job.technique, job);
   $(".form-card").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+async function resubmit(id) {
+  try { const j = await api(`/api/jobs/${id}/resubmit`, { method: "POST" }); watch(j.id, j); }
+  catch (e) { showFormError(e.message); }
+  refreshJobs();
 }
 
 async function cancelJob(id) {
