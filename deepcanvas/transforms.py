@@ -90,17 +90,6 @@ def random_rotate(degrees: Sequence[float], rng: random.Random | None = None) ->
     return apply
 
 
-def standard(rng: random.Random | None = None) -> Transform:
-    """Lucid's standard set for feature visualization."""
-    return compose(
-        pad(12),
-        jitter(8, rng),
-        random_scale([1 + (i - 5) / 50 for i in range(11)], rng),
-        random_rotate(list(range(-10, 11)) + 5 * [0], rng),
-        jitter(4, rng),
-    )
-
-
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur with reflected borders."""
     if sigma <= 0:

@@ -138,7 +138,6 @@ REGISTRY: dict[str, ModelInfo] = {
 }
 
 DEFAULT_MODEL = "vgg16"
-DEFAULT_CLASSIFIER = "efficientnet-lite0"
 
 
 @dataclass(frozen=True)

@@ -205,10 +205,3 @@ def _load_classes() -> tuple[str, ...]:
 def imagenet_classes() -> list[str]:
     """The 1000 ImageNet-1k class names, by class index ("tench", "goldfish", ...)."""
     return list(_load_classes())
-
-
-def __getattr__(name: str):
-    # IMAGENET_CLASSES is read from disk on first use, not at import.
-    if name == "IMAGENET_CLASSES":
-        return imagenet_classes()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

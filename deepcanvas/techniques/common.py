@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Literal, Mapping, Sequence
+from typing import Literal, Mapping
 
 import numpy as np
 import torch
@@ -75,10 +75,6 @@ def fit_size(h: int, w: int, longest: int) -> tuple[int, int]:
     """(h, w) scaled so the longest side is ``longest``."""
     s = longest / max(h, w)
     return max(1, round(h * s)), max(1, round(w * s))
-
-
-def weights_to(device: torch.device, *tensors: torch.Tensor) -> Sequence[torch.Tensor]:
-    return [t.to(device) for t in tensors]
 
 
 def begin(model, *, device, precision, pooling: str = "max", layers=()):
