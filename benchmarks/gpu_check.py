@@ -43,13 +43,14 @@ def reset(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def timed(device, func, *args, **kw):
-    reset(device)
+def timed(where, func, *args, **kw):
+    """Run a *_steps generator to its end on ``where``: (last Progress, seconds, peak GiB)."""
+    reset(where)
     t = time.perf_counter()
     last = dc.drive(func(*args, **kw))
-    if device.startswith("cuda"):
+    if where.startswith("cuda"):
         torch.cuda.synchronize()
-    return last, time.perf_counter() - t, peak_gib(device)
+    return last, time.perf_counter() - t, peak_gib(where)
 
 
 def pixels(p) -> np.ndarray:
@@ -98,7 +99,9 @@ def main() -> int:
         diff = float(np.abs(pixels(res["bf16"]) - pixels(res["fp32"])).mean())
         ratio = res["bf16"].loss / res["fp32"].loss
         rows.append(("  bf16 vs fp32", size, "", "", "", "", f"mean |pixel diff| {diff:.4f}, loss ratio {ratio:.3f}",
-                     "ok" if diff < 0.05 and 0.8 < ratio < 1.25 else "FAIL"))
+                     # Adam's path from the same start diverges with any rounding, so the pictures differ in
+                     # detail (CPU check: 0.08-0.09 mean |diff|); the losses must agree.
+                     "ok" if 0.9 < ratio < 1.1 and diff < 0.2 else "FAIL"))
         ok &= rows[-1][-1] == "ok"
         print(" | ".join(map(str, rows[-1])), flush=True)
 
