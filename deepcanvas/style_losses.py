@@ -77,6 +77,7 @@ class SlicedWasserstein(Objective):
     """
 
     name = "style"
+    PIXELS = "pixels"  # as ``layer``: the image's own RGB values (the painting's palette), no network layer
 
     def __init__(self, layer: str, style_features: list[tuple[torch.Tensor, float]], *, projections: int | None = None,
                  quantiles: int = 1024, bank: int = 16, mode: str = "scaled",
@@ -84,7 +85,7 @@ class SlicedWasserstein(Objective):
         if not style_features:
             raise DeepCanvasError("no style features given")
         self.layer, self.mode = layer, mode
-        self.layers = frozenset([layer])
+        self.layers = frozenset() if layer == self.PIXELS else frozenset([layer])
         feats, wts = [], []
         for f, b in style_features:
             f = f.detach().float()
@@ -119,7 +120,7 @@ class SlicedWasserstein(Objective):
 
     def loss(self, acts, image, index: int | None = None):
         dirs, table = self._table(self.draw() if index is None else index)
-        f = acts[self.layer].float()
+        f = (image if self.layer == self.PIXELS else acts[self.layer]).float()
         n, c, h, w = f.shape
         total = 0.0
         for j in range(n):  # each image of a batch is matched to the style on its own

@@ -118,12 +118,14 @@ def test_swd_style_transfer_runs_and_is_reproducible():
 
 
 def test_strength_weights():
-    assert strength_weights(0.5, 0.3, 1.0) == (0.3, 1.0)
-    assert strength_weights(0.0, 0.3, 1.0) == (0.3, 0.0)
-    assert strength_weights(1.0, 0.3, 1.0) == (0.0, 1.0)
-    cw, sw = strength_weights(0.75, 0.3, 1.0)
-    assert sw == 1.0 and cw == pytest.approx(0.3 / 9)
-    ratios = [(lambda c, s: s / c)(*strength_weights(s, 0.3, 1.0)) for s in (0.1, 0.3, 0.5, 0.7, 0.9)]
+    assert strength_weights(0.5, 0.3, 1.0, 2.0) == (0.3, 1.0, 2.0)
+    assert strength_weights(0.0, 0.3, 1.0, 2.0) == (0.3, 0.0, 0.0)
+    assert strength_weights(1.0, 0.3, 1.0, 2.0) == (0.0, 1.0, 2.0)
+    cw, sw, tw = strength_weights(0.75, 0.3, 1.0, 2.0)
+    assert sw == 1.0 and tw == 2.0 and cw == pytest.approx(0.3 / 9)
+    cw, sw, tw = strength_weights(0.25, 0.3, 1.0, 2.0)
+    assert cw == 0.3 and sw == pytest.approx(1 / 9) and tw == pytest.approx(2 / 9)
+    ratios = [(lambda c, s, t: s / c)(*strength_weights(s, 0.3, 1.0, 2.0)) for s in (0.1, 0.3, 0.5, 0.7, 0.9)]
     assert ratios == sorted(ratios)
 
 
@@ -151,7 +153,7 @@ def test_style_strength_moves_from_content_to_style(method):
     content_d = [r[1] for r in results]
     assert style_d == sorted(style_d, reverse=True), style_d
     assert content_d == sorted(content_d), content_d
-    assert content_d[0] < 1e-4  # strength 0: content and TV only, from the photo: the photo
+    assert content_d[0] < 1e-4  # strength 0: the content loss alone, from the photo: the photo
 
 
 def test_keep_best_does_not_keep_the_start():

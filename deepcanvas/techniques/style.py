@@ -56,6 +56,37 @@ class LossSetup:
     adam_eps_rel: float = 0.0
     lr: float | None = None  # Adam's default learning rate (None: 0.02)
     iterations: int = 60
+    pad_borders: bool = False  # optimise with a mirrored margin (border_pad), cropped off the result
+
+
+BORDER = 8  # mirrored margin around the image, cropped off the result (border_pad)
+
+
+def border_pad(hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) margins: at least BORDER px each side, padded sides a multiple of 16.
+
+    Without them the picture's edges get what only its edges see: the network's zero padding (a bright
+    or dark line along the top row) and, where a side is not a multiple of 16, rows and columns that
+    VGG's pooling drops, so that only the shallow layers shape them (a rainbow stripe along the bottom).
+    The margins mirror the image, so its border pixels see a continuation of the picture instead; the
+    artefacts move into the margins, which are cropped off.
+    """
+    out = []
+    for n in hw:
+        total = -(-(n + 2 * BORDER) // 16) * 16 - n
+        out += [total // 2, total - total // 2]
+    return out[0], out[1], out[2], out[3]
+
+
+def pad_image(img: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+    t, b, l, r = box
+    mode = "reflect" if min(img.shape[-2:]) > max(box) else "replicate"
+    return torch.nn.functional.pad(img, (l, r, t, b), mode=mode)
+
+
+def crop_image(img: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+    t, b, l, r = box
+    return img[..., t:img.shape[-2] - b, l:img.shape[-1] - r]
 
 
 def loss_setup(preset: str, method: str | None = None) -> LossSetup:
@@ -78,9 +109,9 @@ def loss_setup(preset: str, method: str | None = None) -> LossSetup:
         # 0.74 against ~0.95). Adam with a relative epsilon (render.py) keeps flat areas clean.
         if method == "gram":
             return LossSetup("scaled", 0.3, 1.0, 2.0, TotalVariation("l2"), True, "adam", False, 1e-6,
-                             method="gram", adam_eps_rel=0.1)
+                             method="gram", adam_eps_rel=0.1, pad_borders=True)
         return LossSetup("scaled", 0.3, 1.0, 2.0, TotalVariation("l2"), True, "adam", False, 1e-6,
-                         method="swd", adam_eps_rel=0.1)
+                         method="swd", adam_eps_rel=0.1, pad_borders=True)
     raise DeepCanvasError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
 
 
@@ -157,23 +188,28 @@ def style_features(net, style_imgs, blend, layers: tuple, side: int) -> dict[str
     return out
 
 
-def strength_weights(strength: float, content_weight: float, style_weight: float) -> tuple[float, float]:
-    """(content, style) weights for ``style_strength``: 0.5 keeps them, 0 drops the style, 1 drops the content.
+def strength_weights(strength: float, content_weight: float, style_weight: float,
+                     tv_weight: float) -> tuple[float, float, float]:
+    """(content, style, tv) weights for ``style_strength``: 0.5 keeps them, 0 keeps only the content, 1 drops it.
 
-    The ratio style/content is multiplied by (s / (1 - s))^2: x1/9 at 0.25, x9 at 0.75; the larger of
-    the two weights never grows, so the step sizes stay those the defaults were tuned with.
+    The ratio of the painting's side (style, and TV, which only tidies what the style paints) to the
+    content is multiplied by (s / (1 - s))^2: x1/9 at 0.25, x9 at 0.75. The larger side's weights never
+    grow, so the step sizes stay those the defaults were tuned with. At 0 the content loss alone is
+    left, which the content image already minimises: the photo comes back.
     """
     s = check_number("style_strength", strength, minimum=0)
     if s > 1:
         raise DeepCanvasError(f"style_strength must be between 0 and 1, got {strength}")
     if s <= 0.5:
-        return content_weight, style_weight * (s / (1 - s)) ** 2
-    return content_weight * ((1 - s) / s) ** 2, style_weight
+        k = (s / (1 - s)) ** 2
+        return content_weight, style_weight * k, tv_weight * k
+    return content_weight * ((1 - s) / s) ** 2, style_weight, tv_weight
 
 
 def style_objective(net, method: str, mode: str, content: torch.Tensor, c_layers: dict, s_layers: dict,
                     style_imgs, blend, side: int, *, cw: float, sw: float, tw: float, tv: Objective,
-                    rw: float, tile: int, generator: torch.Generator | None = None) -> Objective:
+                    rw: float, tile: int, generator: torch.Generator | None = None,
+                    pixel_weight: float = 0.0) -> Objective:
     """Content + style + TV (+ OutOfRange when ``rw``) for one size; ``content`` is the target at that size."""
     with torch.no_grad():
         # Memory bounded by the tile here too (one piece when the image fits in a tile).
@@ -189,6 +225,11 @@ def style_objective(net, method: str, mode: str, content: torch.Tensor, c_layers
             for l in live:
                 objective = objective + sw * s_layers[l] * SlicedWasserstein(l, feats[l], mode=mode,
                                                                              generator=generator)
+            if pixel_weight > 0:  # the palette itself: sliced Wasserstein on the RGB values
+                pix = [(resize(simg, fit_size(*simg.shape[-2:], max(16, side))).to(content.device), b)
+                       for simg, b in zip(style_imgs, blend)]
+                objective = objective + sw * pixel_weight * SlicedWasserstein(
+                    SlicedWasserstein.PIXELS, pix, projections=16, mode=mode, generator=generator)
         else:
             grams = style_targets(net, style_imgs, blend, live, side, "chw" if mode == "mse" else "hw", tile)
             for l in live:
@@ -299,10 +340,10 @@ def style_transfer_steps(
     init_noise = check_number("init_noise", init_noise, minimum=0)
     cw = check_number("content_weight", setup.content_weight if content_weight is None else content_weight, minimum=0)
     sw = check_number("style_weight", setup.style_weight if style_weight is None else style_weight, minimum=0)
-    cw, sw = strength_weights(style_strength, cw, sw)
     eps_rel = check_number("adam_eps_rel", setup.adam_eps_rel if adam_eps_rel is None else adam_eps_rel, minimum=0)
     tw = check_number("tv_weight", setup.tv_weight if tv_weight is None else tv_weight, minimum=0)
     rw = check_number("range_weight", setup.range_weight if range_weight is None else range_weight, minimum=0)
+    cw, sw, tw = strength_weights(style_strength, cw, sw, tw)
     if original_colors:
         colors = "luma"
     if colors not in COLORS:
@@ -373,8 +414,9 @@ def style_transfer_steps(
     for k, (side, n_iter) in enumerate(schedule):
         hw = fit_size(h0, w0, side)
         target = resize(work_content, hw).to(dev)
+        box = border_pad(hw) if setup.pad_borders else (0, 0, 0, 0)
         # L-BFGS's pixels are never clipped (param.py): OutOfRange keeps them in range.
-        objective = style_objective(net, method, setup.mode, target, c_layers, s_layers, style_imgs, blend,
+        objective = style_objective(net, method, setup.mode, pad_image(target, box), c_layers, s_layers, style_imgs, blend,
                                     round(side * style_scale), cw=cw, sw=sw, tw=tw, tv=setup.tv,
                                     rw=rw if optimizer == "lbfgs" else 0.0, tile=tile, generator=generator)
 
@@ -390,7 +432,7 @@ def style_transfer_steps(
             start = (1 - init_noise) * target.cpu() + init_noise * torch.rand(1, 3, *hw)
         else:
             start = target.cpu()
-        param = PixelParam(start.to(dev), clip=optimizer != "lbfgs")
+        param = PixelParam(pad_image(start.to(dev), box), clip=optimizer != "lbfgs")
         # A noisy loss (new random projections each step) would keep a lucky sample: keep the last iterate.
         renderer = Renderer(net, objective, param, optimizer=optimizer, lr=lr, betas=(adam_beta1, adam_beta2),
                             eps=adam_eps, eps_rel=eps_rel, keep_best=method != "swd", precision=precision, rng=rng,
@@ -398,11 +440,12 @@ def style_transfer_steps(
         stage = f"scale {k + 1}/{len(schedule)} ({max(hw)} px)"
         try:
             for p in renderer.run(n_iter, start=done, total=total, stage=stage, t0=t0):
+                p.tensor = crop_image(p.tensor, box)
                 yield p
         except KeyboardInterrupt:  # from the loop, or thrown in at our yield by render.drive
-            raise Interrupted(io.tensor_to_image(finish(renderer.current()))) from None
+            raise Interrupted(io.tensor_to_image(finish(crop_image(renderer.current(), box)))) from None
         done += n_iter
-        current = renderer.current()
+        current = crop_image(renderer.current(), box)
         # Losses at different sizes do not compare: the best is chosen per size,
         # and the last size's best is the result.
         best_loss = renderer.best_loss if renderer.best is not None else renderer.last_loss
