@@ -131,17 +131,22 @@ t = time.perf_counter()
 img = deepcanvas.style_transfer(content, style, **kw)
 dt = time.perf_counter() - t
 img.save(out)
-print(json.dumps({"seconds": dt}))
+print(json.dumps({"seconds": dt, "module": deepcanvas.__file__}))
 """
 
 
 def run_one(content: Path, style: Path, out: Path, kwargs: dict, pythonpath: Path) -> float:
     env = dict(os.environ, PYTHONPATH=str(pythonpath))
+    # cwd elsewhere: "python -c" puts the working directory first on sys.path, ahead of PYTHONPATH
     r = subprocess.run([sys.executable, "-c", CHILD, str(content), str(style), str(out), json.dumps(kwargs)],
+                       cwd=tempfile.gettempdir(),
                        env=env, capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(f"run failed: {r.stderr[-2000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])["seconds"]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    if not Path(res["module"]).resolve().is_relative_to(pythonpath.resolve()):
+        raise RuntimeError(f"the run imported {res['module']}, not the deepcanvas under {pythonpath}")
+    return res["seconds"]
 
 
 class Judge:
@@ -216,12 +221,14 @@ def main(argv=None):
     ap.add_argument("--pairs", type=int, default=len(PAIRS), help="the first N pairs of the grid")
     ap.add_argument("--methods", default="swd,gram", help="comma-separated: swd, gram")
     ap.add_argument("--old", type=Path, help="a checkout of deepcanvas before this change: runs its defaults too")
+    ap.add_argument("--old-pairs", type=int, help="run the old defaults on the first N pairs only (they are slow)")
     ap.add_argument("--iterations", type=int, help="override the default iterations (all methods)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "style_quality")
     ap.add_argument("--sheet", type=Path, help="contact sheet PNG (default OUT/sheet.png)")
     ap.add_argument("--thumb", type=int, default=160, help="contact sheet row height in pixels")
     a = ap.parse_args(argv)
+    a.out = a.out.resolve()
     a.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="styleq-"))
     judge = Judge()
@@ -231,10 +238,12 @@ def main(argv=None):
     rows, sheet_rows = [], []
     print(f"{'content':12s} {'style':13s} {'method':6s} {'edge_corr':>9s} {'style_ratio':>11s} {'seconds':>8s} "
           f"{'flat |lap|':>10s}", flush=True)
-    for content_name, style_name in PAIRS[:a.pairs]:
+    for k, (content_name, style_name) in enumerate(PAIRS[:a.pairs]):
         c, s = image_path(content_name, tmp), image_path(style_name, tmp)
         tiles = [label(thumb(c, a.thumb), [content_name]), label(thumb(s, a.thumb), [style_name])]
         for name, kw, root in runs:
+            if name == "old" and a.old_pairs is not None and k >= a.old_pairs:
+                continue
             kw = dict(kw, size=a.size, seed=a.seed, device="cpu")
             if a.iterations:
                 kw["iterations"] = a.iterations
@@ -256,6 +265,8 @@ def main(argv=None):
             row_img.paste(t, (x, 0))
             x += t.width + 4
         sheet_rows.append(row_img)
+        write_sheet(sheet_rows, a.sheet or a.out / "sheet.png")  # after every pair: a stopped run keeps its rows
+        (a.out / f"results_{a.size}.json").write_text(json.dumps(rows, indent=1))
     for name, _, _ in runs:
         sel = [r for r in rows if r["method"] == name]
         if sel:
@@ -263,16 +274,17 @@ def main(argv=None):
                   f"{min(r['edge_corr'] for r in sel):.3f}  mean style_ratio "
                   f"{np.mean([r.get('style_ratio', np.nan) for r in sel]):.3f}  mean seconds "
                   f"{np.mean([r['seconds'] for r in sel]):.1f}")
+    print(f"contact sheet: {a.sheet or a.out / 'sheet.png'}")
+
+
+def write_sheet(sheet_rows: list, path: Path) -> None:
     sheet = Image.new("RGB", (max(r.width for r in sheet_rows), sum(r.height + 4 for r in sheet_rows)), "white")
     y = 0
     for r in sheet_rows:
         sheet.paste(r, (0, y))
         y += r.height + 4
-    sheet_path = a.sheet or a.out / "sheet.png"
-    sheet_path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(sheet_path, optimize=True)
-    (a.out / f"results_{a.size}.json").write_text(json.dumps(rows, indent=1))
-    print(f"contact sheet: {sheet_path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,10 @@ class LossSetup:
     lr: float | None = None  # Adam's default learning rate (None: 0.02)
     iterations: int = 60
     pad_borders: bool = False  # optimise with a mirrored margin (border_pad), cropped off the result
+    # swd: weight of the sliced-Wasserstein term on the RGB values (the palette), as a share of style_weight
+    # like each layer's (1/5 each by default). Without it chelsea x swirls came out lilac instead of the
+    # painting's blues; at 1.0 the palette won over the photo's contours (edge_corr 0.56 at 256 px).
+    pixel_weight: float = 0.0
 
 
 BORDER = 8  # mirrored margin around the image, cropped off the result (border_pad)
@@ -110,8 +114,11 @@ def loss_setup(preset: str, method: str | None = None) -> LossSetup:
         if method == "gram":
             return LossSetup("scaled", 0.3, 1.0, 2.0, TotalVariation("l2"), True, "adam", False, 1e-6,
                              method="gram", adam_eps_rel=0.1, pad_borders=True)
-        return LossSetup("scaled", 0.3, 1.0, 2.0, TotalVariation("l2"), True, "adam", False, 1e-6,
-                         method="swd", adam_eps_rel=0.1, pad_borders=True)
+        # Sliced Wasserstein: content weight 0.1 and a step of 0.05 for 40 iterations paint boldly and keep
+        # the photo's contours (256 px screens: content weight 0.03 lost edges, 0.3 barely painted).
+        return LossSetup("scaled", 0.1, 1.0, 2.0, TotalVariation("l2"), True, "adam", False, 1e-6,
+                         method="swd", adam_eps_rel=0.1, pad_borders=True, lr=0.05, iterations=40,
+                         pixel_weight=0.2)
     raise DeepCanvasError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
 
 
@@ -418,7 +425,8 @@ def style_transfer_steps(
         # L-BFGS's pixels are never clipped (param.py): OutOfRange keeps them in range.
         objective = style_objective(net, method, setup.mode, pad_image(target, box), c_layers, s_layers, style_imgs, blend,
                                     round(side * style_scale), cw=cw, sw=sw, tw=tw, tv=setup.tv,
-                                    rw=rw if optimizer == "lbfgs" else 0.0, tile=tile, generator=generator)
+                                    rw=rw if optimizer == "lbfgs" else 0.0, tile=tile, generator=generator,
+                                    pixel_weight=setup.pixel_weight)
 
         if current is not None:
             start = resize(current, hw)
