@@ -41,6 +41,8 @@ def weighted_quantiles(values: torch.Tensor, weights: torch.Tensor, levels: torc
     interpolated between samples (so with equal weights and Q = M it returns the sorted values).
     """
     v, idx = values.sort(dim=1)
+    if v.shape[1] == 1:  # one sample (a deep layer of a tiny image): every quantile is that value
+        return v.expand(-1, levels.numel()).clone()
     w = weights[idx]  # (K, M)
     mid = w.cumsum(1) - w / 2  # each sample's probability level
     q = levels.expand(v.shape[0], -1).contiguous()
