@@ -284,7 +284,13 @@ def write_sheet(sheet_rows: list, path: Path) -> None:
         sheet.paste(r, (0, y))
         y += r.height + 4
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path, optimize=True)
+    small_png(sheet).save(path, optimize=True)
+
+
+def small_png(img: Image.Image, colors: int = 256) -> Image.Image:
+    """A 256-colour palette image: a contact sheet of photos at a third of the size of full colour."""
+    return img.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT,
+                                      dither=Image.Dither.FLOYDSTEINBERG)
 
 
 if __name__ == "__main__":
