@@ -69,6 +69,8 @@ LIMITS: dict[str, Range] = {
     "adam_beta1": Range(0, 1, below=True),
     "adam_beta2": Range(0, 1, below=True),
     "adam_eps": Range(0, 1, above=True),
+    "adam_eps_rel": Range(0, 100),
+    "style_strength": Range(0, 1),
     "blur_sigma": Range(0, 100),
     "scale": Range(0, 1, below=True),
     "rotate": Range(0, 360),

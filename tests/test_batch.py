@@ -32,6 +32,16 @@ def test_batch_computes_style_targets_once_and_reports_one_progress(frames, tmp_
     real = style.tiled_grams  # the style images' Gram matrices, every layer's at once
     monkeypatch.setattr(style, "tiled_grams",
                         lambda img, fwd, layers, *a, **k: calls.extend(layers) or real(img, fwd, layers, *a, **k))
+    real_features = style.style_features  # the sliced-Wasserstein loss (the default): count the cache misses
+
+    def features(net, imgs, blend, layers, *a, **k):
+        before = len(style._TARGETS)
+        out = real_features(net, imgs, blend, layers, *a, **k)
+        if len(style._TARGETS) > before:
+            calls.extend(layers)
+        return out
+
+    monkeypatch.setattr(style, "style_features", features)
     style._TARGETS.clear()
     seen = []
     out = tmp_path / "out"

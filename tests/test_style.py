@@ -37,7 +37,7 @@ def test_style_transfer_lowers_the_loss_and_returns_an_image():
 def test_multiscale_multiple_styles_and_blend_weights():
     seen = []
     img = deepcanvas.style_transfer(CONTENT, [STYLE, DATA / "coffee.jpg"], style_blend_weights="3,1", size=64,
-                                    min_size=32, iterations=3, seed=0, callback=seen.append)
+                                    min_size=32, iterations=3, seed=0, callback=seen.append, multiscale=True)
     assert img.size == (64, 43)
     assert {p.stage.split(" (")[0] for p in seen if not p.done} == {"scale 1/3", "scale 2/3", "scale 3/3"}
     assert [p.iteration for p in seen if not p.done] == list(range(1, len(seen)))
@@ -82,11 +82,12 @@ def test_lbfgs_and_neural_style_pt_preset_run():
 
 
 def test_the_schedule_defaults_to_the_presets():
-    """deepcanvas goes coarse to fine; the neural-style-pt preset runs single scale as neural-style-pt does."""
+    """Both presets run single scale (coarse to fine washed the photo out); multiscale=True goes coarse to fine."""
     def stages(**kw):
         return {p.stage for p in deepcanvas.style_transfer_steps(CONTENT, STYLE, size=64, min_size=32, iterations=1,
                                                                  seed=0, **kw) if not p.done}
-    assert stages() == {"scale 1/3 (32 px)", "scale 2/3 (45 px)", "scale 3/3 (64 px)"}
+    assert stages() == {"scale 1/1 (64 px)"}
+    assert stages(multiscale=True) == {"scale 1/3 (32 px)", "scale 2/3 (45 px)", "scale 3/3 (64 px)"}
     assert stages(preset="neural-style-pt") == {"scale 1/1 (64 px)"}
     assert len(stages(preset="neural-style-pt", multiscale=True)) == 3
     assert stages(multiscale=False) == {"scale 1/1 (64 px)"}
@@ -98,7 +99,8 @@ def test_best_image_is_kept_and_ctrl_c_returns_it():
             raise KeyboardInterrupt
 
     with pytest.raises(Interrupted) as e:
-        deepcanvas.style_transfer(CONTENT, STYLE, size=48, min_size=24, iterations=5, seed=0, callback=stop)
+        deepcanvas.style_transfer(CONTENT, STYLE, size=48, min_size=24, iterations=5, seed=0, callback=stop,
+                                  multiscale=True)
     assert e.value.image.size == (48, 32)  # the final size even when stopped at a coarse scale
 
 
@@ -137,7 +139,7 @@ def test_tiled_style_transfer_matches_untiled():
     """Above `tile` px, targets, Grams and gradients are computed tile by tile: same losses, same picture."""
     runs = {}
     for tile in (384, 1024):  # 448 px: four tiles, or one whole image
-        steps = list(deepcanvas.style_transfer_steps(CONTENT, STYLE, size=448, iterations=2, multiscale=False,
+        steps = list(deepcanvas.style_transfer_steps(CONTENT, STYLE, size=448, iterations=2, method="gram",
                                                      style_scale=1.0, tile=tile, seed=0))
         runs[tile] = steps
     tiled, whole = runs[384], runs[1024]

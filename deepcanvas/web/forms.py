@@ -22,7 +22,8 @@ from ..signature import api_params
 #: Keyword arguments the page never offers: they name files on the server's disk.
 EXCLUDED = {"weights", "callback"}
 #: Shown up front; the rest go into the "advanced" fold.
-MAIN_NAMES = {"size", "iterations", "model", "channels", "objective"}
+MAIN_NAMES = {"size", "iterations", "model", "channels", "objective", "method", "style_strength"}
+SLIDERS = {"style_strength": (0.0, 1.0, 0.05)}  # fields shown as a slider: (min, max, step)
 
 _TYPE_NAMES = {int: "int", float: "float", bool: "bool", str: "str"}
 
@@ -118,6 +119,7 @@ def derive_fields(func, module) -> list[dict]:
             "choices": choices,
             "layers": "layer" in p.name,
             "main": _is_main(p.name),
+            "slider": SLIDERS.get(p.name),
         })
     return out
 

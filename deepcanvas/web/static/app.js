@@ -215,6 +215,14 @@ function fieldEl(f, value) {
     input = h("select", { id, name: f.name }, ...(f.optional ? [h("option", { value: "", text: "default" })] : []),
       ...f.choices.map((c) => h("option", { value: c, text: c, selected: c === v })));
     if (f.name === "model") input.addEventListener("change", refreshLayerHints);
+  } else if (f.slider) {  // e.g. style strength: 0 (the photo) .. 1 (the painting)
+    const [min, max, step] = f.slider;
+    input = h("input", { id, name: f.name, type: "range", min, max, step, value: v === null ? (min + max) / 2 : v });
+    const shown = h("output", { for: id, text: String(input.value) });
+    input.addEventListener("input", () => { shown.textContent = input.value; });
+    const wrap = h("div", { class: "field", dataset: { field: f.name } },
+      h("label", { for: id, text: f.label }), input, shown, h("small", { class: "help", text: f.help }));
+    return wrap;
   } else if (f.type === "int" || f.type === "float") {
     input = h("input", { id, name: f.name, type: "number", step: f.type === "int" ? "1" : "any",
       value: v === null ? "" : v, placeholder: f.optional ? "default" : "" });

@@ -1,0 +1,222 @@
+"""The sliced-Wasserstein style loss, the style-strength knob, RelativeEpsAdam and the keep-best rule."""
+
+import random
+
+import pytest
+import torch
+
+import deepcanvas
+from deepcanvas import io, models
+from deepcanvas.errors import DeepCanvasError
+from deepcanvas.objectives import Objective, Style, gram
+from deepcanvas.param import PixelParam, resize
+from deepcanvas.render import RelativeEpsAdam, Renderer
+from deepcanvas.style_losses import SlicedWasserstein, interpolate_table, weighted_quantiles
+from deepcanvas.techniques.style import strength_weights
+
+from conftest import DATA, check_gradient
+from test_tiling import tiny_net
+
+CONTENT, STYLE = DATA / "chelsea.jpg", DATA / "swirls.jpg"
+
+
+def test_weighted_quantiles_and_table_by_hand():
+    v = torch.tensor([[3.0, 1.0, 2.0], [0.0, -1.0, 5.0]])
+    w = torch.full((3,), 1 / 3)
+    levels = (torch.arange(3) + 0.5) / 3
+    assert torch.allclose(weighted_quantiles(v, w, levels), torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.0, 5.0]]))
+    # Unequal weights: the sample 3 holds half the mass; each sample sits at the middle of its mass
+    # (1 at 1/8, 2 at 3/8, 3 at 3/4), linear in between.
+    w2 = torch.tensor([0.5, 0.25, 0.25])
+    q = weighted_quantiles(v[:1], w2, torch.tensor([0.125, 0.375, 0.5, 0.75]))
+    assert torch.allclose(q, torch.tensor([[1.0, 2.0, 2.0 + 1 / 3, 3.0]]))
+    # A table at levels 0.25, 0.75 read at 4 levels 0.125 ... 0.875: linear in between, flat beyond.
+    assert torch.allclose(interpolate_table(torch.tensor([[0.0, 1.0]]), 4), torch.tensor([[0.0, 0.25, 0.75, 1.0]]))
+    assert torch.equal(interpolate_table(torch.tensor([[4.0, 5.0, 6.0]]), 3), torch.tensor([[4.0, 5.0, 6.0]]))
+
+
+def test_sliced_wasserstein_by_hand():
+    """One channel: every direction is +-1, so the loss compares the sorted values themselves."""
+    x = torch.tensor([3.0, 0.0, 1.0, 2.0]).view(1, 1, 2, 2)
+    s = torch.tensor([13.0, 10.0, 12.0, 11.0]).view(1, 1, 2, 2)
+    mse = SlicedWasserstein("l", [(s, 1.0)], projections=3, mode="mse")
+    assert mse.loss({"l": x}, None).item() == pytest.approx(100.0)  # every sorted difference is -10
+    scaled = SlicedWasserstein("l", [(s, 1.0)], projections=3)
+    rms = ((100 + 121 + 144 + 169) / 4) ** 0.5
+    assert scaled.loss({"l": x}, None).item() == pytest.approx(400 / 40 / rms, rel=1e-5)
+    # The order of the positions does not matter; the style's own values give zero.
+    assert mse.loss({"l": x.flip(-1)}, None).item() == pytest.approx(100.0)
+    assert mse.loss({"l": s}, None).item() == pytest.approx(0.0, abs=1e-5)
+    # A style of another size: 2 positions 10, 12 make the quantile function 10 -> 12, read at 4 levels.
+    s2 = torch.tensor([12.0, 10.0]).view(1, 1, 1, 2)
+    two = SlicedWasserstein("l", [(s2, 1.0)], projections=1, mode="mse")
+    target = torch.tensor([10.0, 10.5, 11.5, 12.0])
+    assert two.loss({"l": x}, None).item() == pytest.approx((torch.arange(4.0) - target).pow(2).mean().item())
+    # Two style images blended 3:1 form a mixture: all 10s with weight 3 against all 20s.
+    mix = SlicedWasserstein("l", [(torch.full((1, 1, 2, 2), 10.0), 0.75), (torch.full((1, 1, 1, 1), 20.0), 0.25)],
+                            projections=1, mode="mse")
+    y = torch.tensor([10.0, 10.0, 10.0, 20.0]).view(1, 1, 2, 2)
+    assert mix.loss({"l": y}, None).item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_sliced_wasserstein_matches_what_gram_misses():
+    """Same second moments, different distributions: Gram loss ~0, sliced-Wasserstein loss not."""
+    g = torch.Generator().manual_seed(0)
+    signs = torch.randint(0, 2, (1, 2, 8, 8), generator=g).float() * 2 - 1  # +-1 values
+    normal = torch.randn(1, 2, 64, 64, generator=g)
+    normal = normal / normal.pow(2).mean((2, 3), keepdim=True).sqrt()  # unit power, like the signs
+    swd = SlicedWasserstein("l", [(signs, 1.0)], mode="mse", generator=g)
+    assert swd.loss({"l": signs}, None).item() < 1e-3
+    assert swd.loss({"l": normal}, None).item() > 0.05
+    gram_loss = Style("l", gram(signs)).loss({"l": normal}, None).item()
+    assert gram_loss < 0.2 * Style("l", gram(signs)).loss({"l": 0.5 * signs}, None).item()
+
+
+def test_sliced_wasserstein_gradient_and_scale_invariance():
+    g = torch.Generator().manual_seed(3)
+    # One channel with well-separated values (gaps over 0.6 against a step of 0.25), the style far above them:
+    # no two projections swap order and no difference crosses zero within the finite differences' step.
+    x1 = (torch.randperm(12, generator=g).double() + 0.2 * torch.rand(12, generator=g, dtype=torch.float64))
+    x1 = x1.view(1, 1, 3, 4)
+    style1 = 40 + 5 * torch.randn(1, 1, 5, 6, generator=g)
+    for mode in ("scaled", "mse"):
+        o = SlicedWasserstein("l", [(style1, 1.0)], quantiles=7, mode=mode, generator=g)  # 30 positions vs 12
+        check_gradient(lambda t: o.loss({"l": t}, None, index=0), x1, eps=0.25)  # float32 losses: a long step
+    # Several channels, random directions: spread out (x10) with a step of 0.1.
+    style = 10 * torch.randn(1, 4, 5, 6, generator=g).abs()
+    x = 10 * torch.randn(1, 4, 3, 4, generator=g, dtype=torch.float64)
+    obj = SlicedWasserstein("l", [(style, 1.0)], projections=3, quantiles=7, generator=g)
+    check_gradient(lambda t: obj.loss({"l": t}, None, index=0), x, eps=0.1)  # one fixed projection set
+    # Scaled mode: k times larger activations (another network's scale) give the same loss.
+    o1 = SlicedWasserstein("l", [(style, 1.0)], generator=torch.Generator().manual_seed(0))
+    o2 = SlicedWasserstein("l", [(7 * style, 1.0)], generator=torch.Generator().manual_seed(0))
+    assert o1.loss({"l": x}, None, index=2).item() == pytest.approx(o2.loss({"l": 7 * x}, None, index=2).item(),
+                                                                     rel=1e-5)
+    # New projections each evaluation: the loss is noisy, the bank holds at most `bank` sets.
+    o3 = SlicedWasserstein("l", [(style, 1.0)], bank=4, generator=g)
+    vals = {round(o3.loss({"l": x}, None).item(), 6) for _ in range(12)}
+    assert 1 < len(vals) <= 4 and len(o3._bank) <= 4
+
+
+def test_sliced_wasserstein_refuses_tiles():
+    obj = SlicedWasserstein("l", [(torch.rand(1, 2, 3, 3), 1.0)])
+    with pytest.raises(DeepCanvasError, match="tiles"):
+        obj.partial({"l": torch.rand(1, 2, 3, 3)}, None, None)
+    with pytest.raises(DeepCanvasError, match="tile"):  # refused before any slow work
+        deepcanvas.style_transfer(CONTENT, STYLE, size=448, tile=384, iterations=1)
+    with pytest.raises(DeepCanvasError, match="adam"):
+        deepcanvas.style_transfer(CONTENT, STYLE, size=32, iterations=1, method="swd", optimizer="lbfgs")
+    with pytest.raises(DeepCanvasError, match="method"):
+        deepcanvas.style_transfer(CONTENT, STYLE, size=32, iterations=1, method="strotss")
+    with pytest.raises(DeepCanvasError, match="style_strength"):
+        deepcanvas.style_transfer(CONTENT, STYLE, size=32, iterations=1, style_strength=1.5)
+
+
+def test_swd_style_transfer_runs_and_is_reproducible():
+    kw = dict(size=48, iterations=6, seed=3)
+    a = list(deepcanvas.style_transfer_steps(CONTENT, STYLE, **kw))
+    b = deepcanvas.style_transfer(CONTENT, STYLE, **kw)
+    assert a[-1].done and set(a[-1].parts) == {"content", "style", "tv"}
+    assert a[-1].image.tobytes() == b.tobytes()
+    # The kept image is the last iterate (a noisy loss would keep a lucky sample otherwise).
+    assert torch.equal(a[-1].tensor, a[-2].tensor)
+
+
+def test_strength_weights():
+    assert strength_weights(0.5, 0.3, 1.0, 2.0) == (0.3, 1.0, 2.0)
+    assert strength_weights(0.0, 0.3, 1.0, 2.0) == (0.3, 0.0, 0.0)
+    assert strength_weights(1.0, 0.3, 1.0, 2.0) == (0.0, 1.0, 2.0)
+    cw, sw, tw = strength_weights(0.75, 0.3, 1.0, 2.0)
+    assert sw == 1.0 and tw == 2.0 and cw == pytest.approx(0.3 / 9)
+    cw, sw, tw = strength_weights(0.25, 0.3, 1.0, 2.0)
+    assert cw == 0.3 and sw == pytest.approx(1 / 9) and tw == pytest.approx(2 / 9)
+    ratios = [(lambda c, s, t: s / c)(*strength_weights(s, 0.3, 1.0, 2.0)) for s in (0.1, 0.3, 0.5, 0.7, 0.9)]
+    assert ratios == sorted(ratios)
+
+
+@pytest.mark.parametrize("method", ["swd", "gram"])
+def test_style_strength_moves_from_content_to_style(method):
+    """Higher strength: nearer the painting's texture statistics, farther from the photo, by measures no run
+    optimises here (Gram distance at relu2_2 and relu3_3; pixel distance to the photo)."""
+    net = models.load_model("vgg16", device="cpu")
+    content = io.image_to_tensor(io.load_image(CONTENT))
+    style = io.image_to_tensor(io.load_image(STYLE))
+    layers = ["relu2_2", "relu3_3"]
+    with torch.no_grad():
+        sg = {l: gram(a) for l, a in net(resize(style, (48, 64)), layers).items()}
+
+    def measure(img):
+        x = io.image_to_tensor(img)
+        with torch.no_grad():
+            acts = net(x, layers)
+        style_d = sum(float((gram(acts[l]) - sg[l]).pow(2).sum() / sg[l].pow(2).sum()) for l in layers)
+        return style_d, float((x - resize(content, x.shape[-2:])).pow(2).mean())
+
+    results = [measure(deepcanvas.style_transfer(CONTENT, STYLE, size=64, iterations=12, seed=0, method=method,
+                                                 style_strength=s)) for s in (0.0, 0.25, 0.5, 0.75)]
+    style_d = [r[0] for r in results]
+    content_d = [r[1] for r in results]
+    assert style_d == sorted(style_d, reverse=True), style_d
+    assert content_d == sorted(content_d), content_d
+    assert content_d[0] < 1e-4  # strength 0: the content loss alone, from the photo: the photo
+
+
+def test_keep_best_does_not_keep_the_start():
+    """A run whose first image has the lowest loss returns an iterate, not the untouched start."""
+
+    class Quadratic(Objective):
+        name = "q"
+
+        def loss(self, acts, image):
+            return (image - 0.5).pow(2).mean()
+
+    start = torch.full((1, 3, 2, 2), 0.6)
+    p = PixelParam(start, clip=True)
+    r = Renderer(tiny_net(), Quadratic(), p, optimizer="sgd", lr=100.0, keep_best=True, rng=random.Random(0))
+    steps = list(r.run(3))
+    assert not torch.equal(r.current(), start)  # the start had loss 0.01, every later iterate 0.25
+    assert r.best_loss == pytest.approx(0.25)
+    assert steps[0].loss == pytest.approx(0.01)
+
+
+def test_relative_eps_adam_steps_scale_with_the_gradient():
+    """Plain Adam moves a pixel with a 1e-6 gradient as far as one with 1; RelativeEpsAdam ~2e-5 times as far."""
+    for opt_cls, kw in ((torch.optim.Adam, {"eps": 1e-8}), (RelativeEpsAdam, {"eps_rel": 0.1})):
+        x = torch.zeros(2, requires_grad=True)
+        opt = opt_cls([x], lr=0.1, **kw)
+        for _ in range(3):
+            x.grad = torch.tensor([1.0, 1e-6])
+            opt.step()
+        big, small = x.detach().abs().tolist()
+        if opt_cls is RelativeEpsAdam:
+            assert big == pytest.approx(0.3 / (1 + 0.1 * 0.5), rel=1e-3) and small < 1e-4 * big
+        else:
+            assert small > 0.9 * big
+    # Invariant to the loss's scale.
+    moves = []
+    for k in (1.0, 1e-4):
+        x = torch.zeros(3, requires_grad=True)
+        opt = RelativeEpsAdam([x], lr=0.1, eps_rel=0.1)
+        for _ in range(2):
+            x.grad = k * torch.tensor([1.0, 0.1, 0.01])
+            opt.step()
+        moves.append(x.detach().clone())
+    assert torch.allclose(moves[0], moves[1], rtol=1e-4)
+
+
+def test_border_margin_is_mirrored_and_cropped():
+    from deepcanvas.techniques.style import BORDER, border_pad, crop_image, pad_image
+
+    for hw in [(341, 512), (32, 48), (100, 7)]:
+        t, b, l, r = border_pad(hw)
+        assert min(t, b, l, r) >= BORDER
+        assert (hw[0] + t + b) % 16 == 0 and (hw[1] + l + r) % 16 == 0
+        assert t + b < BORDER * 2 + 16 and l + r < BORDER * 2 + 16
+        x = torch.rand(1, 3, *hw)
+        p = pad_image(x, (t, b, l, r))
+        assert torch.equal(crop_image(p, (t, b, l, r)), x)
+        if min(hw) > max(t, b, l, r):  # mirrored: the row above the top one is the second row
+            assert torch.equal(p[..., t - 1, l:l + hw[1]], x[..., 1, :])
+    # The result and every progress image have the content's own size.
+    steps = list(deepcanvas.style_transfer_steps(CONTENT, STYLE, size=40, iterations=2, seed=0))
+    assert {tuple(s.tensor.shape[-2:]) for s in steps} == {(27, 40)}
