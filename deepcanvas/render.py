@@ -96,6 +96,14 @@ def drive(steps: Iterator[Progress], callback: Callable[[Progress], None] | None
     return last
 
 
+def _evaluate(closure):
+    """The loss from an optimizer's closure, which needs gradients inside ``step``'s no_grad."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class NormalizedAscent(torch.optim.Optimizer):
     """DeepDream's step: move by ``lr`` times the gradient divided by its mean magnitude.
 
@@ -107,10 +115,7 @@ class NormalizedAscent(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _evaluate(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
@@ -137,10 +142,7 @@ class RelativeEpsAdam(torch.optim.Adam):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _evaluate(closure)
         for group in self.param_groups:
             b1, b2 = group["betas"]
             for p in group["params"]:
@@ -246,7 +248,7 @@ class Renderer:
     its gradient flows back through the transform.
     lr_schedule: the learning rate's factor as a function of the fraction of
     the steps done (0 at the first step).
-    keep: 'best' keeps the lowest-loss image seen, 'last' the latest.
+    keep_best: keep the lowest-loss image seen (never the start), else the latest.
     """
 
     def __init__(self, net, objective: Objective, param: Param, *, optimizer: str = "adam", lr: float = 0.02,
@@ -377,9 +379,8 @@ class Stage:
     """One stretch of the loop: ``steps`` optimizer steps on ``param`` against ``objective``.
 
     ``result`` maps the stage's image to what the run's image is at that point (a
-    crop back to the output size, the dream's detail added to the full-size photo,
-    a batch laid side by side); it is what Ctrl-C keeps and what the next stage
-    starts from. ``after`` is called with that result when the stage ends (e.g. to
+    crop back to the output size, the dream's detail added to the full-size photo);
+    it is what Ctrl-C keeps and what the next stage starts from. ``after`` is called with that result when the stage ends (e.g. to
     write a finished frame).
     """
 

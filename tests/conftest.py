@@ -88,3 +88,23 @@ def one_conv_net(c_in=3, c_out=5, seed=0) -> tuple[LayeredNet, nn.Conv2d]:
     conv = nn.Conv2d(c_in, c_out, 1)
     body = nn.Sequential(conv)
     return LayeredNet(body, [("conv", conv)], Preprocess(mean=(0.0, 0.0, 0.0)), name="tiny"), conv
+
+
+# -- the studio: an app over a fresh data folder, and the bundled images its forms default to ---------
+BUNDLED = {"content": "bundled:chelsea.jpg", "styles": ["bundled:swirls.jpg"]}
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return tmp_path / "studio"
+
+
+@pytest.fixture
+def client(data_dir):
+    # Imported here: the studio's dependencies are optional, and its test modules skip without them.
+    from fastapi.testclient import TestClient
+
+    from deepcanvas.web.app import create_app
+
+    with TestClient(create_app(data_dir)) as c:
+        yield c

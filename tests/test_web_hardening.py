@@ -23,19 +23,9 @@ from deepcanvas.web import app as web_app  # noqa: E402
 from deepcanvas.web import forms, store  # noqa: E402
 from deepcanvas.web.app import create_app  # noqa: E402
 
-BUNDLED = {"content": "bundled:chelsea.jpg", "styles": ["bundled:swirls.jpg"]}
+from conftest import BUNDLED  # noqa: E402
 TINY = {"size": 32, "iterations": 1, "seed": 0}
 
-
-@pytest.fixture
-def data_dir(tmp_path):
-    return tmp_path / "studio"
-
-
-@pytest.fixture
-def client(data_dir):
-    with TestClient(create_app(data_dir)) as c:
-        yield c
 
 
 def png_bytes(size=(40, 30)):

@@ -77,20 +77,17 @@ def fit_size(h: int, w: int, longest: int) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
-def begin(model, *, device, precision, pooling: str = "max", layers=()):
+def begin(model, *, device, precision, pooling: str = "max"):
     """The opening every technique shares, before any image or weight is loaded.
 
-    Checks the device, precision, pooling and layer names; returns (model info, device).
+    Checks the device, precision and pooling; returns (model info, device).
     ``model`` is a registered name or a network object (see models.NetworkInfo).
     """
     check_choice("pooling", pooling, Pooling)
     check_choice("precision", precision, Precision)
     dev = models.resolve_device(device)
     resolve_precision(dev, precision)
-    info = models.get_info(model)
-    if layers:
-        check_layer_names(info, list(layers))
-    return info, dev
+    return models.get_info(model), dev
 
 
 def load_tensor(path_or_image, what: str) -> torch.Tensor:

@@ -146,9 +146,8 @@ def scale_schedule(size: int, min_size: int, iterations: int, multiscale: bool) 
 _TARGETS: "OrderedDict[tuple, dict]" = OrderedDict()
 
 
-def style_targets(net, style_imgs, blend, layers: tuple, side: int, norm: str,
-                  tile: int | None = None) -> dict[str, torch.Tensor]:
-    """Blended Gram matrices of the style images at one size (tile by tile above ``tile`` px), memoised.
+def _memoised(kind: str, net, style_imgs, blend, *key, compute):
+    """``compute()`` for these style images at these settings, remembered (the last 16).
 
     A batch of content images (video frames), or a rerun in the studio, pays
     for the style images' forward passes once per size, not once per image.
@@ -157,46 +156,46 @@ def style_targets(net, style_imgs, blend, layers: tuple, side: int, norm: str,
     for t in style_imgs:
         digest.update(t.cpu().numpy().tobytes())
         digest.update(str(tuple(t.shape)).encode())
-    key = (id(net), digest.hexdigest(), tuple(blend), layers, side, norm, tile)
-    if key in _TARGETS:
-        _TARGETS.move_to_end(key)
-        return _TARGETS[key]
-    dev = next(net.parameters()).device
-    grams: dict[str, torch.Tensor] = {}
+    full_key = (kind, id(net), digest.hexdigest(), tuple(blend), *key)
+    if full_key in _TARGETS:
+        _TARGETS.move_to_end(full_key)
+        return _TARGETS[full_key]
     with torch.no_grad():
+        _TARGETS[full_key] = value = compute()
+    while len(_TARGETS) > 16:
+        _TARGETS.popitem(last=False)
+    return value
+
+
+def style_targets(net, style_imgs, blend, layers: tuple, side: int, norm: str,
+                  tile: int | None = None) -> dict[str, torch.Tensor]:
+    """Blended Gram matrices of the style images at one size (tile by tile above ``tile`` px), memoised."""
+    def compute():
+        dev = next(net.parameters()).device
+        grams: dict[str, torch.Tensor] = {}
         for simg, b in zip(style_imgs, blend):
             s_hw = fit_size(*simg.shape[-2:], max(16, side))
             g = tiled_grams(resize(simg, s_hw).to(dev), lambda p: net(p, layers), layers, norm,
                             tile=tile or max(s_hw), margin=TILE_MARGIN)
             for l in layers:
                 grams[l] = grams.get(l, 0) + b * g[l]
-    _TARGETS[key] = grams
-    while len(_TARGETS) > 16:
-        _TARGETS.popitem(last=False)
-    return grams
+        return grams
+
+    return _memoised("grams", net, style_imgs, blend, layers, side, norm, tile, compute=compute)
 
 
 def style_features(net, style_imgs, blend, layers: tuple, side: int) -> dict[str, list[tuple[torch.Tensor, float]]]:
     """The style images' activations at one size, with their blend weights, memoised like style_targets."""
-    digest = hashlib.sha1()
-    for t in style_imgs:
-        digest.update(t.cpu().numpy().tobytes())
-        digest.update(str(tuple(t.shape)).encode())
-    key = ("features", id(net), digest.hexdigest(), tuple(blend), layers, side)
-    if key in _TARGETS:
-        _TARGETS.move_to_end(key)
-        return _TARGETS[key]
-    dev = next(net.parameters()).device
-    out: dict[str, list] = {l: [] for l in layers}
-    with torch.no_grad():
+    def compute():
+        dev = next(net.parameters()).device
+        out: dict[str, list] = {l: [] for l in layers}
         for simg, b in zip(style_imgs, blend):
             acts = net(resize(simg, fit_size(*simg.shape[-2:], max(16, side))).to(dev), layers)
             for l in layers:
                 out[l].append((acts[l].float(), b))
-    _TARGETS[key] = out
-    while len(_TARGETS) > 16:
-        _TARGETS.popitem(last=False)
-    return out
+        return out
+
+    return _memoised("features", net, style_imgs, blend, layers, side, compute=compute)
 
 
 def strength_weights(strength: float, content_weight: float, style_weight: float,
