@@ -71,6 +71,7 @@ LIMITS: dict[str, Range] = {
     "adam_eps": Range(0, 1, above=True),
     "adam_eps_rel": Range(0, 100),
     "style_strength": Range(0, 1),
+    "feather": Range(0, 0.25),  # regions.feather: a share of the image's longest side
     "blur_sigma": Range(0, 100),
     "scale": Range(0, 1, below=True),
     "rotate": Range(0, 360),

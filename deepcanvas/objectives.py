@@ -8,6 +8,7 @@ so progress bars can show "content 0.41 style 1.2 tv 0.03".
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -51,6 +52,80 @@ class Region:
         y0, y1, x0, x1, s = self._bounds(act, image)
         oy, ox = self.oy // s, self.ox // s
         return target[..., oy + y0:oy + y1, ox + x0:ox + x1]
+
+
+def layer_stride(act: torch.Tensor, image: torch.Tensor) -> int:
+    """How many image pixels one position of ``act`` spans (a power of two; 1 for the image itself)."""
+    return max(1, 2 ** round(math.log2(max(image.shape[-2], 1) / max(act.shape[-2], 1))))
+
+
+class Mask:
+    """A weight map over the image's positions: which positions a term counts, and how much (region control).
+
+    ``weights`` is (1, 1, H, W) in [0, 1] at the resolution of the image the objective sees (style transfer's
+    padded image). A layer reads it at its own resolution by averaging each layer position's s x s pixels
+    (Gatys et al. 2017 downsample their guidance channels to every layer; area averaging keeps soft edges soft).
+    The averages are taken over the whole image, once per stride, so a tile reads the same values at the same
+    positions as the whole image does (``Region.crop_target``): tiled equals whole.
+
+    ``shift``: a function returning the (dy, dx) roll of the network's input this evaluation (DeepDream's
+    jitter), so that the mask moves with the picture.
+    """
+
+    def __init__(self, weights: torch.Tensor, shift=None):
+        w = weights.detach().float()
+        while w.dim() < 4:
+            w = w.unsqueeze(0)
+        if w.shape[0] != 1 or w.shape[1] != 1:
+            raise DeepCanvasError(f"a mask must be one channel of weights, got shape {tuple(weights.shape)}")
+        self.weights, self.shift = w, shift
+        self._cache: dict = {}
+
+    def area(self) -> float:
+        """The mask's mean weight: the share of the image it covers."""
+        return float(self.weights.mean())
+
+    def _strided(self, s: int, shift: tuple[int, int]) -> torch.Tensor:
+        key = (s, shift)
+        if key not in self._cache:
+            m = torch.roll(self.weights, shifts=shift, dims=(-2, -1)) if any(shift) else self.weights
+            if s > 1:  # ceil: a layer with ceil(H / s) rows (strided convolutions) is covered too
+                m = F.avg_pool2d(m, s, ceil_mode=True)
+            if len(self._cache) > 16:
+                self._cache.clear()
+            self._cache[key] = m
+        return self._cache[key]
+
+    def at(self, act: torch.Tensor, image: torch.Tensor, region: "Region | None" = None) -> torch.Tensor:
+        """(1, 1, h, w) weights for the positions of ``act`` (cropped to ``region``'s core in a tile)."""
+        region = region or Region()
+        shift = tuple(self.shift()) if self.shift is not None else (0, 0)
+        if region.y1 is None and tuple(self.weights.shape[-2:]) != tuple(image.shape[-2:]):
+            # Not the image this mask was made for: stretch it over the image (robustness, not the usual path).
+            m = F.interpolate(torch.roll(self.weights, shifts=shift, dims=(-2, -1)), size=act.shape[-2:],
+                              mode="area" if act.shape[-2] <= self.weights.shape[-2] else "bilinear")
+            return m.to(act.device)
+        m = self._strided(layer_stride(act, image), shift).to(act.device)
+        if region.y1 is None:
+            h, w = act.shape[-2:]
+            if m.shape[-2] >= h and m.shape[-1] >= w:
+                return m[..., :h, :w]
+            return F.interpolate(self.weights.to(act.device), size=(h, w), mode="area")
+        return region.crop_target(m, act, image)
+
+
+def masked_gram(feat: torch.Tensor, mask: torch.Tensor | None, norm: str = "hw") -> torch.Tensor:
+    """Guided Gram matrices (Gatys et al. 2017): sum_p m_p f_p f_p^T / sum_p m_p, the Gram of a region.
+
+    ``mask`` (1, 1, H, W) weights each position of ``feat`` (N, C, H, W); a soft weight counts the position
+    partly. ``norm='chw'`` divides by C as well (neural-style-pt's scale); None is :func:`gram`.
+    """
+    if mask is None:
+        return gram(feat, norm)
+    n, c, h, w = feat.shape
+    g = gram(feat.float() * mask.float().sqrt(), "none")
+    count = mask.float().sum().clamp_min(1e-12)
+    return g / (count * (c if norm == "chw" else 1)) if norm != "none" else g
 
 
 class Objective:
@@ -171,17 +246,21 @@ class Style(Objective):
     mode 'scaled' (default): _scaled_mse of Grams over H*W, divided by the
     style features' mean power, so it is invariant to the activations' scale
     like Content's. 'mse': MSE of Grams over C*H*W (neural-style-pt).
+    mask: a :class:`Mask`: the Gram of the masked region only (Gatys et al. 2017's guided Gram,
+    :func:`masked_gram`), so the term paints inside the mask and its gradient is zero where the mask is.
     """
 
     name = "style"
 
-    def __init__(self, layer: str, target_gram: torch.Tensor, mode: str = "scaled"):
-        self.layer, self.target, self.mode = layer, target_gram.detach().float(), mode
+    def __init__(self, layer: str, target_gram: torch.Tensor, mode: str = "scaled", mask: Mask | None = None):
+        self.layer, self.target, self.mode, self.mask = layer, target_gram.detach().float(), mode, mask
         self.layers = frozenset([layer])
         # Mean squared activation of the style features (the Gram's mean diagonal).
         self.power = self.target.diagonal(dim1=-2, dim2=-1).mean().clamp_min(1e-12)
 
     def loss(self, acts, image):
+        if self.mask is not None:
+            return self.from_totals(self.partial(acts, image, Region.whole(image)))
         if self.mode == "scaled":
             return _scaled_mse(gram(acts[self.layer], "hw"), self.target) / self.power
         return F.mse_loss(gram(acts[self.layer], "chw"), self.target)
@@ -189,11 +268,16 @@ class Style(Objective):
     def partial(self, acts, image, region):
         f = region.crop(acts[self.layer], image)
         n, c, h, w = f.shape
+        if self.mask is not None:
+            m = self.mask.at(acts[self.layer], image, region)
+            return [gram(f.float() * m.sqrt(), "none"), m.sum()]
         return [gram(f, "none"), torch.tensor(float(h * w), device=f.device)]
 
     def from_totals(self, t):
         g, count = t
         c = g.shape[-1]
+        if self.mask is not None:
+            count = count.clamp_min(1e-12)  # an empty region: a Gram of zeros, a constant loss, no gradient
         if self.mode == "scaled":
             return _scaled_mse(g / count, self.target) / self.power
         return F.mse_loss(g / (c * count), self.target)
@@ -255,24 +339,31 @@ class LayerEnergy(Objective):
     Averaged over positions and channels so layers of different sizes can be
     mixed with plain weights. ``area_scale`` lets a tiled pass weigh each tile
     by its share of the image, so tile losses add up to the whole image's.
+    mask: a :class:`Mask`: each position's energy weighted by it (averaged over the masked positions), so
+    the dream grows inside the mask only.
     """
 
     name = "dream"
 
-    def __init__(self, layer: str, channels: list[int] | None = None):
-        self.layer, self.channels = layer, channels
+    def __init__(self, layer: str, channels: list[int] | None = None, mask: Mask | None = None):
+        self.layer, self.channels, self.mask = layer, channels, mask
         self.layers = frozenset([layer])
 
     def loss(self, acts, image):
+        if self.mask is not None:
+            return self.from_totals(self.partial(acts, image, Region.whole(image)))
         a = _channels(acts[self.layer], self.channels, self.layer).float()
         return -0.5 * a.pow(2).mean()
 
     def partial(self, acts, image, region):
         a = _channels(region.crop(acts[self.layer], image), self.channels, self.layer).float()
+        if self.mask is not None:
+            m = self.mask.at(acts[self.layer], image, region)
+            return [(a.pow(2) * m).sum(), m.sum() * a.shape[0] * a.shape[1]]
         return [a.pow(2).sum(), torch.tensor(float(a.numel()), device=a.device)]
 
     def from_totals(self, t):
-        return -0.5 * t[0] / t[1]
+        return -0.5 * t[0] / (t[1].clamp_min(1e-12) if self.mask is not None else t[1])
 
 
 class GuideMatch(Objective):

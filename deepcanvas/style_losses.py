@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from .errors import DeepCanvasError
-from .objectives import Objective, _scaled_mse
+from .objectives import Mask, Objective, _scaled_mse
 
 
 def random_directions(c: int, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -65,6 +65,20 @@ def interpolate_table(table: torch.Tensor, n: int) -> torch.Tensor:
     return table[:, lo] * (1 - t) + table[:, hi] * t
 
 
+def table_at(table: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """A quantile table (K, Q) at levels (i + 0.5) / Q read at per-row ``levels`` (K, n) in [0, 1]: (K, n).
+
+    Linear between the table's levels, flat beyond its first and last (as :func:`interpolate_table`).
+    """
+    k, q = table.shape
+    pos = (levels * q - 0.5).clamp(0, q - 1)
+    if q == 1:
+        return table.expand(-1, levels.shape[1]).clone()
+    lo = pos.floor().long().clamp(max=q - 2)
+    t = pos - lo
+    return table.gather(1, lo) * (1 - t) + table.gather(1, lo + 1) * t
+
+
 class SlicedWasserstein(Objective):
     """Sorted random projections of ``layer``'s features should match the style's (Heitz et al. 2021).
 
@@ -80,6 +94,11 @@ class SlicedWasserstein(Objective):
     mode 'scaled': _scaled_mse of the sorted projections over the style features' RMS (scale-invariant like
     Content and Style); 'mse': the paper's mean squared difference.
     generator: draws the directions and the choice in the bank (seeded by the caller for reproducible runs).
+    mask: a :class:`~deepcanvas.objectives.Mask` on the output: only the masked positions' features are matched,
+    each counting with its weight (a weighted quantile function: a position of weight w spans w of the
+    probability), so the term paints inside the mask and its gradient is zero where the mask is.
+    A style entry may be (features, weight, mask) with a (1, 1, H, W) mask at the features' resolution: the
+    painting's statistics are then taken from its masked region only (semantic maps).
     """
 
     name = "style"
@@ -87,20 +106,34 @@ class SlicedWasserstein(Objective):
 
     def __init__(self, layer: str, style_features: list[tuple[torch.Tensor, float]], *, projections: int | None = 64,
                  quantiles: int = 1024, bank: int = 16, mode: str = "scaled", samples: int = 16384,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, mask: Mask | None = None):
         if not style_features:
             raise DeepCanvasError("no style features given")
-        self.layer, self.mode = layer, mode
+        self.layer, self.mode, self.mask = layer, mode, mask
         self.layers = frozenset() if layer == self.PIXELS else frozenset([layer])
         feats, wts = [], []
-        for f, b in style_features:
-            f = f.detach().float()
+        for entry in style_features:
+            f, b = entry[0].detach().float(), entry[1]
             flat = f.reshape(f.shape[1], -1)  # (C, M_i)
+            if len(entry) > 2 and entry[2] is not None:  # the style image's region: its positions, by weight
+                m = entry[2].detach().float().reshape(-1).to(flat.device)
+                inside = m > 0
+                if not bool(inside.any()):
+                    continue
+                flat, m = flat[:, inside], m[inside]
+                if flat.shape[1] > samples:
+                    keep = torch.randperm(flat.shape[1], generator=generator)[:samples].to(flat.device)
+                    flat, m = flat[:, keep], m[keep]
+                feats.append(flat)
+                wts.append(float(b) * m / m.sum())
+                continue
             if flat.shape[1] > samples:  # a random subset estimates the quantiles to ~1/sqrt(samples)
                 keep = torch.randperm(flat.shape[1], generator=generator)[:samples].to(flat.device)
                 flat = flat[:, keep]
             feats.append(flat)
             wts.append(torch.full((flat.shape[1],), float(b) / flat.shape[1], device=flat.device))
+        if not feats:
+            raise DeepCanvasError("the style's region is empty at this size")
         self.feats = torch.cat(feats, 1)
         self.weights = torch.cat(wts)
         self.weights = self.weights / self.weights.sum()
@@ -130,6 +163,8 @@ class SlicedWasserstein(Objective):
     def loss(self, acts, image, index: int | None = None):
         dirs, table = self._table(self.draw() if index is None else index)
         f = (image if self.layer == self.PIXELS else acts[self.layer]).float()
+        if self.mask is not None:
+            return self._masked_loss(f, image, dirs, table)
         n, c, h, w = f.shape
         total = 0.0
         for j in range(n):  # each image of a batch is matched to the style on its own
@@ -140,6 +175,27 @@ class SlicedWasserstein(Objective):
                 total = total + _scaled_mse(sorted_proj, target) / self.rms
             else:
                 total = total + (sorted_proj - target).pow(2).mean()
+        return total / n
+
+    def _masked_loss(self, f, image, dirs, table):
+        """The loss over the mask's positions, each weighted by the mask (weighted sorted projections)."""
+        n, c, h, w = f.shape
+        m = self.mask.at(f, image).reshape(-1)
+        inside = m > 0
+        if not bool(inside.any()):
+            return f.sum() * 0.0
+        wts = m[inside] / m[inside].sum()
+        total = 0.0
+        for j in range(n):
+            proj = dirs.T @ f[j].reshape(c, h * w)[:, inside]  # (K, P) at the masked positions only
+            sorted_proj, order = proj.sort(dim=1)
+            ws = wts[order]  # each sorted value's weight
+            levels = ws.detach().cumsum(1) - ws.detach() / 2  # its level in the weighted quantile function
+            d = sorted_proj - table_at(table, levels)
+            if self.mode == "scaled":  # _scaled_mse with each position counted by its weight
+                total = total + (ws * d.pow(2)).sum() / ((ws * d.abs()).sum() + 1e-8) / self.rms
+            else:
+                total = total + (ws * d.pow(2)).sum() / d.shape[0]
         return total / n
 
     def partial(self, acts, image, region):

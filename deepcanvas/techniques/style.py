@@ -20,7 +20,8 @@ import torch
 
 from .. import models
 from ..errors import DeepCanvasError, check_number
-from ..objectives import Content, Objective, OutOfRange, Style, Sum, TotalVariation
+from .. import regions as R
+from ..objectives import Content, Mask, Objective, OutOfRange, Style, Sum, TotalVariation, masked_gram
 from ..param import PixelParam, resize
 from ..render import Progress, Stage, drive, render
 from ..signature import check_choice
@@ -198,6 +199,76 @@ def style_features(net, style_imgs, blend, layers: tuple, side: int) -> dict[str
     return _memoised("features", net, style_imgs, blend, layers, side, compute=compute)
 
 
+def guided_targets(net, style_imgs, blend, masks, layers: tuple, side: int, norm: str) -> dict[str, torch.Tensor]:
+    """Blended guided Gram matrices (Gatys et al. 2017) of the style images' masked regions, memoised.
+
+    ``masks``: per style image, a (1, 1, h, w) map of its region at any resolution (stretched over the image and
+    area-averaged to each layer).
+    """
+    def compute():
+        dev = next(net.parameters()).device
+        grams: dict[str, torch.Tensor] = {}
+        for simg, b, sm in zip(style_imgs, blend, masks):
+            acts = net(resize(simg, fit_size(*simg.shape[-2:], max(16, side))).to(dev), layers)
+            for l in layers:
+                m = R.fit(sm, tuple(acts[l].shape[-2:])).to(dev)
+                grams[l] = grams.get(l, 0) + b * masked_gram(acts[l], m, norm)
+        return grams
+
+    return _memoised("guided", net, list(style_imgs) + list(masks), blend, layers, side, norm, compute=compute)
+
+
+@dataclass
+class StyleRegion:
+    """Where some of the style images paint: one term per style layer, weighted by an output mask.
+
+    ``mask``: a :class:`~deepcanvas.objectives.Mask` on the (padded) output, None for everywhere; ``area``: its
+    mean weight (each term is weighted by it, so a region is painted as strongly per pixel as the whole picture
+    would be); ``styles``: indices of the style images; ``blend``: their weights (sum 1); ``style_masks``: per
+    style image, its region on the painting (semantic maps), or None for the whole painting.
+    """
+
+    mask: Mask | None
+    area: float
+    styles: list[int]
+    blend: list[float]
+    style_masks: list[torch.Tensor] | None = None
+
+
+def _style_terms(net, method: str, mode: str, live: tuple, s_layers: dict, style_imgs, side: int, sw: float,
+                 tile: int, generator, pixel_weight: float, region: StyleRegion, device) -> Objective:
+    """The style terms of one region (regions of the picture: masks, style masks, semantic maps)."""
+    imgs = [style_imgs[i] for i in region.styles]
+    w = sw * region.area
+    out = Sum([])
+    if method == "swd":
+        feats = style_features(net, imgs, region.blend, live, side)
+        for l in live:
+            entries = feats[l]
+            if region.style_masks is not None:
+                entries = [(f, b, R.fit(sm, tuple(f.shape[-2:])).to(f.device))
+                           for (f, b), sm in zip(entries, region.style_masks)]
+            out = out + w * s_layers[l] * SlicedWasserstein(l, entries, mode=mode, generator=generator,
+                                                            mask=region.mask)
+        if pixel_weight > 0:
+            pix = []
+            for k, (simg, b) in enumerate(zip(imgs, region.blend)):
+                p = resize(simg, fit_size(*simg.shape[-2:], max(16, side))).to(device)
+                sm = None if region.style_masks is None else R.fit(region.style_masks[k], tuple(p.shape[-2:]))
+                pix.append((p, b) if sm is None else (p, b, sm.to(device)))
+            out = out + w * pixel_weight * SlicedWasserstein(SlicedWasserstein.PIXELS, pix, projections=16,
+                                                             mode=mode, generator=generator, mask=region.mask)
+        return out
+    norm = "chw" if mode == "mse" else "hw"
+    if region.style_masks is None:
+        grams = style_targets(net, imgs, region.blend, live, side, norm, tile)
+    else:
+        grams = guided_targets(net, imgs, region.blend, region.style_masks, live, side, norm)
+    for l in live:
+        out = out + w * s_layers[l] * Style(l, grams[l], mode, mask=region.mask)
+    return out
+
+
 def strength_weights(strength: float, content_weight: float, style_weight: float,
                      tv_weight: float) -> tuple[float, float, float]:
     """(content, style, tv) weights for ``style_strength``: 0.5 keeps them, 0 keeps only the content, 1 drops it.
@@ -219,8 +290,11 @@ def strength_weights(strength: float, content_weight: float, style_weight: float
 def style_objective(net, method: str, mode: str, content: torch.Tensor, c_layers: dict, s_layers: dict,
                     style_imgs, blend, side: int, *, cw: float, sw: float, tw: float, tv: Objective,
                     rw: float, tile: int, generator: torch.Generator | None = None,
-                    pixel_weight: float = 0.0) -> Objective:
-    """Content + style + TV (+ OutOfRange when ``rw``) for one size; ``content`` is the target at that size."""
+                    pixel_weight: float = 0.0, regions: list[StyleRegion] | None = None) -> Objective:
+    """Content + style + TV (+ OutOfRange when ``rw``) for one size; ``content`` is the target at that size.
+
+    ``regions``: where which style paints (:class:`StyleRegion`); None: every style everywhere.
+    """
     with torch.no_grad():
         # Memory bounded by the tile here too (one piece when the image fits in a tile).
         c_acts = tiled_features(content, lambda p: net(p, c_layers), list(c_layers), tile=tile, margin=TILE_MARGIN)
@@ -229,7 +303,11 @@ def style_objective(net, method: str, mode: str, content: torch.Tensor, c_layers
         if w > 0 and cw > 0:
             objective = objective + cw * w * Content(l, c_acts[l], mode)
     live = tuple(l for l, w in s_layers.items() if w > 0)
-    if sw > 0 and live:
+    if sw > 0 and live and regions is not None:
+        for region in regions:
+            objective = objective + _style_terms(net, method, mode, live, s_layers, style_imgs, side, sw, tile,
+                                                 generator, pixel_weight, region, content.device)
+    elif sw > 0 and live:
         if method == "swd":
             feats = style_features(net, style_imgs, blend, live, side)
             for l in live:
@@ -249,6 +327,74 @@ def style_objective(net, method: str, mode: str, content: torch.Tensor, c_layers
     if rw > 0:
         objective = objective + rw * OutOfRange()
     return objective
+
+
+@dataclass
+class RegionPlan:
+    """The regions of a run as read from the files, before any size is chosen (raw masks at their own sizes).
+
+    ``effect``: the ``mask`` (where anything paints; the result is the photo elsewhere), None for everywhere.
+    ``regions``: (output mask or None, style indices, blend weights, style-side masks or None) per region.
+    ``union``: composite with the union of the region masks (style masks that may not cover the picture).
+    """
+
+    effect: torch.Tensor | None
+    regions: list[tuple]
+    union: bool = False
+
+    def masks(self, hw: tuple[int, int], share: float) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
+        """The feathered effect mask and region masks at ``hw`` (each region's mask times the effect mask)."""
+        effect = R.feather(R.fit(self.effect, hw), share) if self.effect is not None else None
+        out = []
+        for m, *_ in self.regions:
+            m = R.feather(R.fit(m, hw), share) if m is not None else None
+            if effect is not None:
+                m = effect if m is None else m * effect
+            out.append(m)
+        if self.union:
+            u = torch.stack([m for m in out if m is not None]).sum(0).clamp(0, 1)
+            effect = u if effect is None else effect * u
+        return effect, out
+
+
+def plan_regions(mask, style_masks, content_map, style_map, n_styles: int, blend: list[float],
+                 blend_given: bool) -> RegionPlan | None:
+    """Read and check the masks and maps (a one-line error for each kind of bad input); None if none given."""
+    s_masks = R.split_list(style_masks, "style_masks")
+    s_maps = R.split_list(style_map, "style_map")
+    if mask is None and not s_masks and content_map is None and not s_maps:
+        return None
+    effect = None
+    if mask is not None:
+        effect = R.load_mask(mask, "mask")
+        R.check_not_empty(effect, "the mask")
+    if s_masks and (content_map is not None or s_maps):
+        raise DeepCanvasError("give either style_masks (a region per style) or content_map and style_map "
+                              "(regions matched by colour), not both")
+    if s_masks:
+        if len(s_masks) != n_styles:
+            raise DeepCanvasError(f"style_masks: got {len(s_masks)} masks for {n_styles} style images; give one "
+                                  "mask per style image, in the same order")
+        if blend_given:
+            raise DeepCanvasError("style_blend_weights mixes styles in one place; with style_masks each style has "
+                                  "its own region")
+        regions = []
+        for i, sm in enumerate(s_masks):
+            what = f"style mask {i + 1}" + (f" ('{sm}')" if isinstance(sm, (str, Path)) else "")
+            m = R.load_mask(sm, what)
+            R.check_not_empty(m, what)
+            regions.append((m, [i], [1.0], None))
+        return RegionPlan(effect, regions, union=True)
+    if content_map is not None or s_maps:
+        if content_map is None or not s_maps:
+            raise DeepCanvasError("semantic maps come in pairs: give content_map and style_map together")
+        regions = []
+        for label in R.load_semantic_maps(content_map, s_maps, n_styles):
+            idx = [i for i, sm in enumerate(label.styles) if sm is not None]
+            total = sum(blend[i] for i in idx) or 1.0
+            regions.append((label.content, idx, [blend[i] / total for i in idx], [label.styles[i] for i in idx]))
+        return RegionPlan(effect, regions)
+    return RegionPlan(effect, [(None, list(range(n_styles)), list(blend), None)])
 
 
 def style_transfer_steps(
@@ -284,6 +430,11 @@ def style_transfer_steps(
     min_size: int = 128,
     colors: Colors = "style",
     original_colors: bool = False,
+    mask: str | None = None,
+    style_masks: str | None = None,
+    content_map: str | None = None,
+    style_map: str | None = None,
+    feather: float = 0.01,
     tile: int = 1024,
     seed: int | None = None,
     device: str = "auto",
@@ -329,6 +480,13 @@ def style_transfer_steps(
         colors: style (the painting's colours), luma (keep the content's colours by swapping luminance),
             luminance (luminance-only transfer), histogram (recolour the style images to the content's palette first).
         original_colors: keep the content's colours (same as colors=luma).
+        mask: image of where to paint: white gets the style, black keeps the photo, grey is in between (any size
+            and mode: luminance, or alpha where it has transparency).
+        style_masks: one mask image per style image, comma-separated: each style paints its own region.
+        content_map: colour-labelled map of the content image (semantic style transfer, with style_map).
+        style_map: colour-labelled map of the style image (one per style image, comma-separated): each colour of
+            the content map takes its texture from the same colour's region of the painting.
+        feather: soft edge of the masks and maps, as a share of the image's longest side (0: hard edges).
         tile: sizes above this are computed in tiles of this many pixels, so memory is bounded by the tile.
         seed: random seed for reproducible results.
         device: auto, cpu, cuda or mps.
@@ -366,6 +524,7 @@ def style_transfer_steps(
     blend = [b / sum(blend) for b in blend]
     if init not in INITS and not Path(str(init)).exists():
         raise DeepCanvasError(f"init must be one of {', '.join(INITS)} or an image file; '{init}' is neither")
+    feather = check_number("feather", feather, minimum=0)
 
     info, dev = begin(model, device=device, precision=precision, pooling=pooling)
     c_layers = parse_layers(content_layers or info.defaults.get("content_layers"), "content layers")
@@ -374,6 +533,8 @@ def style_transfer_steps(
     content_img = load_tensor(content, "content image")
     style_imgs = [load_tensor(s, "style image") for s in styles]
     init_img = load_tensor(init, "init image") if init not in INITS else None
+    plan = plan_regions(mask, style_masks, content_map, style_map, len(styles), blend,
+                        style_blend_weights is not None)
     rng = seed_everything(seed)
     net = models.load_model(model, weights=weights, pooling=pooling, device=dev)
 
@@ -415,11 +576,18 @@ def style_transfer_steps(
         def build(prev: torch.Tensor | None) -> Stage:
             hw = fit_size(h0, w0, side)
             box = border_pad(hw) if setup.pad_borders else (0, 0, 0, 0)
+            regions = None
+            if plan is not None:  # each region's mask at this size, on the padded picture the network sees
+                _, masks = plan.masks(hw, feather)
+                regions = [StyleRegion(None if m is None else Mask(pad_image(m, box).to(dev)),
+                                       1.0 if m is None else float(m.mean()), idx, b, sm)
+                           for m, (_, idx, b, sm) in zip(masks, plan.regions)]
             # L-BFGS's pixels are never clipped (param.py): OutOfRange keeps them in range.
             objective = style_objective(net, method, setup.mode, pad_image(resize(work_content, hw).to(dev), box),
                                         c_layers, s_layers, style_imgs, blend, round(side * style_scale), cw=cw,
                                         sw=sw, tw=tw, tv=setup.tv, rw=rw if optimizer == "lbfgs" else 0.0,
-                                        tile=tile, generator=generator, pixel_weight=setup.pixel_weight)
+                                        tile=tile, generator=generator, pixel_weight=setup.pixel_weight,
+                                        regions=regions)
             param = PixelParam(pad_image(start_image(hw, prev).to(dev), box), clip=optimizer != "lbfgs")
             return Stage(param, objective, n_iter, name=f"scale {k + 1}/{len(schedule)} ({max(hw)} px)",
                          optimizer=optimizer, lr=lr, tile=tile, tile_margin=TILE_MARGIN,
@@ -430,13 +598,20 @@ def style_transfer_steps(
                          view=lambda img: crop_image(img, box), result=lambda img: crop_image(img, box).cpu())
         return build
 
-    def finish(results: list[torch.Tensor]) -> torch.Tensor:
+    def colored(results: list[torch.Tensor]) -> torch.Tensor:
         img = resize(results[-1], final_hw)
         if colors == "luminance":
             return color.luma_swap(color.luminance(img), resize(content_img, final_hw))
         if colors == "luma":
             return color.luma_swap(img, resize(content_img, final_hw))
         return img
+
+    finish = colored
+    if plan is not None:
+        effect_mask, _ = plan.masks(final_hw, feather)
+        if effect_mask is not None:  # the photo itself outside the mask, blended across the feathered edge
+            def finish(results: list[torch.Tensor]) -> torch.Tensor:
+                return R.composite(colored(results), resize(content_img, final_hw), effect_mask)
 
     stages = [scale_stage(k, side, n) for k, (side, n) in enumerate(schedule)]
     yield from render(net, stages, total=sum(n for _, n in schedule), precision=precision, rng=rng, finish=finish)

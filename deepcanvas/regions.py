@@ -1,0 +1,206 @@
+"""Region control: masks and colour-labelled maps, read and checked before any slow work.
+
+- A **mask** (``--mask``): white gets the effect, black keeps the photo, grey is in between. Any size (it is
+  stretched over the picture) and any mode: a greyscale or colour image is read by its luminance, an image
+  with transparency by its alpha channel.
+- **Style masks** (``--style-masks a.png,b.png``): one mask per style image, each style painting its own
+  region (Gatys et al. 2017's guided Gram matrices).
+- **Semantic maps** (``--content-map``, ``--style-map``): colour-labelled pictures of the content and of the
+  painting (Champandard 2016); each colour of the content map takes its texture from the same colour's region
+  of the painting. Colours are matched with a tolerance, so a map saved as JPEG still works.
+
+The techniques turn these into :class:`deepcanvas.objectives.Mask` weights on their loss terms, feather the
+edges (:func:`feather`) so regions blend without a seam, and composite the result with the photo outside the
+mask (:func:`composite`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from . import io
+from .errors import DeepCanvasError
+
+#: Two label colours closer than this (Euclidean, 0..255 RGB) are the same label (JPEG noise, antialiasing).
+COLOR_TOLERANCE = 60.0
+#: A colour must cover at least this share of a map to be a label (smaller specks join the nearest label).
+MIN_LABEL_SHARE = 0.002
+#: Below this mean weight a mask paints nowhere (an all-black mask).
+EMPTY = 1.0 / 255
+
+
+def split_list(spec, what: str) -> list:
+    """'a.png,b.png' | ['a.png', 'b.png'] | one image -> a list."""
+    if spec is None:
+        return []
+    if isinstance(spec, (str, Path)):
+        return [s.strip() for s in str(spec).split(",") if s.strip()]
+    if isinstance(spec, (Image.Image, torch.Tensor, np.ndarray)):
+        return [spec]
+    return list(spec)
+
+
+def _alpha(src) -> np.ndarray | None:
+    """The alpha channel of an image with transparency (when it has any), else None."""
+    if isinstance(src, Image.Image):
+        img, opened = src, False
+    else:
+        try:
+            img, opened = Image.open(Path(src).expanduser()), True
+        except Exception:  # io.load_image has already said what is wrong with the file
+            return None
+    try:
+        if img.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in img.info:
+            return None
+        a = np.asarray(ImageOps.exif_transpose(img).convert("RGBA").getchannel("A"))
+    finally:
+        if opened:
+            img.close()
+    return a if a.min() < 255 else None
+
+
+def load_mask(src, what: str = "mask") -> torch.Tensor:
+    """A mask as (1, 1, H, W) float weights in [0, 1]: luminance, or alpha where the image has transparency.
+
+    ``src``: a path, a PIL image, or a tensor / array of weights in [0, 1] ((H, W), (1, H, W) or (1, 1, H, W)).
+    """
+    if isinstance(src, (torch.Tensor, np.ndarray)):
+        t = torch.as_tensor(np.asarray(src) if isinstance(src, np.ndarray) else src).detach().float()
+        if t.dim() == 3 and t.shape[0] in (1, 3):
+            t = t.mean(0)
+        elif t.dim() == 4 and t.shape[0] == 1:
+            t = t[0].mean(0)
+        if t.dim() != 2 or min(t.shape) < 1:
+            raise DeepCanvasError(f"{what}: expected an (H, W) array of weights, got shape {tuple(t.shape)}")
+        if not bool(torch.isfinite(t).all()) or float(t.min()) < 0 or float(t.max()) > 1:
+            raise DeepCanvasError(f"{what}: weights must be finite numbers between 0 and 1")
+        return t[None, None]
+    rgb = io.load_image(src, what=what)  # every check of a bad file, one line each
+    a = _alpha(src)
+    if a is not None and a.shape == (rgb.height, rgb.width):
+        m = a.astype(np.float32) / 255
+    else:
+        m = np.asarray(rgb.convert("L"), dtype=np.float32) / 255
+    return torch.from_numpy(np.ascontiguousarray(m))[None, None]
+
+
+def fit(mask: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """A (1, C, h, w) mask stretched to ``hw``: area averages when shrinking, bilinear when enlarging."""
+    if tuple(mask.shape[-2:]) == tuple(hw):
+        return mask
+    shrink = mask.shape[-2] >= hw[0] and mask.shape[-1] >= hw[1]
+    out = F.interpolate(mask, size=hw, mode="area") if shrink else F.interpolate(mask, size=hw, mode="bilinear",
+                                                                                 align_corners=False)
+    return out.clamp(0, 1)
+
+
+def feather(mask: torch.Tensor, share: float) -> torch.Tensor:
+    """Soften a mask's edges: a Gaussian blur with sigma = ``share`` of its longest side (0: as it is)."""
+    from .transforms import gaussian_blur
+
+    sigma = share * max(mask.shape[-2:])
+    if sigma < 0.3:
+        return mask
+    return gaussian_blur(mask, sigma).clamp(0, 1)
+
+
+def check_not_empty(mask: torch.Tensor, what: str) -> None:
+    if float(mask.mean()) < EMPTY / 10 or float(mask.max()) < EMPTY:
+        raise DeepCanvasError(f"{what} is all black: nothing would be painted (white marks where the effect goes)")
+
+
+def composite(effect: torch.Tensor, photo: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``mask`` * effect + (1 - ``mask``) * photo, the mask stretched to the picture's size."""
+    m = fit(mask.to(effect.device), tuple(effect.shape[-2:]))
+    return m * effect + (1 - m) * photo.to(effect.device)
+
+
+# -- semantic maps ---------------------------------------------------------------------------------------------
+def hex_color(c) -> str:
+    return "#" + "".join(f"{int(v):02x}" for v in c)
+
+
+def label_map(rgb: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The labels of a colour-labelled map (H, W, 3) uint8: (palette (K, 3) uint8, labels (H, W) int).
+
+    Colours are binned 8 levels a channel; a bin covering at least MIN_LABEL_SHARE of the map is a label,
+    named by its most frequent exact colour, and labels closer than COLOR_TOLERANCE merge. Every pixel then
+    takes the nearest label (antialiased edges and JPEG noise included).
+    """
+    px = rgb.reshape(-1, 3).astype(np.int64)
+    bins = (px // 32) @ np.array([64, 8, 1])
+    counts = np.bincount(bins, minlength=512)
+    order = np.argsort(-counts)
+    palette: list[np.ndarray] = []
+    for b in order:
+        if counts[b] < MIN_LABEL_SHARE * len(px) or counts[b] == 0:
+            break
+        members = px[bins == b]
+        codes = members @ np.array([65536, 256, 1])
+        vals, cnt = np.unique(codes, return_counts=True)
+        top = vals[cnt.argmax()]
+        colour = np.array([top >> 16, (top >> 8) & 255, top & 255])
+        if all(np.linalg.norm(colour - p) > COLOR_TOLERANCE for p in palette):
+            palette.append(colour)
+    if not palette:  # pragma: no cover - a map always has a most common bin
+        raise DeepCanvasError(f"{what} has no colour regions")
+    pal = np.stack(palette)
+    # nearest label, in chunks (a 4k map has 16M pixels)
+    labels = np.empty(len(px), dtype=np.int64)
+    for i in range(0, len(px), 1 << 20):
+        d = ((px[i:i + (1 << 20), None, :] - pal[None]) ** 2).sum(-1)
+        labels[i:i + (1 << 20)] = d.argmin(1)
+    return pal.astype(np.uint8), labels.reshape(rgb.shape[:2])
+
+
+@dataclass
+class Label:
+    """One colour of the semantic maps: its region on the content and on each style image."""
+
+    color: str  # '#rrggbb' as painted on the content map
+    content: torch.Tensor  # (1, 1, H, W) 0/1 at the content map's resolution
+    styles: list[torch.Tensor | None]  # per style image: (1, 1, h, w) 0/1 at its map's resolution, None: absent
+
+
+def load_semantic_maps(content_map, style_maps: list, n_styles: int) -> list[Label]:
+    """Read and match the maps: one Label per colour of the content map; a clear error for a colour the
+    style maps lack, a warning for a style colour the content map lacks."""
+    if len(style_maps) not in (1, n_styles) or (len(style_maps) == 1 and n_styles > 1):
+        raise DeepCanvasError(f"style_map: got {len(style_maps)} maps for {n_styles} style images; give one map "
+                              "per style image, in the same order")
+    c_pal, c_lab = label_map(np.asarray(io.load_image(content_map, what="content map")), "content map")
+    s_read = []
+    for i, sm in enumerate(style_maps):
+        what = "style map" if n_styles == 1 else f"style map {i + 1}"
+        s_read.append((what,) + label_map(np.asarray(io.load_image(sm, what=what)), what))
+    labels = []
+    used = [set() for _ in s_read]
+    for k, col in enumerate(c_pal):
+        per_style = []
+        for j, (what, pal, lab) in enumerate(s_read):
+            d = np.linalg.norm(pal.astype(float) - col.astype(float), axis=1)
+            hit = int(d.argmin())
+            if d[hit] <= COLOR_TOLERANCE:
+                used[j].add(hit)
+                per_style.append(torch.from_numpy((lab == hit).astype(np.float32))[None, None])
+            else:
+                per_style.append(None)
+        if all(p is None for p in per_style):
+            where = "the style map" if len(s_read) == 1 else "any style map"
+            raise DeepCanvasError(f"content map colour {hex_color(col)} has no region in {where}: paint that "
+                                  "colour on the painting's map too, or remove it from the content map")
+        labels.append(Label(hex_color(col), torch.from_numpy((c_lab == k).astype(np.float32))[None, None],
+                            per_style))
+    for j, (what, pal, _) in enumerate(s_read):
+        for k, col in enumerate(pal):
+            if k not in used[j]:
+                warnings.warn(f"{what} colour {hex_color(col)} is not in the content map; that part of the "
+                              "painting is not used", stacklevel=3)
+    return labels
