@@ -192,7 +192,7 @@ def _fill_zoom_command(p) -> None:
     p.add_argument("--zoom", type=float, default=1.05, help="zoom factor per frame (default: 1.05)")
     p.add_argument("--fps", type=float, default=10.0, help="frames per second of the GIF (default: 10)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    kw = add_api_arguments(p, dream.dream_steps)
+    kw = add_api_arguments(p, dream.dream_steps, skip=zoom.ZOOM_SKIPS)
     p.set_defaults(octaves=2, iterations=10)  # the sequence's defaults: each frame builds on the last
 
     def handler(args):

@@ -370,13 +370,13 @@ class GuideMatch(Objective):
     """Guided DeepDream: at each position, pull toward the guide feature it best matches.
 
     Maximises sum_x <a(x), g*(x)> with g*(x) = argmax_g <a(x), g> over the guide
-    image's features (Google's "controlling dreams" recipe).
+    image's features (Google's "controlling dreams" recipe). ``mask`` weights the positions (:class:`Mask`).
     """
 
     name = "guide"
 
-    def __init__(self, layer: str, guide_features: torch.Tensor):
-        self.layer = layer
+    def __init__(self, layer: str, guide_features: torch.Tensor, mask: Mask | None = None):
+        self.layer, self.mask = layer, mask
         g = guide_features.detach()
         self.guide = g.reshape(g.shape[1], -1).float()  # (C, M)
         self.layers = frozenset([layer])
@@ -390,10 +390,13 @@ class GuideMatch(Objective):
         x = a.reshape(n, c, h * w)  # (N, C, P)
         scores = torch.einsum("ncp,cm->npm", x.detach(), self.guide)
         best = self.guide[:, scores.argmax(-1)]  # (C, N, P)
+        if self.mask is not None:  # each position's match weighted by the mask
+            m = self.mask.at(acts[self.layer], image, region)
+            return [(x * best.permute(1, 0, 2) * m.reshape(1, 1, -1)).sum(), m.sum() * n]
         return [(x * best.permute(1, 0, 2)).sum(), torch.tensor(float(n * h * w), device=a.device)]
 
     def from_totals(self, t):
-        return -t[0] / t[1]
+        return -t[0] / (t[1].clamp_min(1e-12) if self.mask is not None else t[1])
 
 
 class ClassScore(Objective):

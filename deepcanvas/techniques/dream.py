@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import models
+from .. import regions as R
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
-from ..objectives import GuideMatch, LayerEnergy, Objective, Sum
+from ..objectives import GuideMatch, LayerEnergy, Mask, Objective, Sum
 from ..param import PixelParam, resize
 from ..render import Progress, Stage, StageSpec, drive, render
 from .common import (Pooling, Precision, begin, check_layer_names, fit_size, load_tensor, longest_side, parse_layers,
@@ -75,18 +76,20 @@ def upscale_detail(detail: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def dream_objective(layers: dict[str, float], channels: list[int] | None = None,
                     guide_features: dict[str, torch.Tensor] | None = None,
-                    scales: dict[str, float] | None = None) -> Objective:
+                    scales: dict[str, float] | None = None, mask: Mask | None = None) -> Objective:
     """Sum of ``weight / scale * LayerEnergy(layer, channels)`` over the layers.
 
     With ``guide_features`` ({layer: features of the guide image}) each term is
     a :class:`GuideMatch` instead. ``scales`` divides each layer's term (see
     :func:`layer_scales`) so that layer weights mean the same on every layer.
+    ``mask`` weights every term's positions (the dream grows where it is white).
     """
     obj: Objective = Sum([])
     for layer, w in layers.items():
         if w <= 0:
             continue
-        term = GuideMatch(layer, guide_features[layer]) if guide_features is not None else LayerEnergy(layer, channels)
+        term = (GuideMatch(layer, guide_features[layer], mask=mask) if guide_features is not None
+                else LayerEnergy(layer, channels, mask=mask))
         obj = obj + (w / (scales or {}).get(layer, 1.0)) * term
     if not obj.terms():
         raise DeepCanvasError("all dream layer weights are zero")
@@ -137,6 +140,8 @@ class _Setup:
     rng: random.Random
     margin: int = TILE_MARGIN
     scales: dict[str, float] | None = None
+    mask: torch.Tensor | None = None  # (1, 1, h, w) where to dream (regions.load_mask), any size
+    feather: float = 0.0
 
 
 def _parse_channels(channels) -> list[int] | None:
@@ -228,6 +233,19 @@ def _load_base(image, size: int | None) -> torch.Tensor:
     return img
 
 
+class _TrackedRoll:
+    """``transforms.random_roll`` that remembers its shift, so that a mask can move with the picture."""
+
+    def __init__(self, d: int, rng: random.Random):
+        self.d, self.rng, self.shift = d, rng, (0, 0)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.d <= 0:
+            return x
+        self.shift = (self.rng.randint(-self.d, self.d), self.rng.randint(-self.d, self.d))  # as random_roll draws
+        return T.roll(x, *self.shift)
+
+
 def octave_stages(s: _Setup, base, *, label: str = "", after: Callable[[torch.Tensor], None] | None = None,
                   size: tuple[int, int] | None = None) -> list[StageSpec]:
     """The octaves of one dream, as stages; each stage's result is the full-size dream so far.
@@ -257,9 +275,17 @@ def octave_stages(s: _Setup, base, *, label: str = "", after: Callable[[torch.Te
             def whole(img: torch.Tensor) -> torch.Tensor:  # the full-size photo plus the detail so far
                 return (full + upscale_detail(img.cpu() - octave_base, hw_full)).clamp(0, 1)
 
-            return Stage(param, dream_objective(s.layers, s.channels, guide, s.scales), s.iterations,
+            transform, mask, lr = T.random_roll(s.jitter, s.rng), None, s.lr
+            if s.mask is not None:
+                transform = _TrackedRoll(s.jitter, s.rng)
+                m = R.feather(R.fit(s.mask, hw), s.feather).to(s.dev)
+                mask = Mask(m, shift=lambda: transform.shift)
+                # The step is lr / mean|gradient|, and the gradient is ~0 outside the mask: scale by the mask's area
+                # so that the dream inside grows as fast as an unmasked one.
+                lr = s.lr * max(mask.area(), 1e-3)
+            return Stage(param, dream_objective(s.layers, s.channels, guide, s.scales, mask), s.iterations,
                          name=f"{label}octave {k + 1}/{len(sizes)} ({max(hw)} px)", optimizer="normalized",
-                         lr=s.lr, transforms=T.random_roll(s.jitter, s.rng), keep_best=False, tile=s.tile,
+                         lr=lr, transforms=transform, keep_best=False, tile=s.tile,
                          tile_margin=s.margin, result=whole, after=after if k == len(sizes) - 1 else None)
         return build
 
@@ -281,6 +307,8 @@ def dream_steps(
     jitter: int = 32,
     size: int | None = 512,
     guide: str | None = None,
+    mask: str | None = None,
+    feather: float = 0.01,
     tile: int = 512,
     model: str | models.LayeredNet = "efficientnet-lite0",
     weights: str | None = None,
@@ -303,6 +331,9 @@ def dream_steps(
         jitter: largest random shift of the image before each step, in pixels.
         size: longest side of the output in pixels (None keeps the photo's own size).
         guide: image whose features to dream toward, instead of amplifying the photo's own.
+        mask: image of where to dream: white dreams, black keeps the photo, grey is in between (any size and
+            mode: luminance, or alpha where it has transparency).
+        feather: soft edge of the mask, as a share of the image's longest side (0: hard edges).
         tile: process images larger than this many pixels in tiles of this size (bounds memory; at least 256).
         model: network from `deepcanvas models`, or a network object (models.LayeredNet).
         weights: local checkpoint for the model's architecture.
@@ -311,12 +342,25 @@ def dream_steps(
         device: auto, cpu, cuda or mps.
         precision: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.
     """
+    feather = check_number("feather", feather, minimum=0)
+    mask_img = None
+    if mask is not None:  # read and checked before the network is loaded
+        mask_img = R.load_mask(mask, "mask")
+        R.check_not_empty(mask_img, "the mask")
     s, base = _setup(image, layers=layers, channels=channels, octaves=octaves, octave_scale=octave_scale,
                      iterations=iterations, lr=lr, jitter=jitter, size=size, guide=guide, tile=tile, model=model,
                      weights=weights, pooling=pooling, seed=seed, device=device, precision=precision)
+    finish = None
+    if mask_img is not None:
+        s.mask, s.feather = mask_img, feather
+        effect = R.feather(R.fit(mask_img, tuple(base.shape[-2:])), feather)
+
+        def finish(results):  # the photo itself outside the mask, blended across the feathered edge
+            return R.composite(results[-1], base, effect)
     # The tile grid gets its own generator, so the jitter does not depend on whether the run tiles.
     yield from render(s.net, octave_stages(s, base), total=len(octave_sizes(*base.shape[-2:], s.octaves,
-                      s.octave_scale)) * s.iterations, precision=s.precision, rng=random.Random(s.rng.getrandbits(32)))
+                      s.octave_scale)) * s.iterations, precision=s.precision, rng=random.Random(s.rng.getrandbits(32)),
+                      finish=finish)
 
 
 def dream(image, *, callback: Callable[[Progress], None] | None = None, **kwargs):

@@ -141,7 +141,9 @@ def dream_zoom(image, output, *, frames: int = 30, zoom: float = 1.05, octaves: 
 
 
 # dream_steps' keyword arguments and their defaults (what dream_zoom passes on).
+#: dream_steps arguments a zoom does not take: a mask (regions) belongs to one picture, not to a moving sequence.
+ZOOM_SKIPS = ("mask", "feather")
 _DREAM_DEFAULTS = {
     name: p.default for name, p in inspect.signature(dream_steps).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("octaves", "iterations")
+    if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("octaves", "iterations", *ZOOM_SKIPS)
 }

@@ -34,7 +34,7 @@ class Input:
 
     name: str
     label: str
-    kind: str = "image"  # image | classes
+    kind: str = "image"  # image | classes | mask (an image the page paints: regions, not picked from the tiles)
     multiple: bool = False
     required: bool = True
     default: tuple = ()
@@ -57,13 +57,19 @@ SPECS: tuple[TechniqueSpec, ...] = (
         "style", "Style transfer", "Paint a photo in the style of one or more paintings.",
         "deepcanvas.techniques.style", "style_transfer_steps",
         (Input("content", "Content image", default=("bundled:chelsea.jpg",)),
-         Input("styles", "Style image(s)", multiple=True, default=("bundled:swirls.jpg",))),
+         Input("styles", "Style image(s)", multiple=True, default=("bundled:swirls.jpg",)),
+         # -- regions (issue 11): painted on the page, uploaded as PNGs --
+         Input("mask", "Mask", kind="mask", required=False, keyword=True),
+         Input("style_masks", "Style regions", kind="mask", multiple=True, required=False, keyword=True),
+         Input("content_map", "Content map", kind="mask", required=False, keyword=True),
+         Input("style_map", "Style map", kind="mask", multiple=True, required=False, keyword=True)),
     ),
     TechniqueSpec(
         "dream", "DeepDream", "Amplify what a layer of the network sees in a photo.",
         "deepcanvas.techniques.dream", "dream_steps",
         (Input("image", "Photo", default=("bundled:coffee.jpg",)),
-         Input("guide", "Guide image (optional)", required=False, keyword=True)),
+         Input("guide", "Guide image (optional)", required=False, keyword=True),
+         Input("mask", "Mask", kind="mask", required=False, keyword=True)),  # regions (issue 11)
     ),
     TechniqueSpec(
         "classviz", "Class visualization", "Paint an image the classifier scores as the chosen classes.",
@@ -233,6 +239,11 @@ def check_job(tech: Technique, inputs: dict, params: dict) -> None:
     if tech.field("style_blend_weights") and params.get("style_blend_weights") not in (None, ""):
         styles = inputs.get("styles") or []
         parse_floats(params["style_blend_weights"], len(styles), "style_blend_weights")
+    if tech.field("style_blend_weights") is not None and inputs.get("style_masks"):  # regions (issue 11)
+        n_masks, n_styles = len(inputs["style_masks"]), len(inputs.get("styles") or [])
+        if n_masks != n_styles:
+            raise DeepCanvasError(f"style_masks: got {n_masks} masks for {n_styles} style images; give one "
+                                  "mask per style image, in the same order")
     if tech.name == "dream" and params.get("channels") not in (None, ""):
         from ..techniques.dream import _parse_channels
 

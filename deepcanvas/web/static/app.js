@@ -83,8 +83,10 @@ function renderInputs() {
   box.replaceChildren();
   for (const inp of S.tech.inputs) {
     if (inp.kind === "classes") box.append(classPicker(inp));
+    else if (inp.kind === "mask") continue;  // regions: painted with the brush (the regions block below)
     else box.append(imagePicker(inp));
   }
+  if (typeof regionsPanel === "function" && S.tech.inputs.some((i) => i.kind === "mask")) box.append(regionsPanel());
 }
 
 function imagePicker(inp) {
