@@ -257,7 +257,15 @@ def _command_in(argv: list[str]) -> str:
     return ""
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A library warning (e.g. a style map colour the content map lacks) as one line, like the errors."""
+    print(f"deepcanvas: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv=None) -> int:
+    import warnings
+
+    warnings.showwarning = _show_warning
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(only=_command_in(argv))
     args = parser.parse_args(argv)

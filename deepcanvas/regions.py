@@ -130,34 +130,39 @@ def hex_color(c) -> str:
 def label_map(rgb: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
     """The labels of a colour-labelled map (H, W, 3) uint8: (palette (K, 3) uint8, labels (H, W) int).
 
-    Colours are binned 8 levels a channel; a bin covering at least MIN_LABEL_SHARE of the map is a label,
-    named by its most frequent exact colour, and labels closer than COLOR_TOLERANCE merge. Every pixel then
-    takes the nearest label (antialiased edges and JPEG noise included).
+    Colours are binned 8 levels a channel, counting only pixels whose 3 x 3 neighbourhood is in the same bin
+    (so the blended colours along the edges of a JPEG or an antialiased drawing are not labels). A bin holding
+    at least MIN_LABEL_SHARE of the map is a label, named by its most frequent exact colour; labels closer than
+    COLOR_TOLERANCE merge. Every pixel then takes the nearest label (edges and JPEG noise included).
     """
+    h, w = rgb.shape[:2]
     px = rgb.reshape(-1, 3).astype(np.int64)
-    bins = (px // 32) @ np.array([64, 8, 1])
-    counts = np.bincount(bins, minlength=512)
-    order = np.argsort(-counts)
+    bins2d = ((rgb.astype(np.int64) // 32) @ np.array([64, 8, 1])).reshape(h, w)
+    pad = np.pad(bins2d, 1, mode="edge")
+    interior = np.ones((h, w), bool)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            interior &= pad[dy:dy + h, dx:dx + w] == bins2d
+    bins = np.where(interior.reshape(-1), bins2d.reshape(-1), 512)  # 512: an edge pixel, not counted
+    counts = np.bincount(bins, minlength=513)[:512]
     palette: list[np.ndarray] = []
-    for b in order:
-        if counts[b] < MIN_LABEL_SHARE * len(px) or counts[b] == 0:
+    for b in np.argsort(-counts):
+        if counts[b] == 0 or counts[b] < MIN_LABEL_SHARE * len(px):
             break
-        members = px[bins == b]
-        codes = members @ np.array([65536, 256, 1])
+        codes = px[bins == b] @ np.array([65536, 256, 1])
         vals, cnt = np.unique(codes, return_counts=True)
         top = vals[cnt.argmax()]
         colour = np.array([top >> 16, (top >> 8) & 255, top & 255])
         if all(np.linalg.norm(colour - p) > COLOR_TOLERANCE for p in palette):
             palette.append(colour)
-    if not palette:  # pragma: no cover - a map always has a most common bin
-        raise DeepCanvasError(f"{what} has no colour regions")
+    if not palette:  # a map of noise: no flat region anywhere
+        raise DeepCanvasError(f"{what} has no flat colour regions; paint each region in one plain colour")
     pal = np.stack(palette)
-    # nearest label, in chunks (a 4k map has 16M pixels)
     labels = np.empty(len(px), dtype=np.int64)
-    for i in range(0, len(px), 1 << 20):
+    for i in range(0, len(px), 1 << 20):  # nearest label, in chunks (a 4k map has 16M pixels)
         d = ((px[i:i + (1 << 20), None, :] - pal[None]) ** 2).sum(-1)
         labels[i:i + (1 << 20)] = d.argmin(1)
-    return pal.astype(np.uint8), labels.reshape(rgb.shape[:2])
+    return pal.astype(np.uint8), labels.reshape(h, w)
 
 
 @dataclass
