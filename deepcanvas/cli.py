@@ -265,7 +265,12 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 def main(argv=None) -> int:
     import warnings
 
-    warnings.showwarning = _show_warning
+    with warnings.catch_warnings():  # restored afterwards: main() may be called from other code (tests)
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(only=_command_in(argv))
     args = parser.parse_args(argv)

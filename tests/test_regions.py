@@ -345,3 +345,17 @@ def test_bad_dream_mask(bad, tmp_path, capsys):
     code = main(["dream", CONTENT, "--mask", bad["black"], "-o", str(tmp_path / "d.png"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 1 and "the mask is all black" in err and err.count("\n") == 1
+
+
+def test_a_style_colour_missing_from_the_content_map_is_a_one_line_warning(bad, tmp_path, capsys, monkeypatch):
+    import deepcanvas.models
+
+    def stop(*a, **k):  # the warning comes before the network; stop there
+        raise DeepCanvasError("stopped")
+
+    monkeypatch.setattr(deepcanvas.models, "load_model", stop)
+    code = main(["style", CONTENT, STYLE, "--content-map", bad["blue"], "--style-map", bad["red_blue"], "--quiet",
+                 "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and "deepcanvas: warning: style map colour #ff0000 is not in the content map" in err
+    assert err.count("\n") == 2 and "Traceback" not in err
