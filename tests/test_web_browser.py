@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -190,3 +191,71 @@ def test_two_pages_two_jobs(server, browser):
     assert max(download(a).size) == 160 and max(download(b).size) == 64
     assert b.evaluate("document.documentElement.scrollWidth") <= 390
     assert errors_a == [] and errors_b == []
+
+
+# -- regions (issue 11): the brush ------------------------------------------------------------------------------
+def stroke(page, x0, y0, x1, y1, steps=8):
+    """A brush stroke across the regions canvas, in fractions of its size."""
+    # Centred in the form's scrolling card: not under the sticky Run bar at its bottom.
+    page.evaluate("document.querySelector('fieldset.regions .regions-canvas').scrollIntoView({block: 'center'})")
+    box = page.locator("fieldset.regions .regions-canvas").bounding_box()
+    page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + x1 * box["width"], box["y"] + y1 * box["height"], steps=steps)
+    page.mouse.up()
+
+
+def painted_share(page) -> float:
+    return page.evaluate("""() => { const c = document.querySelector('fieldset.regions .regions-canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+        for (let i = 3; i < d.length; i += 4) if (d[i] >= 128) n++; return n / (d.length / 4); }""")
+
+
+def test_paint_a_mask_and_regions_with_the_brush(server, browser):
+    page, errors = open_page(browser, server)
+    page.select_option("fieldset.regions .regions-mode", "mask")
+    page.wait_for_selector("fieldset.regions[data-ready='1'] .regions-canvas")
+    page.fill("fieldset.regions .regions-size", "40")
+    page.dispatch_event("fieldset.regions .regions-size", "input")
+    stroke(page, 0.1, 0.5, 0.4, 0.5)
+    first = painted_share(page)
+    assert first > 0.02
+    page.click("fieldset.regions .regions-undo")  # undo takes the stroke away
+    assert painted_share(page) == 0
+    stroke(page, 0.55, 0.2, 0.95, 0.8)  # paint the right-hand side
+    page.click("fieldset.regions .regions-eraser")  # the eraser takes part of it back
+    stroke(page, 0.55, 0.2, 0.7, 0.35, steps=3)
+    page.click("fieldset.regions .regions-eraser")
+    assert 0 < painted_share(page)
+    set_fields(page, size=64, iterations=3)
+    page.fill("#preview_every", "1")
+    page.click("#run")
+    page.wait_for_selector("#job-state[data-state=done]", timeout=JOB_TIMEOUT_MS)
+    assert page.get_attribute("#preview", "src")
+    job = page.evaluate("fetch('/api/jobs').then(r => r.json()).then(j => j[0])")
+    assert job["inputs"]["mask"].startswith("upload:") and job["state"] == "done"
+    im = download(page)
+    assert max(im.size) == 64
+    # Outside the painted right-hand side the result is the photo (the mask's job).
+    photo = Image.open(ROOT / "deepcanvas" / "data" / "chelsea.jpg").convert("RGB").resize(im.size)
+    a, b = np.asarray(im.convert("RGB"), float) / 255, np.asarray(photo, float) / 255
+    w = im.size[0]
+    assert np.abs(a[:, : w // 3] - b[:, : w // 3]).mean() < 0.03
+    assert np.abs(a[:, -w // 4:] - b[:, -w // 4:]).mean() > np.abs(a[:, : w // 3] - b[:, : w // 3]).mean() + 0.01
+
+    # Regions: two colours, a style each.
+    page.select_option("fieldset.regions .regions-mode", "styles")
+    page.click("fieldset.regions .regions-clear")
+    page.click("fieldset.regions .regions-swatch[data-color='0']")
+    stroke(page, 0.05, 0.3, 0.45, 0.7)
+    page.click("fieldset.regions .regions-swatch[data-color='1']")
+    stroke(page, 0.55, 0.3, 0.95, 0.7)
+    assert page.locator("fieldset.regions .regions-style select").count() == 2
+    page.select_option("fieldset.regions .regions-style select[data-color='1']", "bundled:coffee.jpg")
+    page.click("#run")
+    page.wait_for_function("document.querySelectorAll(\".gitem[data-state='done']\").length >= 2",
+                           timeout=JOB_TIMEOUT_MS)
+    job = page.evaluate("fetch('/api/jobs').then(r => r.json()).then(j => j[0])")
+    assert len(job["inputs"]["style_masks"]) == 2 and job["inputs"]["styles"][1] == "bundled:coffee.jpg"
+    assert errors == []
+    page.close()

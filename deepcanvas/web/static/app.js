@@ -305,6 +305,7 @@ async function submit(e) {
   const btn = $("#run");
   btn.disabled = true;
   try {
+    if (typeof regionsBeforeSubmit === "function") await regionsBeforeSubmit();  // regions: upload the painting
     const job = await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify(collect()) });
     watch(job.id, job);
@@ -470,6 +471,212 @@ async function cancelJob(id) {
   catch (e) { /* already finished */ }
   refreshJobs();
 }
+
+// == regions (issue 11): paint a mask, or regions with a style each, over the photo ====================
+// The painting lives in one canvas at the photo's preview size; on Run it is uploaded as black-and-white
+// PNGs (one for a mask; one per colour for regions, each colour's style image going with it) and the job's
+// mask / style_masks / styles inputs point at the uploads. The server stretches them over the photo.
+const REGION_COLORS = ["#ff3b30", "#2f7bff", "#2fc26b", "#ffc400"];
+const RG = { mode: "off", size: 28, color: 0, eraser: false, undo: [], painted: false, photo: null,
+  canvas: null, ctx: null, styles: {}, node: null, reuse: false };
+
+function regionsPhotoId() {
+  const first = S.tech.inputs.find((i) => i.kind === "image");
+  return first ? (S.picks[first.name] || [])[0] : null;
+}
+
+function regionsModes() {
+  const modes = [["off", "off: everywhere"], ["mask", "mask: paint where it goes"]];
+  if (S.tech.inputs.some((i) => i.name === "style_masks")) modes.push(["styles", "regions: a style per colour"]);
+  if (RG.reuse) modes.push(["reuse", "as in the earlier job"]);
+  return modes;
+}
+
+function regionsPanel() {
+  const photo = regionsPhotoId();
+  const maskPicked = S.tech.inputs.some((i) => i.kind === "mask" && (S.picks[i.name] || []).length);
+  if (maskPicked && !RG.painted && RG.mode === "off") { RG.reuse = true; RG.mode = "reuse"; }
+  if (!maskPicked && RG.mode === "reuse") { RG.reuse = false; RG.mode = "off"; }
+  if (RG.mode === "styles" && !S.tech.inputs.some((i) => i.name === "style_masks")) RG.mode = "mask";
+  if (!RG.node) RG.node = regionsBuild();
+  if (photo !== RG.photo) regionsLoadPhoto(photo);
+  regionsRefresh();
+  return RG.node;
+}
+
+function regionsBuild() {
+  const canvas = h("canvas", { class: "regions-canvas", width: 8, height: 8, "aria-label": "paint the regions" });
+  RG.canvas = canvas;
+  RG.ctx = canvas.getContext("2d", { willReadFrequently: true });
+  let drawing = false, last = null;
+  const at = (e) => {
+    const r = canvas.getBoundingClientRect();
+    return [(e.clientX - r.left) * canvas.width / r.width, (e.clientY - r.top) * canvas.height / r.height];
+  };
+  const dab = (from, to) => {
+    const ctx = RG.ctx;
+    ctx.globalCompositeOperation = RG.eraser ? "destination-out" : "source-over";
+    ctx.strokeStyle = ctx.fillStyle = RG.mode === "mask" ? REGION_COLORS[0] : REGION_COLORS[RG.color];
+    ctx.lineWidth = RG.size * canvas.width / Math.max(1, canvas.getBoundingClientRect().width);
+    ctx.lineCap = ctx.lineJoin = "round";
+    ctx.beginPath();
+    ctx.moveTo(...from);
+    ctx.lineTo(...to);
+    ctx.stroke();
+  };
+  canvas.addEventListener("pointerdown", (e) => {
+    if (RG.mode !== "mask" && RG.mode !== "styles") return;
+    e.preventDefault();
+    canvas.setPointerCapture(e.pointerId);
+    RG.undo.push(RG.ctx.getImageData(0, 0, canvas.width, canvas.height));
+    if (RG.undo.length > 30) RG.undo.shift();
+    drawing = true;
+    last = at(e);
+    dab(last, last);
+    RG.painted = true;
+    regionsRefresh();
+  });
+  canvas.addEventListener("pointermove", (e) => { if (drawing) { const p = at(e); dab(last, p); last = p; } });
+  const stop = () => { drawing = false; regionsRefresh(); };
+  canvas.addEventListener("pointerup", stop);
+  canvas.addEventListener("pointercancel", stop);
+  const mode = h("select", { class: "regions-mode", "aria-label": "regions", onchange: (e) => {
+    RG.mode = e.target.value;
+    if (RG.mode !== "reuse" && RG.reuse) { RG.reuse = false; for (const i of S.tech.inputs) if (i.kind === "mask") S.picks[i.name] = []; }
+    regionsRefresh();
+  } });
+  const size = h("input", { type: "range", class: "regions-size", min: 4, max: 120, value: RG.size, "aria-label": "brush size",
+    oninput: (e) => { RG.size = Number(e.target.value); } });
+  const eraser = h("button", { type: "button", class: "secondary small regions-eraser", text: "Eraser",
+    onclick: () => { RG.eraser = !RG.eraser; regionsRefresh(); } });
+  const undo = h("button", { type: "button", class: "secondary small regions-undo", text: "Undo", onclick: () => {
+    const prev = RG.undo.pop();
+    if (prev) RG.ctx.putImageData(prev, 0, 0);
+    RG.painted = regionsColorsUsed().length > 0;
+    regionsRefresh();
+  } });
+  const clear = h("button", { type: "button", class: "secondary small regions-clear", text: "Clear", onclick: () => {
+    RG.undo.push(RG.ctx.getImageData(0, 0, canvas.width, canvas.height));
+    RG.ctx.clearRect(0, 0, canvas.width, canvas.height);
+    RG.painted = false;
+    regionsRefresh();
+  } });
+  const swatches = h("div", { class: "regions-swatches" }, ...REGION_COLORS.map((c, i) => h("button", {
+    type: "button", class: "regions-swatch", style: `background:${c}`, "aria-label": `colour ${i + 1}`,
+    dataset: { color: String(i) }, onclick: () => { RG.color = i; RG.eraser = false; regionsRefresh(); } })));
+  return h("fieldset", { class: "picker regions", dataset: { input: "regions" } },
+    h("legend", {}, "Regions", h("span", { class: "muted small", text: " optional: paint where it goes" })),
+    mode,
+    h("div", { class: "regions-tools" }, h("label", { class: "small" }, "brush ", size), swatches, eraser, undo, clear),
+    h("div", { class: "regions-wrap" }, h("img", { class: "regions-photo", alt: "" }), canvas),
+    h("div", { class: "regions-styles" }),
+    h("p", { class: "muted small regions-hint" }));
+}
+
+function regionsLoadPhoto(id) {
+  RG.photo = id;
+  const img = $(".regions-photo", RG.node);
+  RG.ctx.clearRect(0, 0, RG.canvas.width, RG.canvas.height);
+  RG.undo = [];
+  RG.painted = false;
+  if (!id) { img.removeAttribute("src"); return; }
+  img.onload = () => {  // the canvas takes the preview's own size (up to 512 px)
+    RG.canvas.width = img.naturalWidth;
+    RG.canvas.height = img.naturalHeight;
+    RG.node.dataset.ready = "1";
+  };
+  RG.node.dataset.ready = "0";
+  img.src = `/api/images/${encodeURIComponent(id)}`;
+}
+
+function regionsColorsUsed() {
+  if (!RG.canvas || !RG.canvas.width) return [];
+  const d = RG.ctx.getImageData(0, 0, RG.canvas.width, RG.canvas.height).data;
+  const rgb = REGION_COLORS.map((c) => [1, 3, 5].map((k) => parseInt(c.slice(k, k + 2), 16)));
+  const used = new Set();
+  for (let p = 0; p < d.length; p += 4) {
+    if (d[p + 3] < 128) continue;
+    used.add(regionsNearest(rgb, d[p], d[p + 1], d[p + 2]));
+    if (used.size === rgb.length) break;
+  }
+  return [...used].sort();
+}
+
+function regionsNearest(rgb, r, g, b) {
+  let best = 0, bd = Infinity;
+  rgb.forEach(([R, G, B], i) => { const dd = (R - r) ** 2 + (G - g) ** 2 + (B - b) ** 2; if (dd < bd) { bd = dd; best = i; } });
+  return best;
+}
+
+function regionsRefresh() {
+  const n = RG.node;
+  if (!n) return;
+  const modeSel = $(".regions-mode", n);
+  modeSel.replaceChildren(...regionsModes().map(([v, t]) => h("option", { value: v, text: t, selected: v === RG.mode })));
+  const painting = RG.mode === "mask" || RG.mode === "styles";
+  n.dataset.mode = RG.mode;
+  $(".regions-tools", n).hidden = !painting;
+  $(".regions-wrap", n).hidden = !painting;
+  $(".regions-swatches", n).hidden = RG.mode !== "styles";
+  $(".regions-eraser", n).classList.toggle("on", RG.eraser);
+  for (const b of n.querySelectorAll(".regions-swatch")) b.classList.toggle("on", Number(b.dataset.color) === RG.color && !RG.eraser);
+  const box = $(".regions-styles", n);
+  box.replaceChildren();
+  if (RG.mode === "styles") {
+    const picked = S.picks.styles || [];
+    for (const i of regionsColorsUsed()) {
+      if (!RG.styles[i]) RG.styles[i] = picked[i] || picked[0] || "bundled:swirls.jpg";
+      box.append(h("label", { class: "regions-style small" }, h("span", { class: "regions-dot", style: `background:${REGION_COLORS[i]}` }),
+        " style ", h("select", { dataset: { color: String(i) }, onchange: (e) => { RG.styles[i] = e.target.value; } },
+          ...S.info.images.map((img) => h("option", { value: img.id, text: img.name, selected: img.id === RG.styles[i] })))));
+    }
+  }
+  const hint = { off: "The whole picture is painted.", mask: "Paint where the effect goes; the rest keeps the photo.",
+    styles: "Paint each region in a colour, then pick its style.", reuse: "The earlier job's regions are used; pick a mode to paint new ones." };
+  $(".regions-hint", n).textContent = hint[RG.mode] || "";
+}
+
+async function regionsUpload(keep) {  // keep(r, g, b, a) -> painted here? ; a black-and-white PNG, uploaded
+  const w = RG.canvas.width, ht = RG.canvas.height;
+  const src = RG.ctx.getImageData(0, 0, w, ht).data;
+  const out = document.createElement("canvas");
+  out.width = w; out.height = ht;
+  const octx = out.getContext("2d");
+  const img = octx.createImageData(w, ht);
+  for (let p = 0; p < src.length; p += 4) {
+    const v = keep(src[p], src[p + 1], src[p + 2], src[p + 3]) ? 255 : 0;
+    img.data[p] = img.data[p + 1] = img.data[p + 2] = v;
+    img.data[p + 3] = 255;
+  }
+  octx.putImageData(img, 0, 0);
+  const blob = await new Promise((resolve) => out.toBlob(resolve, "image/png"));
+  const fd = new FormData();
+  fd.append("file", blob, "region.png");
+  const up = await api("/api/uploads", { method: "POST", body: fd });
+  return up.id;
+}
+
+async function regionsBeforeSubmit() {
+  if (!RG.node || !S.tech.inputs.some((i) => i.kind === "mask")) return;
+  if (RG.mode === "reuse") return;
+  for (const i of S.tech.inputs) if (i.kind === "mask") S.picks[i.name] = [];
+  if (RG.mode === "off") return;
+  const used = regionsColorsUsed();
+  if (!used.length) throw new Error("paint a region first, or set regions to off");
+  if (RG.mode === "mask") {
+    S.picks.mask = [await regionsUpload((r, g, b, a) => a >= 128)];
+    return;
+  }
+  const rgb = REGION_COLORS.map((c) => [1, 3, 5].map((k) => parseInt(c.slice(k, k + 2), 16)));
+  const ids = [], styles = [];
+  for (const i of used) {
+    ids.push(await regionsUpload((r, g, b, a) => a >= 128 && regionsNearest(rgb, r, g, b) === i));
+    styles.push(RG.styles[i] || (S.picks.styles || [])[0] || "bundled:swirls.jpg");
+  }
+  S.picks.style_masks = ids;
+  S.picks.styles = styles;
+}
+// == end of regions ===================================================================================
 
 // -- start ------------------------------------------------------------------------------------------
 async function start() {
