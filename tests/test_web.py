@@ -89,7 +89,8 @@ def test_forms_are_derived_from_the_api_signature(client):
     assert "style" in techs
     fields = {f["name"]: f for f in techs["style"]["fields"]}
     sig = inspect.signature(style.style_transfer_steps).parameters
-    expected = [n for n, p in sig.items() if p.kind is p.KEYWORD_ONLY and n != "weights"]
+    images = {i["name"] for i in techs["style"]["inputs"]}  # image-valued keywords: pickers or the regions brush
+    expected = [n for n, p in sig.items() if p.kind is p.KEYWORD_ONLY and n != "weights" and n not in images]
     assert list(fields) == expected  # every keyword argument, in order, except the checkpoint path
     helps = signature.doc_args(style.style_transfer_steps)
     hints = typing.get_type_hints(style.style_transfer_steps)
@@ -105,7 +106,9 @@ def test_forms_are_derived_from_the_api_signature(client):
     assert fields["init"]["choices"] == list(typing.get_args(style.Init))  # no file paths
     assert fields["colors"]["choices"] == list(typing.get_args(style.Colors))
     assert fields["pooling"]["choices"] == ["max", "avg"]
-    assert [i["name"] for i in techs["style"]["inputs"]] == ["content", "styles"]
+    assert [i["name"] for i in techs["style"]["inputs"]] == ["content", "styles", "mask", "style_masks",
+                                                              "content_map", "style_map"]
+    assert {i["name"]: i["kind"] for i in techs["style"]["inputs"]}["mask"] == "mask"  # painted on the page
     # Techniques whose module is missing are hidden, the others shown.
     for spec in forms.SPECS:
         assert (spec.name in techs) == (forms.load(spec.name) is not None)
@@ -190,7 +193,10 @@ def test_refused_uploads(data_dir):
     ({"technique": "style", "inputs": {"styles": ["bundled:swirls.jpg"]}}, 400, "content image is missing"),
     ({"technique": "style", "inputs": {**BUNDLED, "content": "/etc/passwd"}}, 400, "unknown image '/etc/passwd'"),
     ({"technique": "style", "inputs": {**BUNDLED, "content": ["bundled:chelsea.jpg"] * 2}}, 400, "takes one image"),
-    ({"technique": "style", "inputs": {**BUNDLED, "mask": "x"}}, 400, "unknown input 'mask'"),
+    ({"technique": "style", "inputs": {**BUNDLED, "guide": "x"}}, 400, "unknown input 'guide'"),
+    ({"technique": "style", "inputs": {**BUNDLED, "mask": "x"}}, 400, "unknown image 'x'"),
+    ({"technique": "style", "inputs": {**BUNDLED, "style_masks": ["bundled:coffee.jpg"] * 2}}, 400,
+     "style_masks: got 2 masks for 1 style images"),
     ({"technique": "style", "inputs": BUNDLED, "preview_every": 0}, 400, "preview_every"),
     ({"technique": "style", "inputs": BUNDLED, "when": "now"}, 400, "unknown field 'when'"),
     ([1, 2], 400, "JSON object"),

@@ -449,6 +449,8 @@ def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOA
                 raise ApiError(400, f"{spec.label.lower()} is missing: pick or upload an image")
             if len(values) > 1 and not spec.multiple:
                 raise ApiError(400, f"{spec.name} takes one image, got {len(values)}")
+            if spec.kind == "mask" and not values:  # regions not used: not recorded (the job reads as before)
+                continue
             if spec.kind in ("image", "mask"):  # mask: a painted region, uploaded like any image
                 arg = [str(studio.image_path(v)) for v in values]
             else:
