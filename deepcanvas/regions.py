@@ -36,7 +36,7 @@ MIN_LABEL_SHARE = 0.002
 EMPTY = 1.0 / 255
 
 
-def split_list(spec, what: str) -> list:
+def split_list(spec) -> list:
     """'a.png,b.png' | ['a.png', 'b.png'] | one image -> a list."""
     if spec is None:
         return []

@@ -252,6 +252,8 @@ def test_paint_a_mask_and_regions_with_the_brush(server, browser):
     stroke(page, 0.55, 0.3, 0.95, 0.7)
     assert page.locator("fieldset.regions .regions-style select").count() == 2
     page.select_option("fieldset.regions .regions-style select[data-color='1']", "bundled:coffee.jpg")
+    if os.environ.get("DEEPCANVAS_SCREENSHOT"):  # the README's picture of the brush, on request only
+        page.locator("fieldset.regions").screenshot(path=str(ROOT / "docs" / "studio_regions.png"))
     page.click("#run")
     page.wait_for_function("document.querySelectorAll(\".gitem[data-state='done']\").length >= 2",
                            timeout=JOB_TIMEOUT_MS)

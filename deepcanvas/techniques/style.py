@@ -360,8 +360,7 @@ class RegionPlan:
 def plan_regions(mask, style_masks, content_map, style_map, n_styles: int, blend: list[float],
                  blend_given: bool) -> RegionPlan | None:
     """Read and check the masks and maps (a one-line error for each kind of bad input); None if none given."""
-    s_masks = R.split_list(style_masks, "style_masks")
-    s_maps = R.split_list(style_map, "style_map")
+    s_masks, s_maps = R.split_list(style_masks), R.split_list(style_map)
     if mask is None and not s_masks and content_map is None and not s_maps:
         return None
     effect = None
