@@ -59,6 +59,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--pick", default="", help="content names to run (e.g. chelsea,golden_gate) instead of the first --pairs")
     ap.add_argument("--method", default=None, help="swd (the default) or gram")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--out", default=str(ROOT / "out" / "regions"))
@@ -84,7 +85,8 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        for content_name, a_name, b_name in TRIPLES[:args.pairs]:
+        picked = [t for t in TRIPLES if t[0] in args.pick.split(",")] if args.pick else TRIPLES[:args.pairs]
+        for content_name, a_name, b_name in picked:
             content, sa, sb = (image_path(n, tmp) for n in (content_name, a_name, b_name))
             photo = image_to_tensor(load_image(content))
             hw = fit_size(*photo.shape[-2:], args.size)

@@ -64,6 +64,7 @@ def labelled(img: Image.Image, text: str, height: int) -> Image.Image:
     img = img.resize((round(img.width * height / img.height), height), Image.Resampling.LANCZOS)
     out = Image.new("RGB", (img.width, height + 22), (255, 255, 255))
     out.paste(img, (0, 22))
+    ImageDraw.Draw(out).rectangle([0, 22, img.width - 1, height + 21], outline=(150, 150, 150))  # white masks show
     try:
         font = ImageFont.load_default(size=14)
     except TypeError:  # older Pillow
@@ -98,17 +99,22 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--only", default="mask,horizon,doodle")
+    ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
+    import torch
+
     import deepcanvas
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     only = set(args.only.split(","))
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         if "mask" in only:  # chelsea in the swirls' style everywhere but a soft oval around the cat's face
             photo = Image.open(DATA / "chelsea.jpg").convert("RGB")
             m = Image.new("L", photo.size, 255)
-            ImageDraw.Draw(m).ellipse([0.45 * photo.width, 0.05 * photo.height, 0.95 * photo.width,
-                                       0.85 * photo.height], fill=0)
+            ImageDraw.Draw(m).ellipse([0.2 * photo.width, 0.02 * photo.height, 0.85 * photo.width,
+                                       0.98 * photo.height], fill=0)
             m.save(tmp / "mask.png")
             t0 = time.perf_counter()
             out = deepcanvas.style_transfer(photo, DATA / "swirls.jpg", size=args.size, seed=0,
