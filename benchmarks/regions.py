@@ -113,6 +113,10 @@ def main(argv=None):
             mask_l, mask_r = halves(runs["mask"], tmp, "mask")
             res["inside_style_ratio_masked"] = judge(c_r, sa, mask_r)["style_ratio"]
             res["inside_style_ratio_plain"] = judge(c_r, sa, plain_r)["style_ratio"]
+            # References for the halves: the unmasked style-A run's halves against A and B (how far the judge
+            # sees a fully painted half move, and how alike the two styles look to it).
+            res["plain_left_A"], res["plain_left_B"] = (judge(c_l, s, plain_l)["style_ratio"] for s in (sa, sb))
+            res["plain_right_A"], res["plain_right_B"] = (judge(c_r, s, plain_r)["style_ratio"] for s in (sa, sb))
             two_l, two_r = halves(runs["two"], tmp, "two")
             res["left_own_A"] = judge(c_l, sa, two_l)["style_ratio"]
             res["left_other_B"] = judge(c_l, sb, two_l)["style_ratio"]
@@ -122,12 +126,13 @@ def main(argv=None):
             print(json.dumps(res), flush=True)
     print()
     print(f"| content x A \\| B, {args.size} px | outside MAD | inside style_ratio masked / plain | "
-          "left half: A / B | right half: B / A |")
-    print("|---|---|---|---|---|")
+          "two styles, left half: A (own) / B | right half: B (own) / A | unmasked A run, left: A / B; right: A / B |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['pair']} | {r['outside_mad']:.4f} | {r['inside_style_ratio_masked']:.3f} / "
               f"{r['inside_style_ratio_plain']:.3f} | {r['left_own_A']:.3f} / {r['left_other_B']:.3f} | "
-              f"{r['right_own_B']:.3f} / {r['right_other_A']:.3f} |")
+              f"{r['right_own_B']:.3f} / {r['right_other_A']:.3f} | {r['plain_left_A']:.3f} / "
+              f"{r['plain_left_B']:.3f}; {r['plain_right_A']:.3f} / {r['plain_right_B']:.3f} |")
     (out_dir / "regions.json").write_text(json.dumps(rows, indent=1))
     return 0
 
