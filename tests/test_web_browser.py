@@ -234,6 +234,7 @@ def test_paint_a_mask_and_regions_with_the_brush(server, browser):
     assert page.get_attribute("#preview", "src")
     job = page.evaluate("fetch('/api/jobs').then(r => r.json()).then(j => j[0])")
     assert job["inputs"]["mask"].startswith("upload:") and job["state"] == "done"
+    page.wait_for_selector(f".gitem[data-job='{job['id']}'][data-state='done']")  # the gallery has it
     im = download(page)
     assert max(im.size) == 64
     # Outside the painted right-hand side the result is the photo (the mask's job).
@@ -254,8 +255,9 @@ def test_paint_a_mask_and_regions_with_the_brush(server, browser):
     page.select_option("fieldset.regions .regions-style select[data-color='1']", "bundled:coffee.jpg")
     if os.environ.get("DEEPCANVAS_SCREENSHOT"):  # the README's picture of the brush, on request only
         page.locator("fieldset.regions").screenshot(path=str(ROOT / "docs" / "studio_regions.png"))
+    done_before = page.locator(".gitem[data-state='done']").count()
     page.click("#run")
-    page.wait_for_function("document.querySelectorAll(\".gitem[data-state='done']\").length >= 2",
+    page.wait_for_function(f"document.querySelectorAll(\".gitem[data-state='done']\").length > {done_before}",
                            timeout=JOB_TIMEOUT_MS)
     job = page.evaluate("fetch('/api/jobs').then(r => r.json()).then(j => j[0])")
     assert len(job["inputs"]["style_masks"]) == 2 and job["inputs"]["styles"][1] == "bundled:coffee.jpg"
