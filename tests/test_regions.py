@@ -263,7 +263,8 @@ def test_semantic_maps_run_and_use_each_colours_region(tmp_path):
                                         style_map=sm)
     assert img.size == (48, 32)
     assert any("#00ff00" in str(w.message) and "not in the content map" in str(w.message) for w in caught)
-    labels = R.load_semantic_maps(cm, [sm], 1)
+    with pytest.warns(UserWarning, match="#00ff00"):
+        labels = R.load_semantic_maps(cm, [sm], 1)
     assert [lab.color for lab in labels] in (["#ff0000", "#0000ff"], ["#0000ff", "#ff0000"])
     red = next(lab for lab in labels if lab.color == "#ff0000")
     assert float(red.content[..., :20, :].mean()) == 1 and float(red.content[..., 20:, :].mean()) == 0
