@@ -190,6 +190,8 @@ def plan(info: ClipInfo, *, fps: float | None = None, start: float = 0.0, durati
 
     start = check_number("start", start, minimum=0)
     out_fps = info.fps if fps is None else check_number("fps", fps, positive=True)
+    if info.kind == "frames" and fps is not None:  # a folder has no rate of its own: its frames play at fps
+        info.fps, info.duration = out_fps, info.frames / out_fps
     end = info.duration if duration is None else start + check_number("duration", duration, positive=True)
     end = min(end, info.duration)
     if start >= info.duration:

@@ -403,7 +403,8 @@ class StylePlan:
 
     def stage(self, content: torch.Tensor, start: torch.Tensor, side: int, steps: int, *, name: str = "",
               extra: Callable[[tuple[int, int, int, int]], Objective] | None = None,
-              after: Callable[[torch.Tensor], None] | None = None, lr: float | None = None) -> Stage:
+              after: Callable[[torch.Tensor], None] | None = None, lr: float | None = None,
+              lr_schedule: Callable[[float], float] | None = None) -> Stage:
         """One stage styling ``content`` (resized to ``start``'s size) from ``start``.
 
         ``extra(box)`` adds a term to the objective (the image it sees is padded by ``box``:
@@ -422,6 +423,7 @@ class StylePlan:
             objective = objective + extra(box)
         param = PixelParam(pad_image(start.to(self.dev), box), clip=self.optimizer != "lbfgs")
         return Stage(param, objective, steps, name=name, optimizer=self.optimizer, lr=self.lr if lr is None else lr,
+                     lr_schedule=lr_schedule,
                      tile=self.tile, tile_margin=TILE_MARGIN,
                      # A noisy loss (new random projections each step) would keep a lucky sample: keep the last.
                      keep_best=self.method != "swd", optimizer_options=self.optimizer_options,
