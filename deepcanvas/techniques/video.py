@@ -165,7 +165,7 @@ def _finish_work(work: _Work, fps: float, info: clip.ClipInfo, pl: clip.Plan, ke
 
 
 def _to_tensor(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255
+    return torch.from_numpy(np.array(a, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
 
 
 def _to_array(t: torch.Tensor) -> np.ndarray:
