@@ -103,6 +103,8 @@ def _probe_frames(src: str, p: pathlib.Path) -> ClipInfo:
         try:
             with Image.open(f) as im:
                 sizes.setdefault(im.size, f)
+        except Image.DecompressionBombError:
+            raise _fail(src, f"frame '{f.name}' is over the limit of {MAX_INPUT_PIXELS:,} pixels a frame") from None
         except (OSError, SyntaxError, ValueError) as e:
             raise _fail(src, f"frame '{f.name}' is not a readable image ({e.__class__.__name__})") from None
         if len(sizes) > 1:
