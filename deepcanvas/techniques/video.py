@@ -365,11 +365,9 @@ def style_video_steps(
     result = VideoResult(work.output, work.kind, [work.frame(i) for i in range(work.n)], pl.fps, (pl.hw[1], pl.hw[0]))
     if done < work.n:
         if ray:
-            for p in _style_on_ray(ray, frames, styles, style_kw, done, work, chunk, overlap,
-                                   dict(consistent=consistent, tw=tw, offsets=offsets, later=later,
-                                        preset=flow_preset), result):
-                total = p.total
-                yield p
+            total = yield from _relay(_style_on_ray(ray, frames, styles, style_kw, done, work, chunk, overlap,
+                                                    dict(consistent=consistent, tw=tw, offsets=offsets, later=later,
+                                                         preset=flow_preset), result))
         else:
             outputs = {i: _to_tensor(np.asarray(io.load_image(work.frame(i), what="frame")))
                        for i in range(max(0, done - max(offsets)), done)}
@@ -377,10 +375,9 @@ def style_video_steps(
             def write(i: int, img: torch.Tensor):
                 io.save_bytes_atomic(_png(img), work.frame(i))
 
-            for p in style_frames(plan, frames, range(done, work.n), outputs, write, consistent=consistent,
-                                  tw=tw, offsets=offsets, later=later, preset=flow_preset, result=result):
-                total = p.total
-                yield p
+            total = yield from _relay(style_frames(plan, frames, range(done, work.n), outputs, write,
+                                                   consistent=consistent, tw=tw, offsets=offsets, later=later,
+                                                   preset=flow_preset, result=result))
     yield _final(work, info, pl, keep_frames, total, result)
 
 
@@ -390,6 +387,28 @@ def _final(work: _Work, info, pl, keep_frames: bool, total: int, result: VideoRe
     _finish_work(work, pl.fps, info, pl, keep_frames)
     total = max(1, total)
     return Progress(total, total, float("nan"), {}, "done", last, done=True, output=result)
+
+
+def _relay(gen: Iterator[Progress]):
+    """Pass on ``gen``'s steps but its final ``done`` one; return the run's total.
+
+    Ctrl-C thrown in here (by render.drive) is thrown on into ``gen``, so that render() turns it into
+    Interrupted; the frames finished so far are already on disk.
+    """
+    total = 0
+    try:
+        p = next(gen)
+        while True:
+            if not p.done:
+                total = p.total
+                try:
+                    yield p
+                except KeyboardInterrupt as e:
+                    p = gen.throw(e)
+                    continue
+            p = next(gen)
+    except StopIteration:
+        return total
 
 
 def _limits():
@@ -456,8 +475,8 @@ def style_frames(plan, frames: list[np.ndarray], todo, outputs: dict[int, torch.
                               after=after, lr_schedule=cosine_decay(LR_FLOOR) if warm and LR_FLOOR < 1 else None)
         return build
 
-    yield from (p for p in render(plan.net, [frame_stage(i) for i in todo], total=sum(steps.values()),
-                                  precision=plan.precision, rng=plan.rng) if not p.done)
+    yield from render(plan.net, [frame_stage(i) for i in todo], total=sum(steps.values()), precision=plan.precision,
+                      rng=plan.rng)
 
 
 def style_video(input, styles, output, *, callback: Callable[[Progress], None] | None = None,
@@ -542,8 +561,6 @@ def _style_on_ray(address, frames, styles, style_kw, done, work: _Work, chunk, o
         buf = _io.BytesIO()
         io.load_image(s, what="style image").save(buf, format="PNG")
         style_bytes.append(buf.getvalue())
-    if not isinstance(style_kw.get("model"), str):
-        raise DeepCanvasError("ray needs a registered model name (a network object cannot be sent to the workers)")
     started = False
     if not ray.is_initialized():
         ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
@@ -575,7 +592,7 @@ def _style_on_ray(address, frames, styles, style_kw, done, work: _Work, chunk, o
         for i in range(min(starts), n):
             if i >= done:
                 io.save_bytes_atomic(_png(_to_tensor(joined[i])), work.frame(i))
-        result.seams = [a for a, _ in ranges[1:]]
+        result.seams = [b for _, b in ranges[:-1]]  # where each later chunk takes over alone
     finally:
         if started:
             ray.shutdown()
@@ -708,8 +725,8 @@ def dream_video_steps(
                 st = [_with_steps(b, it) for b in st]
             stages += st
             total += n_oct * it
-        yield from (p for p in render(s.net, stages, total=total, precision=s.precision,
-                                      rng=random.Random(s.rng.getrandbits(32))) if not p.done)
+        yield from _relay(render(s.net, stages, total=total, precision=s.precision,
+                                 rng=random.Random(s.rng.getrandbits(32))))
     yield _final(work, info, pl, keep_frames, total, result)
 
 
