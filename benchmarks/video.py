@@ -149,6 +149,55 @@ def run_clip(kind, frames, style, out: pathlib.Path, args, consistent: bool):
     return src, res, outs, wall
 
 
+def ray_seams(args, out: pathlib.Path, photos) -> dict:
+    """The pan clip styled in overlapping chunks on a local Ray cluster: warping error at the seams vs elsewhere."""
+    from deepcanvas.techniques.video import style_video
+
+    hw = (round(args.size * 3 / 4), args.size)
+    frames, flows, masks = make_clip("pan", args.frames, hw, photos["pan"])
+    src = out / "pan_input_ray"
+    src.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(src / f"f{i:03d}.png")
+    import ray
+
+    ray.init(num_cpus=args.ray_workers, include_dashboard=False, log_to_driver=False)
+    try:
+        res = style_video(str(src), [args.style], str(out / "pan_ray/"), size=args.size, fps=10, seed=args.seed,
+                          restart=True, iterations=args.iterations, temporal_weight=args.temporal_weight,
+                          ray="local", chunk=args.chunk, overlap=args.overlap)
+    finally:
+        ray.shutdown()
+    outs = [np.asarray(Image.open(p).convert("RGB")) for p in res.frames]
+    errs = warping_errors(outs, flows, masks)
+    # pairs whose later frame lies in a cross-fade or is a seam: (t-1, t) for t in [seam - overlap, seam]
+    joined = {t for s in res.seams for t in range(s - args.overlap, s + 1)}
+    seam_errs = [e for t, e in enumerate(errs, start=1) if t in joined]
+    other = [e for t, e in enumerate(errs, start=1) if t not in joined]
+    row = {"seams": res.seams, "per_pair": [round(e, 2) for e in errs], "seam_pairs_max": max(seam_errs),
+           "seam_pairs_mean": float(np.mean(seam_errs)), "other_pairs_max": max(other) if other else None,
+           "other_pairs_mean": float(np.mean(other)) if other else None}
+    print(f"ray chunks {args.chunk} overlap {args.overlap}: seams at {res.seams}; warping error at the joins "
+          f"mean {row['seam_pairs_mean']:.2f} max {row['seam_pairs_max']:.2f}; other pairs mean "
+          f"{row['other_pairs_mean'] or float('nan'):.2f} max {row['other_pairs_max'] or float('nan'):.2f}", flush=True)
+    return row
+
+
+def side_by_side_gif(out: pathlib.Path, kind: str, path: pathlib.Path, fps: float = 6) -> None:
+    """input | each frame on its own | consistent, as one looping GIF (for the README)."""
+    from deepcanvas.clip import write_gif
+
+    ins = sorted((out / f"{kind}_input").glob("f*.png"))
+    ind = sorted((out / f"{kind}_independent").glob("frame_*.png"))
+    con = sorted((out / f"{kind}_consistent").glob("frame_*.png"))
+    rows = []
+    for a, b, c in zip(ins, ind, con):
+        ims = [np.asarray(Image.open(p).convert("RGB")) for p in (a, b, c)]
+        gap = np.full((ims[0].shape[0], 4, 3), 255, np.uint8)
+        rows.append(np.concatenate([ims[0], gap, ims[1], gap, ims[2]], 1))
+    write_gif(rows + rows[::-1][1:-1], path, fps)  # there and back: the loop has no jump
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=256)
@@ -162,6 +211,11 @@ def main():
     ap.add_argument("--judge-frames", type=int, default=3, help="frames per run given to the judge")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--gif", default=None, help="write input | independent | consistent of the pan clip here")
+    ap.add_argument("--ray", action="store_true", help="only the seams of chunks joined on a local Ray cluster")
+    ap.add_argument("--chunk", type=int, default=6)
+    ap.add_argument("--overlap", type=int, default=4)
+    ap.add_argument("--ray-workers", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = pathlib.Path(args.out)
@@ -169,6 +223,11 @@ def main():
     photos = {"pan": SHARED / "images" / "tubingen.jpg", "zoom": DATA / "chelsea.jpg", "object": DATA / "coffee.jpg"}
     if not photos["pan"].is_file():
         photos["pan"] = DATA / "astronaut.jpg"
+    if args.ray:
+        row = ray_seams(args, out, photos)
+        (out / "ray_seams.json").write_text(json.dumps({"size": args.size, "frames": args.frames,
+                                                        "args": vars(args), "ray": row}, indent=1))
+        return
     hw = (round(args.size * 3 / 4), args.size)
     summary = {}
     for kind in args.clips.split(","):
@@ -198,6 +257,9 @@ def main():
     (out / "summary.json").write_text(json.dumps({"size": hw, "frames": args.frames, "args": vars(args),
                                                   "clips": summary}, indent=1))
     print(f"wrote {out / 'summary.json'}")
+    if args.gif:
+        side_by_side_gif(out, args.clips.split(",")[0], pathlib.Path(args.gif))
+        print(f"wrote {args.gif}")
 
 
 if __name__ == "__main__":

@@ -254,7 +254,7 @@ def style_video_steps(
     restart: bool = False,
     keep_frames: bool = False,
     chunk: int = 0,
-    overlap: int = 3,
+    overlap: int = 4,
     ray: str | None = None,
     style_blend_weights: str | None = None,
     style_scale: float = 1.0,
