@@ -202,6 +202,8 @@ class _Flows:
         from .. import flow
 
         if (t, j) not in self._cache:
+            for key in [k for k in self._cache if k[0] < t]:  # frames are styled in order: earlier ones are done
+                del self._cache[key]
             self._cache[(t, j)] = flow.flows_and_mask(self.frames[j], self.frames[t], self.preset)
         return self._cache[(t, j)]
 
