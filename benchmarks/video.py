@@ -142,7 +142,7 @@ def run_clip(kind, frames, style, out: pathlib.Path, args, consistent: bool):
     dst = out / f"{kind}_{'consistent' if consistent else 'independent'}/"
     t0 = time.perf_counter()
     res = style_video(str(src), [style], str(dst), size=max(frames[0].shape[:2]), fps=10, consistent=consistent,
-                      seed=args.seed, restart=True, iterations=args.iterations,
+                      seed=args.seed, restart=consistent or args.restart, iterations=args.iterations,
                       temporal_weight=args.temporal_weight, later_iterations=args.later_iterations)
     wall = time.perf_counter() - t0
     outs = [np.asarray(Image.open(p).convert("RGB")) for p in res.frames]
@@ -211,6 +211,8 @@ def main():
     ap.add_argument("--judge-frames", type=int, default=3, help="frames per run given to the judge")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--restart", action="store_true",
+                    help="redo the independent runs too (by default finished ones are reused: they do not change)")
     ap.add_argument("--gif", default=None, help="write input | independent | consistent of the pan clip here")
     ap.add_argument("--ray", action="store_true", help="only the seams of chunks joined on a local Ray cluster")
     ap.add_argument("--chunk", type=int, default=6)

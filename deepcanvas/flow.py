@@ -70,11 +70,18 @@ def _grid(fl: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.stack([gx, gy], -1)[None]
 
 
-def warp(img: torch.Tensor, fl: np.ndarray) -> torch.Tensor:
-    """``img`` sampled at ``x + fl(x)`` (bilinear; edge pixels repeat where the flow points outside)."""
+def warp(img: torch.Tensor, fl: np.ndarray, mode: str = "bilinear") -> torch.Tensor:
+    """``img`` sampled at ``x + fl(x)`` (edge pixels repeat where the flow points outside).
+
+    mode 'bilinear' (the usual choice, and the warping error's) or 'bicubic', which blurs far less: a
+    bilinear sample half-way between two pixels is their mean, and a video warps every frame from the
+    previous one, so that blur compounds (pan at 192 px, 4 1/3 px a frame: mean |Laplacian| of the
+    styled frames from 38 down to 24 within 5 frames). Bicubic results are clipped to [0, 1].
+    """
     grid = _grid(fl).to(img.device, img.dtype)
     grid = grid.expand(img.shape[0], *grid.shape[1:])
-    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    out = F.grid_sample(img, grid, mode=mode, padding_mode="border", align_corners=True)
+    return out.clamp(0, 1) if mode == "bicubic" else out
 
 
 def _sample_flow(fl: np.ndarray, at: np.ndarray) -> np.ndarray:

@@ -50,6 +50,8 @@ FlowPreset = Literal["ultrafast", "fast", "medium"]
 #: Share of the first frame's iterations a later frame takes (warm start from the warped previous
 #: output): the visible pixels are already styled, only the disoccluded strips start from the photo.
 LATER_SHARE = 0.3
+#: How the previous output is moved along the flow (flow.warp): bicubic, so the blur does not compound.
+WARP_MODE = "bicubic"
 #: A warm-started frame's learning rate decays to this share of the first frame's.
 LR_FLOOR = 0.1
 
@@ -223,7 +225,7 @@ def temporal_targets(t: int, offsets: list[int], flows: _Flows, outputs: dict[in
         m = torch.from_numpy(m)[None, None]
         eff = m if claimed is None else (m - claimed).clamp_min(0)
         claimed = m if claimed is None else torch.maximum(claimed, m)
-        out.append((flow.warp(outputs[t - j], fl), eff))
+        out.append((flow.warp(outputs[t - j], fl, WARP_MODE), eff))
     return out
 
 
@@ -710,7 +712,7 @@ def dream_video_steps(
                     return cur
                 fl, m = flows.get(i, i - 1)
                 m = torch.from_numpy(m)[None, None]
-                warped = flow.warp(outputs[i - 1], fl)
+                warped = flow.warp(outputs[i - 1], fl, WARP_MODE)
                 return (m * (blend * warped + (1 - blend) * cur) + (1 - m) * cur).clamp(0, 1)
 
             def after(img: torch.Tensor, i=i):
