@@ -352,7 +352,7 @@ def style_video_steps(
     settings.update(times=pl.times, hw=pl.hw, consistent=consistent, temporal_weight=tw, offsets=offsets,
                     later_iterations=later_iterations, flow_preset=flow_preset, styles=_image_digest(
                         [io.load_image(s, what="style image") for s in styles]), input=_input_identity(info),
-                    chunked=bool(ray), chunk=chunk, overlap=overlap)
+                    **({"ray": {"chunk": chunk, "overlap": overlap}} if ray else {}))
     digest = _digest(settings)
     if later_iterations is not None:
         later_iterations = int(check_number("later_iterations", later_iterations, integer=True, positive=True))
