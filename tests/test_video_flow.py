@@ -135,3 +135,26 @@ def test_temporal_loss_in_tiles_sums_to_the_whole():
         t2 = obj.partial({}, x[..., 6:20, :], Region(4, 14, 0, 24, 6, 0))
         tot = [a + b for a, b in zip(t1, t2)]
         assert float(obj.from_totals(tot)) == pytest.approx(float(obj.loss({}, x)), rel=1e-5)
+
+
+def test_long_term_targets_tie_each_pixel_to_the_nearest_frame_it_was_seen_in():
+    from deepcanvas.techniques.video import _parse_offsets, temporal_targets
+
+    h, w = 6, 8
+    m1 = np.ones((h, w), np.float32)
+    m1[:, :3] = 0  # hidden in t-1 (say, behind an object) ...
+    m2 = np.ones((h, w), np.float32)
+    m2[:, :1] = 0  # ... but columns 1, 2 were visible in t-2
+
+    class Flows:  # still camera: zero flow, the masks above
+        def get(self, t, j):
+            return np.zeros((h, w, 2), np.float32), {1: m1, 2: m2}[t - j]
+
+    outputs = {3: torch.full((1, 3, h, w), 0.3), 2: torch.full((1, 3, h, w), 0.6)}
+    (w1, c1), (w2, c2) = temporal_targets(4, _parse_offsets("2"), Flows(), outputs)
+    assert torch.allclose(w1, outputs[3]) and torch.allclose(w2, outputs[2])
+    assert c1[0, 0].tolist() == m1.tolist()
+    expected = np.zeros((h, w), np.float32)
+    expected[:, 1:3] = 1  # only what t-1 could not give
+    assert c2[0, 0].tolist() == expected.tolist()
+    assert _parse_offsets(None) == [1] and _parse_offsets("4,2") == [1, 2, 4]
