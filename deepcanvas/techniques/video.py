@@ -349,10 +349,12 @@ def style_video_steps(
                     style_strength=style_strength, lr=lr, iterations=iterations, colors=colors, seed=seed,
                     device=device, precision=precision)
     settings = {k: v for k, v in style_kw.items() if k != "model" or isinstance(v, str)}
-    settings.update(times=pl.times, hw=pl.hw, consistent=consistent, temporal_weight=tw, offsets=offsets,
-                    later_iterations=later_iterations, flow_preset=flow_preset, styles=_image_digest(
+    settings.update(times=pl.times, hw=pl.hw, consistent=consistent, styles=_image_digest(
                         [io.load_image(s, what="style image") for s in styles]), input=_input_identity(info),
                     **({"ray": {"chunk": chunk, "overlap": overlap}} if ray else {}))
+    if consistent:  # what only a consistent run depends on
+        settings.update(temporal_weight=tw, offsets=offsets, later_iterations=later_iterations,
+                        flow_preset=flow_preset)
     digest = _digest(settings)
     if later_iterations is not None:
         later_iterations = int(check_number("later_iterations", later_iterations, integer=True, positive=True))
