@@ -161,6 +161,7 @@ def ray_seams(args, out: pathlib.Path, photos) -> dict:
         Image.fromarray(f).save(src / f"f{i:03d}.png")
     import ray
 
+    os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(num_cpus=args.ray_workers, include_dashboard=False, log_to_driver=False)
     try:
         res = style_video(str(src), [args.style], str(out / "pan_ray/"), size=args.size, fps=10, seed=args.seed,

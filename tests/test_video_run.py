@@ -146,10 +146,11 @@ def test_chunks_overlap_and_join_with_a_cross_fade():
     assert steps.max() == 30
 
 
-def test_chunks_on_a_local_ray_cluster_join_without_a_worse_seam(frames_dir, tmp_path):
+def test_chunks_on_a_local_ray_cluster_join_without_a_worse_seam(frames_dir, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
     from deepcanvas import flow
 
+    monkeypatch.setenv("RAY_worker_niceness", "0")  # Ray's default 15 starves the workers on a busy machine
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         res = video.style_video(str(frames_dir), [STYLE], str(tmp_path / "r/"), fps=10, ray="local", chunk=3,

@@ -569,6 +569,8 @@ def _style_on_ray(address, frames, styles, style_kw, done, work: _Work, chunk, o
         style_bytes.append(buf.getvalue())
     started = False
     if not ray.is_initialized():
+        if address == "local":  # Ray nices its local workers to 15; here they do the work (a caller may override)
+            os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
                  ignore_reinit_error=True)
         started = True
