@@ -208,7 +208,7 @@ def main():
     ap.add_argument("--out", default="bench-video")
     ap.add_argument("--iterations", type=int, default=None)
     ap.add_argument("--later-iterations", type=int, default=None)
-    ap.add_argument("--temporal-weight", type=float, default=10.0)
+    ap.add_argument("--temporal-weight", type=float, default=5.0)
     ap.add_argument("--judge-frames", type=int, default=3, help="frames per run given to the judge")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)

@@ -251,7 +251,7 @@ def style_video_steps(
     duration: float | None = None,
     size: int | None = 512,
     consistent: bool = True,
-    temporal_weight: float = 10.0,
+    temporal_weight: float = 5.0,
     long_term: str | None = None,
     later_iterations: int | None = None,
     flow_preset: FlowPreset = "medium",
