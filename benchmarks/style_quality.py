@@ -223,6 +223,10 @@ def main(argv=None):
     ap.add_argument("--old", type=Path, help="a checkout of deepcanvas before this change: runs its defaults too")
     ap.add_argument("--old-pairs", type=int, help="run the old defaults on the first N pairs only (they are slow)")
     ap.add_argument("--iterations", type=int, help="override the default iterations (all methods)")
+    ap.add_argument("--only", help="comma-separated pair numbers of the grid (1-based) instead of --pairs")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a style_transfer keyword for this run's methods (repeatable; VALUE read as JSON if it "
+                         "parses): --set content_weight=0.07")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "style_quality")
     ap.add_argument("--sheet", type=Path, help="contact sheet PNG (default OUT/sheet.png)")
@@ -232,13 +236,21 @@ def main(argv=None):
     a.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="styleq-"))
     judge = Judge()
-    runs = [(m, {"method": m}, ROOT) for m in a.methods.split(",") if m]
+    extra = {}
+    for item in a.set:
+        key, _, value = item.partition("=")
+        try:
+            extra[key] = json.loads(value)
+        except json.JSONDecodeError:
+            extra[key] = value
+    runs = [(m, {"method": m, **extra}, ROOT) for m in a.methods.split(",") if m]
+    chosen = ([PAIRS[int(i) - 1] for i in a.only.split(",")] if a.only else PAIRS[:a.pairs])
     if a.old:
         runs.append(("old", {}, a.old.resolve()))
     rows, sheet_rows = [], []
     print(f"{'content':12s} {'style':13s} {'method':6s} {'edge_corr':>9s} {'style_ratio':>11s} {'seconds':>8s} "
           f"{'flat |lap|':>10s}", flush=True)
-    for k, (content_name, style_name) in enumerate(PAIRS[:a.pairs]):
+    for k, (content_name, style_name) in enumerate(chosen):
         c, s = image_path(content_name, tmp), image_path(style_name, tmp)
         tiles = [label(thumb(c, a.thumb), [content_name]), label(thumb(s, a.thumb), [style_name])]
         for name, kw, root in runs:

@@ -1,6 +1,6 @@
 """deepcanvas: backpropagate to the image.
 
-Style transfer, DeepDream, class visualization and feature inversion on one engine.
+Style transfer, DeepDream, class visualization and feature inversion on one engine; also on video clips.
 The names below are imported on first use (PEP 562), so ``import deepcanvas`` and
 ``deepcanvas --help`` do not pay for torch until a technique is used.
 
@@ -24,10 +24,12 @@ _API = {
     "dream_zoom": "techniques.zoom", "dream_zoom_steps": "techniques.zoom",
     "visualize_class": "techniques.classviz", "visualize_class_steps": "techniques.classviz",
     "invert": "techniques.invert", "invert_steps": "techniques.invert", "contact_sheet": "techniques.invert",
+    "style_video": "techniques.video", "style_video_steps": "techniques.video",
+    "dream_video": "techniques.video", "dream_video_steps": "techniques.video",
     "load_model": "models", "LayeredNet": "models",
     "Interrupted": "render", "Progress": "render", "Stage": "render", "Renderer": "render", "drive": "render",
 }
-_MODULES = ("objectives", "param", "transforms", "models", "io")
+_MODULES = ("objectives", "param", "transforms", "models", "io", "flow", "clip")
 
 __all__ = ["DeepCanvasError", *_API, *_MODULES]
 

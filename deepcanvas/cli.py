@@ -126,6 +126,16 @@ TECHNIQUES = [
     ("invert", "feature inversion: rebuild IMAGE from one layer's features", "invert", "invert_steps", "invert",
      [("image", {"help": "input photo"})], "inverted.png"),
 ]
+#: The video commands (techniques/video.py): (name, help, *_steps function, plain function, positionals, output).
+VIDEO_COMMANDS = [
+    ("style-video", "style a video clip (or a folder of frames), frame by frame with temporal consistency",
+     "style_video_steps", "style_video",
+     [("input", {"help": "video file (mp4, mov, webm, gif...) or a folder or glob of frames"}),
+      ("styles", {"nargs": "+", "help": "style image(s)"})], "styled.mp4"),
+    ("dream-video", "DeepDream a video clip, each frame seeded by the previous dream moved by the optical flow",
+     "dream_video_steps", "dream_video",
+     [("input", {"help": "video file (mp4, mov, webm, gif...) or a folder or glob of frames"})], "dream.mp4"),
+]
 ZOOM_HELP = "DeepDream zoom: N frames, each dreamt on a slightly zoomed previous one; PNG frames and a GIF"
 
 
@@ -165,6 +175,10 @@ def build_parser(only: str | None = None):
     p = sub.add_parser("dream-zoom", help=ZOOM_HELP, description=ZOOM_HELP)
     if only in (None, "dream-zoom"):
         _fill_zoom_command(p)
+    for name, help_, steps, plain, positionals, default_out in VIDEO_COMMANDS:
+        p = sub.add_parser(name, help=help_, description=help_)
+        if only in (None, name):
+            _fill_video_command(p, steps, plain, positionals, default_out)
     from .demo import add_demo_command
     from .web import add_serve_command  # imports no web dependency
 
@@ -211,6 +225,39 @@ def _fill_zoom_command(p) -> None:
     p.set_defaults(handler=handler)
 
 
+def _fill_video_command(p, steps: str, plain: str, positionals, default_out: str) -> None:
+    """``style-video`` / ``dream-video``: the API function's flags, one progress bar over the whole clip."""
+    video = _technique("video")
+    for pname, opts in positionals:
+        p.add_argument(pname, **opts)
+    p.add_argument("-o", "--output", default=default_out,
+                   help=f"an .mp4, a .gif, or a folder of PNG frames (ending in /) (default: {default_out})")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    kw = add_api_arguments(p, getattr(video, steps))
+    func = getattr(video, plain)
+
+    def handler(args):
+        from .render import Interrupted
+
+        reporter = Reporter(Path("x.png"), 0, 0, args.quiet)
+        t0 = time.perf_counter()
+        try:
+            res = func(*[getattr(args, n) for n, _ in positionals], args.output, callback=reporter,
+                       **{k: getattr(args, k) for k in kw})
+        except Interrupted:
+            reporter.close()
+            print(f"interrupted: the finished frames are kept; run the same command again to resume",
+                  file=sys.stderr)
+            return 130
+        reporter.close()
+        w, h = res.size
+        print(f"wrote {res.output} ({len(res.frames)} frames, {w}x{h}, {res.fps:g} fps) "
+              f"in {time.perf_counter() - t0:.1f} s")
+        return 0
+
+    p.set_defaults(handler=handler)
+
+
 def _make_handler(func, positional_names, kw_names):
     def handler(args):
         positional = [getattr(args, n) for n in positional_names]
@@ -250,7 +297,7 @@ def run_batch(args, styles, kwargs) -> int:
 
 def _command_in(argv: list[str]) -> str:
     """The subcommand named in ``argv`` ('' for none): only its module needs importing."""
-    names = {t[0] for t in TECHNIQUES} | {"dream-zoom"}
+    names = {t[0] for t in TECHNIQUES} | {"dream-zoom"} | {v[0] for v in VIDEO_COMMANDS}
     for a in argv:
         if not a.startswith("-"):
             return a if a in names else ""

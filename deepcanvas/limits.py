@@ -81,6 +81,14 @@ LIMITS: dict[str, Range] = {
     "beta": Range(0, 100, above=True),
     "zoom": Range(1, 100),
     "fps": Range(0, 240, above=True),
+    # video (techniques/video.py)
+    "temporal_weight": Range(0, MAX_WEIGHT),
+    "later_iterations": Range(1, MAX_ITERATIONS, integer=True),
+    "blend": Range(0, 1),
+    "start": Range(0, 360_000),
+    "duration": Range(0, 360_000, above=True),
+    "overlap": Range(0, 100, integer=True),
+    "chunk": Range(0, MAX_FRAMES, integer=True),
 }
 
 #: Narrower ranges one technique's ``*_steps`` function sets for a shared name.

@@ -14,7 +14,7 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence, get_args
+from typing import Any, Callable, Iterator, Literal, Sequence, get_args
 
 import torch
 
@@ -491,6 +491,136 @@ def style_transfer_steps(
         device: auto, cpu, cuda or mps.
         precision: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.
     """
+    plan = prepare_style(**{k: v for k, v in locals().items() if k != "plan"})
+    schedule = scale_schedule(plan.size, plan.min_size, plan.iterations,
+                              plan.setup.multiscale if multiscale is None else multiscale)
+
+    def scale_stage(k: int, side: int, n_iter: int):
+        def build(prev: torch.Tensor | None) -> Stage:
+            hw = fit_size(*plan.content_img.shape[-2:], side)
+            return plan.stage(plan.work_content, plan.start_image(hw, prev), side, n_iter,
+                              name=f"scale {k + 1}/{len(schedule)} ({max(hw)} px)")
+        return build
+
+    stages = [scale_stage(k, side, n) for k, (side, n) in enumerate(schedule)]
+    yield from render(plan.net, stages, total=sum(n for _, n in schedule), precision=plan.precision, rng=plan.rng,
+                      finish=lambda results: plan.finish(results[-1], plan.content_img))
+
+
+@dataclass
+class StylePlan:
+    """A style transfer with every argument checked and the network and style images loaded.
+
+    :func:`style_transfer_steps` builds one stage per scale from it; a video (techniques/video.py)
+    one stage per frame, each with its own content and start image, sharing the style targets.
+    """
+
+    net: torch.nn.Module
+    dev: torch.device
+    setup: LossSetup
+    method: str
+    c_layers: dict
+    s_layers: dict
+    style_imgs: list
+    blend: list
+    weights: tuple  # cw, sw, tw, rw
+    optimizer: str
+    lr: float
+    optimizer_options: dict
+    tile: int
+    generator: torch.Generator | None
+    style_scale: float
+    colors: str
+    rng: Any
+    precision: str
+    size: int
+    min_size: int
+    iterations: int
+    content_img: torch.Tensor
+    work_content: torch.Tensor
+    init: str
+    init_img: torch.Tensor | None
+    init_noise: float
+    regions: RegionPlan | None = None  # masks, style masks or semantic maps (None: every style everywhere)
+    feather: float = 0.01
+
+    def work(self, content: torch.Tensor) -> torch.Tensor:
+        """What the content loss sees of a content image (its luminance with colors='luminance')."""
+        return color.luminance(content) if self.colors == "luminance" else content
+
+    def start_image(self, hw, prev) -> torch.Tensor:
+        if prev is not None:
+            return resize(prev, hw)
+        if self.init_img is not None:
+            return resize(self.init_img, hw)
+        if self.init == "noise":  # neural-style-pt's random init: the mean colour with faint noise
+            mean = torch.tensor(models.vgg.CAFFE_MEAN_BGR[::-1]).view(1, 3, 1, 1) / 255
+            return (mean + torch.randn(1, 3, *hw) * 0.001).clamp(0, 1)
+        if self.init == "blend":
+            return (1 - self.init_noise) * resize(self.work_content, hw) + self.init_noise * torch.rand(1, 3, *hw)
+        return resize(self.work_content, hw)
+
+    def stage(self, content: torch.Tensor, start: torch.Tensor, side: int, steps: int, *, name: str = "",
+              extra: Callable[[tuple[int, int, int, int]], Objective] | None = None,
+              after: Callable[[torch.Tensor], None] | None = None, lr: float | None = None,
+              lr_schedule: Callable[[float], float] | None = None) -> Stage:
+        """One stage styling ``content`` (resized to ``start``'s size) from ``start``.
+
+        ``extra(box)`` adds a term to the objective (the image it sees is padded by ``box``:
+        top, bottom, left, right); ``after`` gets the stage's (cropped) result.
+        """
+        hw = tuple(start.shape[-2:])
+        box = border_pad(hw) if self.setup.pad_borders else (0, 0, 0, 0)
+        cw, sw, tw, rw = self.weights
+        regions = None
+        if self.regions is not None:  # each region's mask at this size, on the padded picture the network sees
+            _, masks = self.regions.masks(hw, self.feather)
+            regions = [StyleRegion(None if m is None else Mask(pad_image(m, box).to(self.dev)),
+                                   1.0 if m is None else float(m.mean()), idx, b, sm)
+                       for m, (_, idx, b, sm) in zip(masks, self.regions.regions)]
+        # L-BFGS's pixels are never clipped (param.py): OutOfRange keeps them in range.
+        objective = style_objective(self.net, self.method, self.setup.mode, pad_image(resize(content, hw).to(self.dev), box),
+                                    self.c_layers, self.s_layers, self.style_imgs, self.blend,
+                                    round(side * self.style_scale), cw=cw, sw=sw, tw=tw, tv=self.setup.tv,
+                                    rw=rw if self.optimizer == "lbfgs" else 0.0, tile=self.tile,
+                                    generator=self.generator, pixel_weight=self.setup.pixel_weight,
+                                    regions=regions)
+        if extra is not None:
+            objective = objective + extra(box)
+        param = PixelParam(pad_image(start.to(self.dev), box), clip=self.optimizer != "lbfgs")
+        return Stage(param, objective, steps, name=name, optimizer=self.optimizer, lr=self.lr if lr is None else lr,
+                     lr_schedule=lr_schedule,
+                     tile=self.tile, tile_margin=TILE_MARGIN,
+                     # A noisy loss (new random projections each step) would keep a lucky sample: keep the last.
+                     keep_best=self.method != "swd", optimizer_options=self.optimizer_options,
+                     view=lambda img: crop_image(img, box), result=lambda img: crop_image(img, box).cpu(),
+                     after=after)
+
+    def finish(self, img: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        """The final picture from a stage's result: at the output size, the content's colours if asked, and the
+        photo itself outside the mask (blended across its feathered edge)."""
+        final_hw = fit_size(*content.shape[-2:], self.size)
+        img = resize(img, final_hw)
+        if self.colors == "luminance":
+            img = color.luma_swap(color.luminance(img), resize(content, final_hw))
+        elif self.colors == "luma":
+            img = color.luma_swap(img, resize(content, final_hw))
+        if self.regions is not None:
+            effect_mask, _ = self.regions.masks(final_hw, self.feather)
+            if effect_mask is not None:
+                img = R.composite(img, resize(content, final_hw), effect_mask)
+        return img
+
+
+def prepare_style(content, styles, *, style_blend_weights=None, size=512, style_scale=1.0, model="vgg16",
+                  weights=None, pooling="max", content_layers=None, style_layers=None, content_weight=None,
+                  style_weight=None, tv_weight=None, range_weight=None, preset="deepcanvas", method=None,
+                  style_strength=0.5, init="content", init_noise=0.5, optimizer=None, lr=None, line_search=True,
+                  adam_beta1=0.9, adam_beta2=0.999, adam_eps=1e-8, adam_eps_rel=None, iterations=None,
+                  multiscale=None, min_size=128, colors="style", original_colors=False, mask=None, style_masks=None,
+                  content_map=None, style_map=None, feather=0.01, tile=1024, seed=None, device="auto",
+                  precision="auto") -> StylePlan:
+    """Check every argument of :func:`style_transfer_steps`, then load the images and the network."""
     # -- check everything before any slow work -------------------------------------
     size = longest_side(size)
     min_size = longest_side(min_size, "min_size")
@@ -532,8 +662,8 @@ def style_transfer_steps(
     content_img = load_tensor(content, "content image")
     style_imgs = [load_tensor(s, "style image") for s in styles]
     init_img = load_tensor(init, "init image") if init not in INITS else None
-    plan = plan_regions(mask, style_masks, content_map, style_map, len(styles), blend,
-                        style_blend_weights is not None)
+    regions = plan_regions(mask, style_masks, content_map, style_map, len(styles), blend,
+                           style_blend_weights is not None)
     rng = seed_everything(seed)
     net = models.load_model(model, weights=weights, pooling=pooling, device=dev)
 
@@ -548,72 +678,17 @@ def style_transfer_steps(
         style_imgs = [color.match_luminance(s, content_img) for s in style_imgs]
         work_content = color.luminance(content_img)
 
-    h0, w0 = content_img.shape[-2:]
-    final_hw = fit_size(h0, w0, size)
+    final_hw = fit_size(*content_img.shape[-2:], size)
     if method == "swd" and max(final_hw) > tile:
         raise DeepCanvasError(f"method swd sorts the whole image's features and cannot be computed in tiles: "
                               f"use method gram for images above the tile size ({tile} px), or a larger tile")
     # The random projections of the sliced-Wasserstein loss: seeded from the run's seed.
     generator = torch.Generator().manual_seed(rng.randrange(2 ** 31)) if method == "swd" else None
 
-    # -- the run: one stage per scale, each starting from the previous result upsampled -------------
-    schedule = scale_schedule(size, min_size, iterations, setup.multiscale if multiscale is None else multiscale)
-
-    def start_image(hw, prev) -> torch.Tensor:
-        if prev is not None:
-            return resize(prev, hw)
-        if init_img is not None:
-            return resize(init_img, hw)
-        if init == "noise":  # neural-style-pt's random init: the mean colour with faint noise
-            mean = torch.tensor(models.vgg.CAFFE_MEAN_BGR[::-1]).view(1, 3, 1, 1) / 255
-            return (mean + torch.randn(1, 3, *hw) * 0.001).clamp(0, 1)
-        if init == "blend":
-            return (1 - init_noise) * resize(work_content, hw) + init_noise * torch.rand(1, 3, *hw)
-        return resize(work_content, hw)
-
-    def scale_stage(k: int, side: int, n_iter: int):
-        def build(prev: torch.Tensor | None) -> Stage:
-            hw = fit_size(h0, w0, side)
-            box = border_pad(hw) if setup.pad_borders else (0, 0, 0, 0)
-            regions = None
-            if plan is not None:  # each region's mask at this size, on the padded picture the network sees
-                _, masks = plan.masks(hw, feather)
-                regions = [StyleRegion(None if m is None else Mask(pad_image(m, box).to(dev)),
-                                       1.0 if m is None else float(m.mean()), idx, b, sm)
-                           for m, (_, idx, b, sm) in zip(masks, plan.regions)]
-            # L-BFGS's pixels are never clipped (param.py): OutOfRange keeps them in range.
-            objective = style_objective(net, method, setup.mode, pad_image(resize(work_content, hw).to(dev), box),
-                                        c_layers, s_layers, style_imgs, blend, round(side * style_scale), cw=cw,
-                                        sw=sw, tw=tw, tv=setup.tv, rw=rw if optimizer == "lbfgs" else 0.0,
-                                        tile=tile, generator=generator, pixel_weight=setup.pixel_weight,
-                                        regions=regions)
-            param = PixelParam(pad_image(start_image(hw, prev).to(dev), box), clip=optimizer != "lbfgs")
-            return Stage(param, objective, n_iter, name=f"scale {k + 1}/{len(schedule)} ({max(hw)} px)",
-                         optimizer=optimizer, lr=lr, tile=tile, tile_margin=TILE_MARGIN,
-                         # A noisy loss (new random projections each step) would keep a lucky sample: keep the last.
-                         keep_best=method != "swd",
-                         optimizer_options={"betas": (adam_beta1, adam_beta2), "eps": adam_eps, "eps_rel": eps_rel,
-                                            "line_search": line_search},
-                         view=lambda img: crop_image(img, box), result=lambda img: crop_image(img, box).cpu())
-        return build
-
-    def colored(results: list[torch.Tensor]) -> torch.Tensor:
-        img = resize(results[-1], final_hw)
-        if colors == "luminance":
-            return color.luma_swap(color.luminance(img), resize(content_img, final_hw))
-        if colors == "luma":
-            return color.luma_swap(img, resize(content_img, final_hw))
-        return img
-
-    finish = colored
-    if plan is not None:
-        effect_mask, _ = plan.masks(final_hw, feather)
-        if effect_mask is not None:  # the photo itself outside the mask, blended across the feathered edge
-            def finish(results: list[torch.Tensor]) -> torch.Tensor:
-                return R.composite(colored(results), resize(content_img, final_hw), effect_mask)
-
-    stages = [scale_stage(k, side, n) for k, (side, n) in enumerate(schedule)]
-    yield from render(net, stages, total=sum(n for _, n in schedule), precision=precision, rng=rng, finish=finish)
+    return StylePlan(net, dev, setup, method, c_layers, s_layers, style_imgs, blend, (cw, sw, tw, rw), optimizer, lr,
+                     {"betas": (adam_beta1, adam_beta2), "eps": adam_eps, "eps_rel": eps_rel, "line_search": line_search},
+                     tile, generator, style_scale, colors, rng, precision, size, min_size, iterations, content_img,
+                     work_content, init, init_img, init_noise, regions, feather)
 
 
 def style_transfer(content, styles, *, callback: Callable[[Progress], None] | None = None, **kwargs):

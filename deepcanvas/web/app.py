@@ -21,6 +21,8 @@ Endpoints (all JSON unless noted; errors are ``{"error": "..."}`` with a 4xx sta
                                         loss, time left, preview data URL) on every change until it ends
     GET  /api/jobs/{id}/result/{i}      the result as a full-size PNG (?download=1: as an attachment;
                                         ?thumb=1: a small JPEG)
+    GET  /video, POST /api/videos,      the video tab: upload a clip, style it, download the MP4 (web/video.py)
+    GET  /api/videos/{id}.mp4
 """
 
 from __future__ import annotations
@@ -550,6 +552,10 @@ def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOA
         return FileResponse(path, media_type="image/png", filename=fname if download else None,
                             content_disposition_type="attachment" if download else "inline")
 
+    # -- the video tab (web/video.py: its own routes and page) ----------------------------------------
+    from .video import add_video_routes
+
+    add_video_routes(app, studio, ApiError)
     return app
 
 
