@@ -146,7 +146,7 @@ def test_chunks_overlap_and_join_with_a_cross_fade():
     assert steps.max() == 30
 
 
-def test_chunks_on_a_local_ray_cluster_join_without_a_worse_seam(frames_dir, tmp_path, monkeypatch):
+def test_chunks_on_a_local_ray_cluster_join_better_than_restyling_each_frame(frames_dir, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
     from deepcanvas import flow
 
