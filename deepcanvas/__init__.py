@@ -24,6 +24,7 @@ _API = {
     "dream_zoom": "techniques.zoom", "dream_zoom_steps": "techniques.zoom",
     "visualize_class": "techniques.classviz", "visualize_class_steps": "techniques.classviz",
     "invert": "techniques.invert", "invert_steps": "techniques.invert", "contact_sheet": "techniques.invert",
+    "atlas": "techniques.atlas", "atlas_steps": "techniques.atlas",
     "load_model": "models", "LayeredNet": "models",
     "Interrupted": "render", "Progress": "render", "Stage": "render", "Renderer": "render", "drive": "render",
 }

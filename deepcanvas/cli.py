@@ -125,6 +125,8 @@ TECHNIQUES = [
                                          "none with --objective)"})], "class.png"),
     ("invert", "feature inversion: rebuild IMAGE from one layer's features", "invert", "invert_steps", "invert",
      [("image", {"help": "input photo"})], "inverted.png"),
+    ("atlas", "layer atlas: what each layer's channels respond to, one sheet per network", "atlas", "atlas_steps",
+     "atlas", [], "atlas.png"),
 ]
 ZOOM_HELP = "DeepDream zoom: N frames, each dreamt on a slightly zoomed previous one; PNG frames and a GIF"
 

@@ -80,6 +80,7 @@ LIMITS: dict[str, Range] = {
     "beta": Range(0, 100, above=True),
     "zoom": Range(1, 100),
     "fps": Range(0, 240, above=True),
+    "memory_limit_gb": Range(0, 4096, above=True),
 }
 
 #: Narrower ranges one technique's ``*_steps`` function sets for a shared name.

@@ -82,12 +82,28 @@ class FourierParam(Param):
         self.spectrum = spec.to(device).requires_grad_(True)
         self.decorrelate = decorrelate
         self.color = torch.tensor(COLOR_DECORRELATION.T, device=device)
+        self.freqs = torch.tensor(freqs, dtype=torch.float32, device=device)[None, None, :, :, None]
+        self.mask: torch.Tensor | None = None
+
+    def set_cutoff(self, cutoff: float | None) -> None:
+        """Keep only frequencies up to ``cutoff`` cycles per pixel (None or >= 0.71: all of them).
+
+        A coarse-to-fine schedule in one parameterisation: raising the cutoff over the steps lets the
+        layout settle on a blurred image before any detail exists (see techniques/invert.py).
+        """
+        self.mask = None if cutoff is None or cutoff >= 0.71 else (self.freqs <= cutoff).float()
 
     def parameters(self):
         return [self.spectrum]
 
+    @torch.no_grad()
+    def flip_colors(self, signs) -> None:
+        """Multiply each colour axis (decorrelated, before the sigmoid) by +-1: all -1 gives 1 - image."""
+        self.spectrum.mul_(torch.tensor(signs, dtype=self.spectrum.dtype, device=self.spectrum.device).view(1, 3, 1, 1, 1))
+
     def image(self):
-        spec = torch.view_as_complex(self.scale * self.spectrum)
+        scale = self.scale if self.mask is None else self.scale * self.mask
+        spec = torch.view_as_complex(scale * self.spectrum)
         img = torch.fft.irfftn(spec, s=(self.h, self.w), norm="ortho") / 4.0  # lucid's "magic" 4: less saturation
         if self.decorrelate:
             img = torch.einsum("nchw,cd->ndhw", img, self.color)
@@ -99,3 +115,51 @@ def resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(img.shape[-2:]) == tuple(size):
         return img
     return F.interpolate(img, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+
+
+class PyramidParam(Param):
+    """An image as a sum of upsampled levels, 1/1 .. 1/2^(levels-1) of its size, in decorrelated colour.
+
+    ``image = sigmoid(C · Σ_k w_k · up(L_k))`` with level k at 1/2^k of the size and weight
+    ``w_k = 2^(k·decay)``: Adam moves every level by about the learning rate, so the coarse
+    levels (the layout, the large colour areas) settle in a few steps and the fine ones add the
+    detail, the way a coarse-to-fine schedule would, in one optimisation. All levels start at
+    zero plus faint noise (a grey image).
+    """
+
+    def __init__(self, batch: int, height: int, width: int, *, levels: int = 5, decay: float = 1.0,
+                 sd: float = 0.01, decorrelate: bool = True, device="cpu", generator: torch.Generator | None = None):
+        self.h, self.w = height, width
+        self.levels: list[torch.Tensor] = []
+        self.weights: list[float] = []
+        for k in range(max(1, int(levels))):
+            lh, lw = max(1, round(height / 2 ** k)), max(1, round(width / 2 ** k))
+            if k and (lh < 2 or lw < 2):
+                break
+            t = torch.randn(batch, 3, lh, lw, generator=generator) * sd
+            self.levels.append(t.to(device).requires_grad_(True))
+            self.weights.append(2.0 ** (k * decay))
+        total = sum(w * w for w in self.weights) ** 0.5
+        self.weights = [w / total for w in self.weights]
+        self.decorrelate = decorrelate
+        self.color = torch.tensor(COLOR_DECORRELATION.T, device=device)
+
+    def parameters(self):
+        return list(self.levels)
+
+    @torch.no_grad()
+    def flip_colors(self, signs) -> None:
+        """Multiply each colour axis (decorrelated, before the sigmoid) by +-1: all -1 gives 1 - image."""
+        for t in self.levels:
+            t.mul_(torch.tensor(signs, dtype=t.dtype, device=t.device).view(1, 3, 1, 1))
+
+    def image(self):
+        img = 0
+        for t, w in zip(self.levels, self.weights):
+            up = t if t.shape[-2:] == (self.h, self.w) else F.interpolate(t, size=(self.h, self.w), mode="bilinear",
+                                                                         align_corners=False)
+            img = img + w * up
+        img = img * 4.0  # logits of a few units: sigmoid's range without saturating at the start
+        if self.decorrelate:
+            img = torch.einsum("nchw,cd->ndhw", img, self.color)
+        return torch.sigmoid(img)

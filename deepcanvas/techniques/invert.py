@@ -31,12 +31,13 @@ from .. import models
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import AlphaNorm, FeatureDistance, Sum, TotalVariation
-from ..param import PixelParam, resize
+from ..param import FourierParam, PixelParam, PyramidParam, resize
 from ..render import Progress, Stage, cosine_decay, drive, render
 from ..signature import check_choice
 from .common import Pooling, Precision, begin, check_layer_names, fit_size, load_tensor, longest_side, seed_everything
 
 Loss = Literal["normalized", "l2"]
+ParamKind = Literal["auto", "pixel", "fourier", "pyramid"]
 Optimizer = Literal["adam", "lbfgs"]
 TV_BASE = 2.0  # default TV weight: TV_BASE * sqrt(the layer's stride), chosen by looking
 
@@ -62,6 +63,45 @@ def _layer_list(layer, layers, info) -> list[str]:
     return seen
 
 
+SIGNS = [(a, b, c) for a in (1, -1) for b in (1, -1) for c in (1, -1)]
+
+
+def _sign_search(net, objective, every: int, times: int):
+    """A hook: every ``every`` steps (``times`` times), try the image with each colour axis's sign flipped.
+
+    A deep layer barely tells an image from its negative (VGG16's relu5_1: distance 0.3-0.5 against 1 for
+    grey), and a run from grey often settles in the negative's basin: dark where the photo is light, blue
+    where it is red. Which of the 8 sign patterns of the decorrelated colour axes matches the features best
+    is a question to the features alone; the best one is kept.
+    """
+
+    def hook(i: int, prm) -> None:
+        if (i + 1) % every or (i + 1) // every > times:
+            return
+        with torch.no_grad():
+            losses = []
+            for s in SIGNS:
+                prm.flip_colors(s)
+                img = prm.image()
+                losses.append(float(objective(net(img, sorted(objective.layers)), img)))
+                prm.flip_colors(s)
+            best = min(range(len(SIGNS)), key=losses.__getitem__)
+            if best:
+                prm.flip_colors(SIGNS[best])
+
+    return hook
+
+
+def _cutoff_schedule(steps: int, start: float, until: float):
+    """A hook raising a Fourier image's frequency cutoff from ``start`` geometrically to all by ``until``."""
+
+    def hook(i: int, prm) -> None:
+        t = (i + 1) / max(1, steps * until)
+        prm.set_cutoff(None if t >= 1 else start * (0.71 / start) ** t)
+
+    return hook
+
+
 def invert_steps(
     image,
     *,
@@ -76,7 +116,13 @@ def invert_steps(
     alpha_weight: float = 1e-3,
     beta: float = 2.0,
     tv_weight: float | None = None,
-    jitter: int = 0,
+    jitter: int | None = None,
+    param: ParamKind = "auto",
+    decay_power: float | None = None,
+    levels: int = 5,
+    flips: int = 3,
+    coarse: float = 0.0,
+    coarse_until: float = 0.5,
     model: str | models.LayeredNet = "vgg16",
     weights: str | None = None,
     pooling: Pooling = "max",
@@ -119,7 +165,11 @@ def invert_steps(
     beta = check_number("beta", beta, positive=True)
     if tv_weight is not None:
         tv_weight = check_number("tv_weight", tv_weight, minimum=0)
-    jitter = int(check_number("jitter", jitter, integer=True, minimum=0))
+    if jitter is not None:
+        jitter = int(check_number("jitter", jitter, integer=True, minimum=0))
+    check_choice("param", param, ParamKind)
+    if decay_power is not None:
+        decay_power = check_number("decay_power", decay_power, minimum=0)
     info, dev = begin(model, device=device, precision=precision, pooling=pooling)
     layer_list = _layer_list(layer, layers, info)
     check_layer_names(info, layer_list)
@@ -148,13 +198,29 @@ def invert_steps(
             objective = objective + alpha_weight * AlphaNorm(alpha)
         if tw > 0:
             objective = objective + tw * TotalVariation("beta", beta=beta)
-        init = (0.5 + 0.05 * torch.randn(1, 3, *hw, generator=gen)).clamp(0, 1)
-        return Stage(PixelParam(init.to(dev), clip=optimizer != "lbfgs"), objective, iterations,
+        kind = param if param != "auto" else "pixel"
+        if kind == "fourier":
+            prm = FourierParam(1, *hw, sd=0.01, decay_power=decay_power if decay_power is not None else 1.0,
+                               device=dev, generator=gen)
+        elif kind == "pyramid":
+            prm = PyramidParam(1, *hw, levels=levels, decay=decay_power if decay_power is not None else 1.0,
+                               device=dev, generator=gen)
+        else:
+            init = (0.5 + 0.05 * torch.randn(1, 3, *hw, generator=gen)).clamp(0, 1)
+            prm = PixelParam(init.to(dev), clip=optimizer != "lbfgs")
+        j = jitter or 0
+        hooks = []
+        if coarse and hasattr(prm, "set_cutoff"):
+            hooks.append(_cutoff_schedule(iterations, coarse, coarse_until))
+            prm.set_cutoff(coarse)
+        if flips and hasattr(prm, "flip_colors"):
+            hooks.append(_sign_search(net, objective, max(1, iterations // 10), flips))
+        return Stage(prm, objective, iterations,
                      name=f"{name} ({k + 1}/{len(layer_list)})" if len(layer_list) > 1 else name,
                      optimizer=optimizer, lr=lr,
                      # Adam: big steps find the layout, small ones settle the detail.
                      lr_schedule=cosine_decay(0.1) if optimizer == "adam" else None,
-                     transforms=T.random_roll(jitter, rng) if jitter else None,
+                     transforms=T.random_roll(j, rng) if j else None, hooks=hooks,
                      result=lambda img: img.clamp(0, 1).cpu())
 
     # Each layer from its own noise; the result is one image per layer.
