@@ -81,6 +81,7 @@ LIMITS: dict[str, Range] = {
     "zoom": Range(1, 100),
     "fps": Range(0, 240, above=True),
     "memory_limit_gb": Range(0, 4096, above=True),
+    "lr_floor": Range(0, 1),
 }
 
 #: Narrower ranges one technique's ``*_steps`` function sets for a shared name.

@@ -128,3 +128,28 @@ def test_cli_bad_input_is_one_line(argv, match, capsys, monkeypatch):
     assert cli.main(["atlas", "--model", "vgg16", *argv, "-o", "x.png", "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert match in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+# -- the studio's fifth tab ---------------------------------------------------------------------------
+def test_studio_has_an_atlas_tab_checked_on_submit():
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from deepcanvas.web.app import create_app
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d, TestClient(create_app(Path(d))) as c:
+        techs = {t["name"]: t for t in c.get("/api/techniques").json()}
+        assert list(techs)[4] == "atlas"
+        fields = {f["name"]: f for f in techs["atlas"]["fields"]}
+        assert fields["layers"]["layers"] and fields["channels"]["main"] and "photo" not in fields
+        assert [i["name"] for i in techs["atlas"]["inputs"]] == ["photo"]
+        bad = [({"layers": "relu9_9"}, "no layer 'relu9_9'"), ({"channels": "a,b"}, "channel must be a number"),
+               ({"size": 0}, "size must be")]
+        for params, msg in bad:
+            r = c.post("/api/jobs", json={"technique": "atlas", "params": {"model": "vgg16", **params}})
+            assert r.status_code == 400 and msg in r.json()["error"], r.json()
+        r = c.post("/api/jobs", json={"technique": "atlas", "inputs": {"photo": "bundled:chelsea.jpg"},
+                                      "params": {"model": "vgg16", "channels": "1,2"}})
+        assert r.status_code == 400 and "with photo" in r.json()["error"]

@@ -31,12 +31,12 @@ from .. import models
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import AlphaNorm, FeatureDistance, Sum, TotalVariation
-from ..param import FourierParam, PixelParam, PyramidParam, resize
+from ..param import FourierParam, LowResParam, PixelParam, PyramidParam, resize
 from ..render import Progress, Stage, cosine_decay, drive, render
 from ..signature import check_choice
 from .common import Pooling, Precision, begin, check_layer_names, fit_size, load_tensor, longest_side, seed_everything
 
-Loss = Literal["normalized", "l2"]
+Loss = Literal["normalized", "channel", "l2"]
 ParamKind = Literal["auto", "pixel", "fourier", "pyramid"]
 Optimizer = Literal["adam", "lbfgs"]
 TV_BASE = 2.0  # default TV weight: TV_BASE * sqrt(the layer's stride), chosen by looking
@@ -123,6 +123,9 @@ def invert_steps(
     flips: int = 3,
     coarse: float = 0.0,
     coarse_until: float = 0.5,
+    decorrelate: bool = True,
+    lowres: int = 0,
+    lowres_share: float = 0.5,
     model: str | models.LayeredNet = "vgg16",
     weights: str | None = None,
     pooling: Pooling = "max",
@@ -201,10 +204,10 @@ def invert_steps(
         kind = param if param != "auto" else "pixel"
         if kind == "fourier":
             prm = FourierParam(1, *hw, sd=0.01, decay_power=decay_power if decay_power is not None else 1.0,
-                               device=dev, generator=gen)
+                               decorrelate=decorrelate, device=dev, generator=gen)
         elif kind == "pyramid":
             prm = PyramidParam(1, *hw, levels=levels, decay=decay_power if decay_power is not None else 1.0,
-                               device=dev, generator=gen)
+                               decorrelate=decorrelate, device=dev, generator=gen)
         else:
             init = (0.5 + 0.05 * torch.randn(1, 3, *hw, generator=gen)).clamp(0, 1)
             prm = PixelParam(init.to(dev), clip=optimizer != "lbfgs")
@@ -223,6 +226,26 @@ def invert_steps(
                      transforms=T.random_roll(j, rng) if j else None, hooks=hooks,
                      result=lambda img: img.clamp(0, 1).cpu())
 
+    if lowres:
+        stages = []
+        n1 = max(1, int(iterations * lowres_share))
+        for k, n in enumerate(layer_list):
+            full = layer_stage(k, n)
+            lh, lw = max(1, hw[0] // lowres), max(1, hw[1] // lowres)
+            init = (0.5 + 0.05 * torch.randn(1, 3, lh, lw, generator=gen)).clamp(0, 1)
+            coarse_stage = Stage(LowResParam(init.to(dev), *hw), full.objective, n1, name=full.name + " coarse",
+                                 optimizer="adam", lr=lr, lr_schedule=None, transforms=full.transforms)
+            stages.append(coarse_stage)
+
+            def fine(prev, full=full, k=k):
+                full.param = PixelParam(prev.to(dev))
+                full.steps = iterations - n1
+                return full
+            stages.append(fine)
+        keep = lambda rs: torch.cat(rs[1::2])  # noqa: E731
+        yield from render(net, stages, total=iterations * len(layer_list), precision=precision, rng=rng,
+                          finish=keep)
+        return
     # Each layer from its own noise; the result is one image per layer.
     yield from render(net, [layer_stage(k, n) for k, n in enumerate(layer_list)], precision=precision, rng=rng,
                       finish=torch.cat)
