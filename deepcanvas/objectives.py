@@ -381,18 +381,10 @@ class FeatureDistance(Objective):
 
     name = "features"
 
-    def __init__(self, layer: str, target: torch.Tensor, mode: str = "normalized", floor: float = 0.1):
+    def __init__(self, layer: str, target: torch.Tensor, mode: str = "normalized"):
         self.layer, self.target, self.mode = layer, target.detach().float(), mode
         self.layers = frozenset([layer])
         self.norm = self.target.pow(2).sum().clamp_min(1e-12)
-        if mode == "channel":
-            # Each channel's squared error over that channel's own energy (floored at ``floor`` times the mean
-            # channel's, so dead channels do not dominate), averaged: quiet channels count as much as loud ones.
-            e = self.target.pow(2).sum(dim=tuple(d for d in range(self.target.dim()) if d != 1))
-            self.weights = 1.0 / (e.clamp_min(floor * e.mean()) * e.numel())
-            shape = [1] * self.target.dim()
-            shape[1] = -1
-            self.weights = self.weights.view(shape)
 
     def loss(self, acts, image):
         return self.from_totals(self.partial(acts, image, Region.whole(image)))
@@ -400,14 +392,9 @@ class FeatureDistance(Objective):
     def partial(self, acts, image, region):
         a = acts[self.layer]
         x = region.crop(a, image).float()
-        d2 = (x - region.crop_target(self.target, a, image)).pow(2)
-        if self.mode == "channel":
-            return [(d2 * self.weights).sum()]
-        return [d2.sum()]
+        return [(x - region.crop_target(self.target, a, image)).pow(2).sum()]
 
     def from_totals(self, t):
-        if self.mode == "channel":
-            return t[0]
         return t[0] / self.norm if self.mode == "normalized" else t[0] / self.target.numel()
 
 

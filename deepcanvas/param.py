@@ -82,28 +82,12 @@ class FourierParam(Param):
         self.spectrum = spec.to(device).requires_grad_(True)
         self.decorrelate = decorrelate
         self.color = torch.tensor(COLOR_DECORRELATION.T, device=device)
-        self.freqs = torch.tensor(freqs, dtype=torch.float32, device=device)[None, None, :, :, None]
-        self.mask: torch.Tensor | None = None
-
-    def set_cutoff(self, cutoff: float | None) -> None:
-        """Keep only frequencies up to ``cutoff`` cycles per pixel (None or >= 0.71: all of them).
-
-        A coarse-to-fine schedule in one parameterisation: raising the cutoff over the steps lets the
-        layout settle on a blurred image before any detail exists (see techniques/invert.py).
-        """
-        self.mask = None if cutoff is None or cutoff >= 0.71 else (self.freqs <= cutoff).float()
 
     def parameters(self):
         return [self.spectrum]
 
-    @torch.no_grad()
-    def flip_colors(self, signs) -> None:
-        """Multiply each colour axis (decorrelated, before the sigmoid) by +-1: all -1 gives 1 - image."""
-        self.spectrum.mul_(torch.tensor(signs, dtype=self.spectrum.dtype, device=self.spectrum.device).view(1, 3, 1, 1, 1))
-
     def image(self):
-        scale = self.scale if self.mask is None else self.scale * self.mask
-        spec = torch.view_as_complex(scale * self.spectrum)
+        spec = torch.view_as_complex(self.scale * self.spectrum)
         img = torch.fft.irfftn(spec, s=(self.h, self.w), norm="ortho") / 4.0  # lucid's "magic" 4: less saturation
         if self.decorrelate:
             img = torch.einsum("nchw,cd->ndhw", img, self.color)
@@ -147,12 +131,6 @@ class PyramidParam(Param):
     def parameters(self):
         return list(self.levels)
 
-    @torch.no_grad()
-    def flip_colors(self, signs) -> None:
-        """Multiply each colour axis (decorrelated, before the sigmoid) by +-1: all -1 gives 1 - image."""
-        for t in self.levels:
-            t.mul_(torch.tensor(signs, dtype=t.dtype, device=t.device).view(1, 3, 1, 1))
-
     def image(self):
         img = 0
         for t, w in zip(self.levels, self.weights):
@@ -164,19 +142,3 @@ class PyramidParam(Param):
             img = torch.einsum("nchw,cd->ndhw", img, self.color)
         return torch.sigmoid(img)
 
-
-class LowResParam(PixelParam):
-    """Pixels at 1/``factor`` of the size, upsampled (bilinear) to (height, width): an image with no detail.
-
-    The first stage of a coarse-to-fine run: a deep layer barely constrains the low frequencies (VGG16's
-    relu5_1 changes by 0.4% of its energy for a +0.1 brightness shift), and an optimizer free to use every
-    frequency matches the features with an image whose large areas are any brightness; with the detail
-    ruled out, the features have to be matched by the layout itself.
-    """
-
-    def __init__(self, init: torch.Tensor, height: int, width: int, clip: bool = True):
-        super().__init__(init, clip=clip)
-        self.h, self.w = height, width
-
-    def image(self):
-        return F.interpolate(self.pixels, size=(self.h, self.w), mode="bilinear", align_corners=False)

@@ -31,15 +31,26 @@ from .. import models
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import AlphaNorm, FeatureDistance, Sum, TotalVariation
-from ..param import FourierParam, LowResParam, PixelParam, PyramidParam, resize
+from ..param import FourierParam, PixelParam, PyramidParam, resize
 from ..render import Progress, Stage, cosine_decay, drive, render
 from ..signature import check_choice
 from .common import Pooling, Precision, begin, check_layer_names, fit_size, load_tensor, longest_side, seed_everything
 
-Loss = Literal["normalized", "channel", "l2"]
+Loss = Literal["normalized", "l2"]
 ParamKind = Literal["auto", "pixel", "fourier", "pyramid"]
 Optimizer = Literal["adam", "lbfgs"]
 TV_BASE = 2.0  # default TV weight: TV_BASE * sqrt(the layer's stride), chosen by looking
+LR_ADAM = 0.15  # measured (issue 14): 0.05 left flat areas near the grey start after 300 steps
+
+
+def auto_param(stride: float) -> str:
+    """The parameterisation ``param='auto'`` picks for a layer of this stride (measured; module docstring)."""
+    return "pixel"
+
+
+def auto_jitter(stride: float) -> int:
+    """Default jitter: a quarter of the stride from stride 8 on (relu4_x: 2 px, relu5_x: 4 px), else none."""
+    return int(stride // 4) if stride >= 8 else 0
 
 
 def _layer_list(layer, layers, info) -> list[str]:
@@ -63,45 +74,6 @@ def _layer_list(layer, layers, info) -> list[str]:
     return seen
 
 
-SIGNS = [(a, b, c) for a in (1, -1) for b in (1, -1) for c in (1, -1)]
-
-
-def _sign_search(net, objective, every: int, times: int):
-    """A hook: every ``every`` steps (``times`` times), try the image with each colour axis's sign flipped.
-
-    A deep layer barely tells an image from its negative (VGG16's relu5_1: distance 0.3-0.5 against 1 for
-    grey), and a run from grey often settles in the negative's basin: dark where the photo is light, blue
-    where it is red. Which of the 8 sign patterns of the decorrelated colour axes matches the features best
-    is a question to the features alone; the best one is kept.
-    """
-
-    def hook(i: int, prm) -> None:
-        if (i + 1) % every or (i + 1) // every > times:
-            return
-        with torch.no_grad():
-            losses = []
-            for s in SIGNS:
-                prm.flip_colors(s)
-                img = prm.image()
-                losses.append(float(objective(net(img, sorted(objective.layers)), img)))
-                prm.flip_colors(s)
-            best = min(range(len(SIGNS)), key=losses.__getitem__)
-            if best:
-                prm.flip_colors(SIGNS[best])
-
-    return hook
-
-
-def _cutoff_schedule(steps: int, start: float, until: float):
-    """A hook raising a Fourier image's frequency cutoff from ``start`` geometrically to all by ``until``."""
-
-    def hook(i: int, prm) -> None:
-        t = (i + 1) / max(1, steps * until)
-        prm.set_cutoff(None if t >= 1 else start * (0.71 / start) ** t)
-
-    return hook
-
-
 def invert_steps(
     image,
     *,
@@ -118,14 +90,7 @@ def invert_steps(
     tv_weight: float | None = None,
     jitter: int | None = None,
     param: ParamKind = "auto",
-    decay_power: float | None = None,
-    levels: int = 5,
-    flips: int = 3,
-    coarse: float = 0.0,
-    coarse_until: float = 0.5,
-    decorrelate: bool = True,
-    lowres: int = 0,
-    lowres_share: float = 0.5,
+    decay_power: float = 1.5,
     model: str | models.LayeredNet = "vgg16",
     weights: str | None = None,
     pooling: Pooling = "max",
@@ -141,7 +106,7 @@ def invert_steps(
         layers: several layers, each inverted on its own, e.g. "relu1_2,relu3_3,relu5_3".
         size: longest side of the output in pixels.
         iterations: optimisation steps per layer.
-        lr: learning rate (default 0.05 for adam, 1 for lbfgs).
+        lr: learning rate (default 0.15 for adam, 1 for lbfgs).
         optimizer: adam or lbfgs.
         loss: normalized (Mahendran & Vedaldi's distance over the target's energy) or l2 (mean squared error).
         alpha: exponent of the alpha-norm prior.
@@ -149,7 +114,12 @@ def invert_steps(
         beta: exponent of the total-variation prior.
         tv_weight: weight of the TV^beta prior (default: 2 times the square root of the layer's stride, so
             deeper layers get more, as in M&V).
-        jitter: largest random shift in pixels before each step (0: none).
+        jitter: largest random shift in pixels before each step (default: a quarter of the layer's stride from
+            stride 8 on (relu4_x: 2, relu5_x: 4), none for shallower layers).
+        param: the image's parameterisation: pixel, fourier (a 1/f^decay_power spectrum in decorrelated colour),
+            pyramid (a Laplacian-like sum of levels at 1/1 .. 1/16 of the size, in decorrelated colour), or auto
+            (the measured best for the layer's depth; see the module docstring).
+        decay_power: fourier and pyramid only: how much the coarse scales are favoured (higher: smoother).
         model: network from `deepcanvas models`, or a network object (models.LayeredNet).
         weights: local checkpoint for the model's architecture.
         pooling: max or avg.
@@ -161,7 +131,7 @@ def invert_steps(
     size = longest_side(size)
     iterations = int(check_number("iterations", iterations, integer=True, positive=True))
     check_choice("optimizer", optimizer, Optimizer)
-    lr = check_number("lr", lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.05), positive=True)
+    lr = check_number("lr", lr if lr is not None else (1.0 if optimizer == "lbfgs" else LR_ADAM), positive=True)
     check_choice("loss", loss, Loss)
     alpha = check_number("alpha", alpha, positive=True)
     alpha_weight = check_number("alpha_weight", alpha_weight, minimum=0)
@@ -171,8 +141,7 @@ def invert_steps(
     if jitter is not None:
         jitter = int(check_number("jitter", jitter, integer=True, minimum=0))
     check_choice("param", param, ParamKind)
-    if decay_power is not None:
-        decay_power = check_number("decay_power", decay_power, minimum=0)
+    decay_power = check_number("decay_power", decay_power, minimum=0)
     info, dev = begin(model, device=device, precision=precision, pooling=pooling)
     layer_list = _layer_list(layer, layers, info)
     check_layer_names(info, layer_list)
@@ -201,51 +170,23 @@ def invert_steps(
             objective = objective + alpha_weight * AlphaNorm(alpha)
         if tw > 0:
             objective = objective + tw * TotalVariation("beta", beta=beta)
-        kind = param if param != "auto" else "pixel"
+        kind = param if param != "auto" else auto_param(stride)
         if kind == "fourier":
-            prm = FourierParam(1, *hw, sd=0.01, decay_power=decay_power if decay_power is not None else 1.0,
-                               decorrelate=decorrelate, device=dev, generator=gen)
+            prm = FourierParam(1, *hw, sd=0.01, decay_power=decay_power, device=dev, generator=gen)
         elif kind == "pyramid":
-            prm = PyramidParam(1, *hw, levels=levels, decay=decay_power if decay_power is not None else 1.0,
-                               decorrelate=decorrelate, device=dev, generator=gen)
+            prm = PyramidParam(1, *hw, decay=decay_power, device=dev, generator=gen)
         else:
             init = (0.5 + 0.05 * torch.randn(1, 3, *hw, generator=gen)).clamp(0, 1)
             prm = PixelParam(init.to(dev), clip=optimizer != "lbfgs")
-        j = jitter or 0
-        hooks = []
-        if coarse and hasattr(prm, "set_cutoff"):
-            hooks.append(_cutoff_schedule(iterations, coarse, coarse_until))
-            prm.set_cutoff(coarse)
-        if flips and hasattr(prm, "flip_colors"):
-            hooks.append(_sign_search(net, objective, max(1, iterations // 10), flips))
+        j = jitter if jitter is not None else auto_jitter(stride)
         return Stage(prm, objective, iterations,
                      name=f"{name} ({k + 1}/{len(layer_list)})" if len(layer_list) > 1 else name,
                      optimizer=optimizer, lr=lr,
                      # Adam: big steps find the layout, small ones settle the detail.
                      lr_schedule=cosine_decay(0.1) if optimizer == "adam" else None,
-                     transforms=T.random_roll(j, rng) if j else None, hooks=hooks,
+                     transforms=T.random_roll(j, rng) if j else None,
                      result=lambda img: img.clamp(0, 1).cpu())
 
-    if lowres:
-        stages = []
-        n1 = max(1, int(iterations * lowres_share))
-        for k, n in enumerate(layer_list):
-            full = layer_stage(k, n)
-            lh, lw = max(1, hw[0] // lowres), max(1, hw[1] // lowres)
-            init = (0.5 + 0.05 * torch.randn(1, 3, lh, lw, generator=gen)).clamp(0, 1)
-            coarse_stage = Stage(LowResParam(init.to(dev), *hw), full.objective, n1, name=full.name + " coarse",
-                                 optimizer="adam", lr=lr, lr_schedule=None, transforms=full.transforms)
-            stages.append(coarse_stage)
-
-            def fine(prev, full=full, k=k):
-                full.param = PixelParam(prev.to(dev))
-                full.steps = iterations - n1
-                return full
-            stages.append(fine)
-        keep = lambda rs: torch.cat(rs[1::2])  # noqa: E731
-        yield from render(net, stages, total=iterations * len(layer_list), precision=precision, rng=rng,
-                          finish=keep)
-        return
     # Each layer from its own noise; the result is one image per layer.
     yield from render(net, [layer_stage(k, n) for k, n in enumerate(layer_list)], precision=precision, rng=rng,
                       finish=torch.cat)
