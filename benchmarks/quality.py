@@ -1,19 +1,24 @@
 """Quality benchmark for class visualization and feature inversion.
 
-(a) Class visualization of 10 fixed ImageNet classes with the default settings.
-    For each image: the classifier's mean probability for the target class over
-    16 random views that the optimisation never saw (random resized crops of
-    60-100 % of the area, aspect 3:4-4:3, horizontal flips, resized to 224 px),
-    and the share of spectral energy above half the Nyquist frequency, compared
-    with the same measure on photos (tubingen, golden_gate). Aims: mean
-    probability >= 0.9; high-frequency share <= 1.5x the photos'.
-(b) Feature inversion of tubingen.jpg from conv1 .. conv5 of VGG16 as one
-    labelled contact sheet.
+(a) Class visualization of ten ImageNet classes held apart from the ten the defaults were
+    chosen on (``--classes tuning`` runs those). For each image: the classifier's mean
+    probability for the target class over 16 random views that the optimisation never
+    saw (random resized crops of 60-100 % of the area, aspect 3:4-4:3, horizontal
+    flips, resized to 224 px), and the share of spectral energy above half the Nyquist
+    frequency, compared with the same measure on the five photos at hand (tubingen,
+    golden_gate, astronaut, chelsea, coffee). Aims: mean probability >= 0.9;
+    high-frequency share <= 1.5x the photos'. ``--classes-before`` adds the settings
+    before issue 14, same classes, same seeds.
+(b) Feature inversion from VGG16 layers of photos held apart from the two the defaults
+    were tuned on (chelsea, coffee): tubingen, golden_gate, astronaut. Per layer: the
+    layout correlation (Pearson correlation of 64x64 greyscale thumbnails), the chroma
+    correlation (16x16 thumbnails' RGB minus grey) and the mean colour error, with a
+    contact sheet per photo. ``--invert-before`` adds the defaults before issue 14.
 
-Writes the images, a grid, the inversion contact sheet and results.json to the
-output folder. Usage:
+Writes the images, grids, contact sheets and results.json to the output folder. Usage:
 
     python benchmarks/quality.py [OUT_DIR] [--size 224] [--iterations N] [--skip-invert] [--skip-classes]
+        [--classes-before] [--invert-before] [--invert-layers L1,L2] [--invert-photos P1,P2]
 """
 
 from __future__ import annotations
@@ -36,9 +41,18 @@ from deepcanvas.techniques import classviz, invert
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
-PHOTOS = ["tubingen.jpg", "golden_gate.jpg"]
+DATA = ROOT / "deepcanvas" / "data"
+#: The photos whose high-frequency share the class images are compared with (all the photos at hand).
+PHOTOS = [SHARED / "tubingen.jpg", SHARED / "golden_gate.jpg", DATA / "astronaut.jpg", DATA / "chelsea.jpg",
+          DATA / "coffee.jpg"]
+#: The classes the defaults were tuned (looked at) on ...
 CLASSES = ["goldfinch", "tarantula", "flamingo", "monarch butterfly", "zebra",
            "volcano", "lighthouse", "pizza", "strawberry", "jellyfish"]
+#: ... and ten held apart for reporting (issue 14): never used while choosing a setting.
+HELD_OUT_CLASSES = ["robin", "bald eagle", "tree frog", "king penguin", "golden retriever",
+                    "ladybug", "daisy", "castle", "sports car", "lemon"]
+#: Class visualization settings before issue 14, for --classes-before.
+CLASSES_BEFORE = {"decay_power": 1.35, "lr_floor": 1.0}
 INVERT_LAYERS = "relu1_2,relu2_2,relu3_3,relu4_3,relu5_1"  # conv1 .. conv5 (relu5_3 keeps little layout)
 EVAL_VIEWS = 16
 EVAL_SEED = 20240917  # the views are drawn from their own generator, never the optimisation's
@@ -106,26 +120,29 @@ def labelled_grid(images: list[Image.Image], labels: list[str], cols: int = 5, l
     return grid
 
 
-def bench_classes(out: Path, size: int, iterations: int | None, seed: int) -> dict:
+def bench_classes(out: Path, size: int, iterations: int | None, seed: int, classes: list[str] | None = None,
+                  before: bool = False) -> dict:
     info = models.get_info("efficientnet-lite0")
     names = info.classes()
     net = models.load_model("efficientnet-lite0")
-    photo_hf = {p: high_frequency_share(io.load_image(SHARED / p)) for p in PHOTOS if (SHARED / p).is_file()}
+    photo_hf = {p.name: high_frequency_share(io.load_image(p)) for p in PHOTOS if p.is_file()}
+    classes = classes or HELD_OUT_CLASSES
+    tag = "before" if before else "defaults"
     photo_mean = float(np.mean(list(photo_hf.values()))) if photo_hf else float("nan")
     rng = random.Random(EVAL_SEED)
     rows, images = [], []
-    kw = {"size": size, "seed": seed, "device": "cpu"}
+    kw = {"size": size, "seed": seed, "device": "cpu", **(CLASSES_BEFORE if before else {})}
     if iterations:
         kw["iterations"] = iterations
-    print(f"class visualization, {size} px, defaults of deepcanvas.techniques.classviz"
+    print(f"class visualization, {size} px, {tag}"
           f"{'' if not iterations else f', {iterations} iterations'}", flush=True)
     print(f"{'class':>20s} {'index':>5s} {'p(target)':>9s} {'p(full)':>8s} {'HF share':>8s} {'seconds':>7s}")
-    for name in CLASSES:
+    for name in classes:
         (index,) = classviz.resolve_classes(name, names)
         t0 = time.perf_counter()
         img = classviz.visualize_class(index, **kw)
         dt = time.perf_counter() - t0
-        io.save_image(img, out / f"class_{index:03d}_{name.replace(' ', '_')}.png")
+        io.save_image(img, out / f"class_{tag}_{index:03d}_{name.replace(' ', '_')}.png")
         images.append(img)
         p = target_probability(net, img, index, rng)
         with torch.no_grad():
@@ -140,7 +157,7 @@ def bench_classes(out: Path, size: int, iterations: int | None, seed: int) -> di
         print(f"{'photo ' + p:>20s} {'':5s} {'':9s} {'':8s} {v:8.4f}")
     ratio = mean_hf / photo_mean
     print(f"HF share ratio generated / photos: {ratio:.2f} (aim <= 1.5); mean p(target): {mean_p:.3f} (aim >= 0.9)")
-    labelled_grid(images, [f"{r['class']} {r['p_views']:.2f}" for r in rows]).save(out / "classes_grid.png")
+    labelled_grid(images, [f"{r['class']} {r['p_views']:.2f}" for r in rows]).save(out / f"classes_grid_{tag}.png")
     return {"rows": rows, "mean_p_views": mean_p, "mean_hf_share": mean_hf, "photo_hf_share": photo_hf,
             "hf_ratio": ratio}
 
@@ -172,8 +189,8 @@ def colour_figures(img: Image.Image, photo: Image.Image, side: int = 16) -> tupl
 #: Photos the inversion defaults were tuned on, and the ones they are reported on (never tuned on).
 INVERT_TUNING = [ROOT / "deepcanvas" / "data" / "chelsea.jpg", ROOT / "deepcanvas" / "data" / "coffee.jpg"]
 INVERT_REPORT = [SHARED / "tubingen.jpg", SHARED / "golden_gate.jpg", ROOT / "deepcanvas" / "data" / "astronaut.jpg"]
-#: The inversion defaults before issue 14, for --invert-before.
-INVERT_BEFORE = {"param": "pixel", "lr": 0.05, "jitter": 0, "iterations": 300}
+#: A setting to compare with the defaults (--invert-before): the one tried for issue 14 and rejected on tubingen.
+INVERT_BEFORE = {"param": "pixel", "lr": 0.15, "jitter": 4}
 
 
 def bench_invert(out: Path, size: int, iterations: int | None, seed: int, photos: list[Path] | None = None,
@@ -188,7 +205,7 @@ def bench_invert(out: Path, size: int, iterations: int | None, seed: int, photos
         kw.update(INVERT_BEFORE)
     if iterations:
         kw["iterations"] = iterations
-    tag = "before" if before else "defaults"
+    tag = "compare" if before else "defaults"
     net = models.load_model("vgg16")
     rows = []
     print(f"feature inversion, vgg16, {size} px, {tag} ({', '.join(p.name for p in photos)})", flush=True)
@@ -233,7 +250,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-classes", action="store_true")
     ap.add_argument("--skip-invert", action="store_true")
-    ap.add_argument("--invert-before", action="store_true", help="also invert with the defaults before issue 14")
+    ap.add_argument("--classes", default=None,
+                    help="comma-separated class names (default: the ten held apart; 'tuning' for the tuning ten)")
+    ap.add_argument("--classes-before", action="store_true", help="also run the class settings before issue 14")
+    ap.add_argument("--invert-before", action="store_true",
+                    help="also invert with the setting tried and rejected for issue 14 (lr 0.15, jitter 4)")
     ap.add_argument("--invert-photos", default=None,
                     help="comma-separated photo paths (default: the held-apart ones, tubingen, golden_gate, astronaut)")
     ap.add_argument("--invert-layers", default=INVERT_LAYERS)
@@ -242,7 +263,10 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = {"torch_threads": torch.get_num_threads()}
     if not args.skip_classes:
-        results["classes"] = bench_classes(out, args.size, args.iterations, args.seed)
+        classes = CLASSES if args.classes == "tuning" else (args.classes.split(",") if args.classes else None)
+        results["classes"] = bench_classes(out, args.size, args.iterations, args.seed, classes)
+        if args.classes_before:
+            results["classes_before"] = bench_classes(out, args.size, args.iterations, args.seed, classes, before=True)
     if not args.skip_invert:
         photos = [Path(p) for p in args.invert_photos.split(",")] if args.invert_photos else None
         results["invert"] = bench_invert(out, args.size, args.iterations, args.seed, photos, args.invert_layers)

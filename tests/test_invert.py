@@ -250,7 +250,6 @@ def test_every_parameterisation_lowers_the_feature_distance(param):
 
 
 def test_auto_defaults_per_depth():
-    assert invert_mod.auto_jitter(1) == 0 and invert_mod.auto_jitter(4) == 0
-    assert invert_mod.auto_jitter(8) == 2 and invert_mod.auto_jitter(16) == 4
+    assert all(invert_mod.auto_jitter(s) == 0 for s in (1, 2, 4, 8, 16))  # measured: jitter hurt (docstring)
     for stride in (1, 2, 4, 8, 16):
         assert invert_mod.auto_param(stride) in ("pixel", "fourier", "pyramid")
