@@ -153,3 +153,14 @@ def test_studio_has_an_atlas_tab_checked_on_submit():
         r = c.post("/api/jobs", json={"technique": "atlas", "inputs": {"photo": "bundled:chelsea.jpg"},
                                       "params": {"model": "vgg16", "channels": "1,2"}})
         assert r.status_code == 400 and "with photo" in r.json()["error"]
+
+
+def test_relu_layers_are_visualised_through_their_convolution():
+    from conftest import tiny_relu_net as make
+
+    from deepcanvas.techniques.atlas import objective_layer
+
+    net = make()
+    assert objective_layer(net, "r1") == "r1"  # not named relu*: itself
+    net.layer_names = ["conv1_1", "relu1_1", "pool1"]
+    assert objective_layer(net, "relu1_1") == "conv1_1" and objective_layer(net, "pool1") == "pool1"

@@ -84,6 +84,22 @@ def parse_channels(spec) -> tuple[int | None, list[int] | None]:
     return None, list(dict.fromkeys(chosen))
 
 
+def objective_layer(net, layer: str) -> str:
+    """The layer whose channel mean is ascended for ``layer``: a ReLU's own convolution (``relu3_3`` ->
+    ``conv3_3``), else the layer itself.
+
+    A ReLU channel that is zero everywhere on the grey start has no gradient and stays grey (the first
+    VGG16 sheet had all of relu3_3 grey); its convolution's output has the same channels, one to one,
+    and a gradient everywhere, and what maximises its mean is what the ReLU passes on.
+    """
+    names = list(getattr(net, "layer_names", []))
+    if layer.startswith("relu") and layer in names:
+        i = names.index(layer)
+        if i > 0 and names[i - 1].startswith("conv"):
+            return names[i - 1]
+    return layer
+
+
 def _probe(net, layers: list[str], dev) -> tuple[dict[str, int], dict[str, tuple[int, int]], float]:
     """Channel counts and shapes of ``layers`` at 64 px, and the bytes of activations per pixel of input
     needed up to the deepest one (every stage's output is kept for the backward pass)."""
@@ -290,7 +306,8 @@ def atlas_steps(
     todo: dict[str, list[int]] = {}
     for name in layer_list:
         for ch in picks[name]:
-            got = _load_cached(_tile_path(net_name, name, ch, {**key, "layer": name})) if use_cache else None
+            got = _load_cached(_tile_path(net_name, name, ch, {**key, "layer": name, "target": objective_layer(net, name)})) \
+                if use_cache else None
             if got is not None and got.size == (size, size):
                 tiles[name][ch] = got
             else:
@@ -308,8 +325,9 @@ def atlas_steps(
         with torch.no_grad():
             prm.spectrum.copy_(torch.cat(spectra).to(dev))
         objective = Sum([])
+        target = objective_layer(net, name)
         for i, ch in enumerate(chs):
-            objective = objective + Channel(name, ch, batch=i if len(chs) > 1 else None)
+            objective = objective + Channel(target, ch, batch=i if len(chs) > 1 else None)
         rng = random.Random(_channel_seed(seed, name, -1))
         stage = Stage(prm, objective, iterations, name=f"{name} ({k + 1}/{len(todo)})", optimizer="adam", lr=lr,
                       transforms=_robust(8, 0.1, 10, 1.0, rng), keep_best=False)
@@ -326,7 +344,7 @@ def atlas_steps(
             tiles[name][ch] = img
             if use_cache:
                 try:
-                    io.save_image(img, _mkdir(_tile_path(net_name, name, ch, {**key, "layer": name})))
+                    io.save_image(img, _mkdir(_tile_path(net_name, name, ch, {**key, "layer": name, "target": target})))
                 except DeepCanvasError:
                     pass  # an unwritable cache costs only the time next run
 
