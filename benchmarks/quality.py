@@ -49,7 +49,7 @@ PHOTOS = [SHARED / "tubingen.jpg", SHARED / "golden_gate.jpg", DATA / "astronaut
 CLASSES = ["goldfinch", "tarantula", "flamingo", "monarch butterfly", "zebra",
            "volcano", "lighthouse", "pizza", "strawberry", "jellyfish"]
 #: ... and ten held apart for reporting (issue 14): never used while choosing a setting.
-HELD_OUT_CLASSES = ["robin", "bald eagle", "tree frog", "king penguin", "golden retriever",
+HELD_OUT_CLASSES = ["American robin", "bald eagle", "tree frog", "king penguin", "Golden Retriever",
                     "ladybug", "daisy", "castle", "sports car", "lemon"]
 #: Class visualization settings before issue 14, for --classes-before.
 CLASSES_BEFORE = {"decay_power": 1.35, "lr_floor": 1.0}

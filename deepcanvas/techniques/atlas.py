@@ -305,9 +305,9 @@ def atlas_steps(
     tiles: dict[str, dict[int, Image.Image]] = {name: {} for name in layer_list}
     todo: dict[str, list[int]] = {}
     for name in layer_list:
+        layer_key = {**key, "layer": name, "target": objective_layer(net, name)}
         for ch in picks[name]:
-            got = _load_cached(_tile_path(net_name, name, ch, {**key, "layer": name, "target": objective_layer(net, name)})) \
-                if use_cache else None
+            got = _load_cached(_tile_path(net_name, name, ch, layer_key)) if use_cache else None
             if got is not None and got.size == (size, size):
                 tiles[name][ch] = got
             else:
@@ -344,7 +344,8 @@ def atlas_steps(
             tiles[name][ch] = img
             if use_cache:
                 try:
-                    io.save_image(img, _mkdir(_tile_path(net_name, name, ch, {**key, "layer": name, "target": target})))
+                    path = _tile_path(net_name, name, ch, {**key, "layer": name, "target": target})
+                    io.save_image(img, _mkdir(path))
                 except DeepCanvasError:
                     pass  # an unwritable cache costs only the time next run
 
