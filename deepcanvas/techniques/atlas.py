@@ -36,10 +36,11 @@ from ..render import Progress, Stage, drive, render
 from .classviz import _robust
 from .common import Precision, begin, check_layer_names, longest_side, seed_everything
 
-VERSION = 1  # part of every cache key: bump when the recipe changes
+VERSION = 2  # part of every cache key: bump when the recipe changes
 #: Atlas memory: the estimated peak of one layer's batch (activations kept for the backward pass) may not pass this.
 MEMORY_LIMIT_GIB = 4.0
 MAX_CHANNELS = 1024  # per layer
+PRE_RELU_WEIGHT = 0.1
 
 Order = Literal["first", "photo"]
 
@@ -85,12 +86,14 @@ def parse_channels(spec) -> tuple[int | None, list[int] | None]:
 
 
 def objective_layer(net, layer: str) -> str:
-    """The layer whose channel mean is ascended for ``layer``: a ReLU's own convolution (``relu3_3`` ->
-    ``conv3_3``), else the layer itself.
+    """The convolution feeding a ReLU layer (``relu3_3`` -> ``conv3_3``), else the layer itself.
 
     A ReLU channel that is zero everywhere on the grey start has no gradient and stays grey (the first
-    VGG16 sheet had all of relu3_3 grey); its convolution's output has the same channels, one to one,
-    and a gradient everywhere, and what maximises its mean is what the ReLU passes on.
+    VGG16 sheet had all of relu3_3 grey). Its convolution has the same channels, one to one, and a
+    gradient everywhere, so its channel mean is added with a small weight (PRE_RELU_WEIGHT): it lifts
+    a dead channel until the ReLU passes something, and the ReLU's own mean does the rest. (The
+    convolution alone, tried first, gave shallow layers flat, faint tiles: a flat colour maximises a
+    shallow filter's mean.)
     """
     names = list(getattr(net, "layer_names", []))
     if layer.startswith("relu") and layer in names:
@@ -327,7 +330,10 @@ def atlas_steps(
         objective = Sum([])
         target = objective_layer(net, name)
         for i, ch in enumerate(chs):
-            objective = objective + Channel(target, ch, batch=i if len(chs) > 1 else None)
+            b = i if len(chs) > 1 else None
+            objective = objective + Channel(name, ch, batch=b)
+            if target != name:  # the convolution's channel too, weakly: a way out for a ReLU dead at grey
+                objective = objective + PRE_RELU_WEIGHT * Channel(target, ch, batch=b)
         rng = random.Random(_channel_seed(seed, name, -1))
         stage = Stage(prm, objective, iterations, name=f"{name} ({k + 1}/{len(todo)})", optimizer="adam", lr=lr,
                       transforms=_robust(8, 0.1, 10, 1.0, rng), keep_best=False)
