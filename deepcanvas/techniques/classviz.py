@@ -13,9 +13,8 @@ Two configurations of the one loop:
   to full size each step, which makes objects larger and whole. For issue 14 a
   steeper spectrum (``decay_power=1.6``) with the step falling along half a cosine to
   a tenth by the end (``lr_floor=0.1``) removed the dotted high-frequency texture
-  (high-frequency share 0.079 -> 0.015 on five tuning classes, photos 0.041; 0.084 ->
-  0.025 and 0.065 -> 0.028 on the first held-apart ones; probability 1.00 under unseen
-  crops throughout), but the pictures came out hazy and less saturated, and goldfinch,
+  (high-frequency share 0.079 -> 0.015 on five tuning classes and 0.073 -> 0.015 on ten
+  held apart, photos 0.041; probability under unseen crops 1.000 -> 0.998), but the pictures came out hazy and less saturated, and goldfinch,
   tarantula and flamingo were harder to read than before (docs/classes_before_after.png).
   So it is offered, not the default; a setting between the two is still to be found.
   ``tv_weight`` adds an optional TV penalty.
