@@ -1,19 +1,24 @@
 """Quality benchmark for class visualization and feature inversion.
 
-(a) Class visualization of 10 fixed ImageNet classes with the default settings.
-    For each image: the classifier's mean probability for the target class over
-    16 random views that the optimisation never saw (random resized crops of
-    60-100 % of the area, aspect 3:4-4:3, horizontal flips, resized to 224 px),
-    and the share of spectral energy above half the Nyquist frequency, compared
-    with the same measure on photos (tubingen, golden_gate). Aims: mean
-    probability >= 0.9; high-frequency share <= 1.5x the photos'.
-(b) Feature inversion of tubingen.jpg from conv1 .. conv5 of VGG16 as one
-    labelled contact sheet.
+(a) Class visualization of ten ImageNet classes held apart from the ten the defaults were
+    chosen on (``--classes tuning`` runs those). For each image: the classifier's mean
+    probability for the target class over 16 random views that the optimisation never
+    saw (random resized crops of 60-100 % of the area, aspect 3:4-4:3, horizontal
+    flips, resized to 224 px), and the share of spectral energy above half the Nyquist
+    frequency, compared with the same measure on the five photos at hand (tubingen,
+    golden_gate, astronaut, chelsea, coffee). Aims: mean probability >= 0.9;
+    high-frequency share <= 1.5x the photos'. ``--classes-before`` adds the settings
+    before issue 14, same classes, same seeds.
+(b) Feature inversion from VGG16 layers of photos held apart from the two the defaults
+    were tuned on (chelsea, coffee): tubingen, golden_gate, astronaut. Per layer: the
+    layout correlation (Pearson correlation of 64x64 greyscale thumbnails), the chroma
+    correlation (16x16 thumbnails' RGB minus grey) and the mean colour error, with a
+    contact sheet per photo. ``--invert-before`` adds the defaults before issue 14.
 
-Writes the images, a grid, the inversion contact sheet and results.json to the
-output folder. Usage:
+Writes the images, grids, contact sheets and results.json to the output folder. Usage:
 
     python benchmarks/quality.py [OUT_DIR] [--size 224] [--iterations N] [--skip-invert] [--skip-classes]
+        [--classes-before] [--invert-before] [--invert-layers L1,L2] [--invert-photos P1,P2]
 """
 
 from __future__ import annotations
@@ -36,9 +41,18 @@ from deepcanvas.techniques import classviz, invert
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
-PHOTOS = ["tubingen.jpg", "golden_gate.jpg"]
+DATA = ROOT / "deepcanvas" / "data"
+#: The photos whose high-frequency share the class images are compared with (all the photos at hand).
+PHOTOS = [SHARED / "tubingen.jpg", SHARED / "golden_gate.jpg", DATA / "astronaut.jpg", DATA / "chelsea.jpg",
+          DATA / "coffee.jpg"]
+#: The classes the defaults were tuned (looked at) on ...
 CLASSES = ["goldfinch", "tarantula", "flamingo", "monarch butterfly", "zebra",
            "volcano", "lighthouse", "pizza", "strawberry", "jellyfish"]
+#: ... and ten held apart for reporting (issue 14): never used while choosing a setting.
+HELD_OUT_CLASSES = ["American robin", "bald eagle", "tree frog", "king penguin", "Golden Retriever",
+                    "ladybug", "daisy", "castle", "sports car", "lemon"]
+#: The smoother class setting tried for issue 14 (not the default: hazier, see the README), for --classes-before.
+CLASSES_BEFORE = {"decay_power": 1.6, "lr_floor": 0.1}
 INVERT_LAYERS = "relu1_2,relu2_2,relu3_3,relu4_3,relu5_1"  # conv1 .. conv5 (relu5_3 keeps little layout)
 EVAL_VIEWS = 16
 EVAL_SEED = 20240917  # the views are drawn from their own generator, never the optimisation's
@@ -106,26 +120,29 @@ def labelled_grid(images: list[Image.Image], labels: list[str], cols: int = 5, l
     return grid
 
 
-def bench_classes(out: Path, size: int, iterations: int | None, seed: int) -> dict:
+def bench_classes(out: Path, size: int, iterations: int | None, seed: int, classes: list[str] | None = None,
+                  before: bool = False) -> dict:
     info = models.get_info("efficientnet-lite0")
     names = info.classes()
     net = models.load_model("efficientnet-lite0")
-    photo_hf = {p: high_frequency_share(io.load_image(SHARED / p)) for p in PHOTOS if (SHARED / p).is_file()}
+    photo_hf = {p.name: high_frequency_share(io.load_image(p)) for p in PHOTOS if p.is_file()}
+    classes = classes or HELD_OUT_CLASSES
+    tag = "smooth" if before else "defaults"
     photo_mean = float(np.mean(list(photo_hf.values()))) if photo_hf else float("nan")
     rng = random.Random(EVAL_SEED)
     rows, images = [], []
-    kw = {"size": size, "seed": seed, "device": "cpu"}
+    kw = {"size": size, "seed": seed, "device": "cpu", **(CLASSES_BEFORE if before else {})}
     if iterations:
         kw["iterations"] = iterations
-    print(f"class visualization, {size} px, defaults of deepcanvas.techniques.classviz"
+    print(f"class visualization, {size} px, {tag}"
           f"{'' if not iterations else f', {iterations} iterations'}", flush=True)
     print(f"{'class':>20s} {'index':>5s} {'p(target)':>9s} {'p(full)':>8s} {'HF share':>8s} {'seconds':>7s}")
-    for name in CLASSES:
+    for name in classes:
         (index,) = classviz.resolve_classes(name, names)
         t0 = time.perf_counter()
         img = classviz.visualize_class(index, **kw)
         dt = time.perf_counter() - t0
-        io.save_image(img, out / f"class_{index:03d}_{name.replace(' ', '_')}.png")
+        io.save_image(img, out / f"class_{tag}_{index:03d}_{name.replace(' ', '_')}.png")
         images.append(img)
         p = target_probability(net, img, index, rng)
         with torch.no_grad():
@@ -140,48 +157,89 @@ def bench_classes(out: Path, size: int, iterations: int | None, seed: int) -> di
         print(f"{'photo ' + p:>20s} {'':5s} {'':9s} {'':8s} {v:8.4f}")
     ratio = mean_hf / photo_mean
     print(f"HF share ratio generated / photos: {ratio:.2f} (aim <= 1.5); mean p(target): {mean_p:.3f} (aim >= 0.9)")
-    labelled_grid(images, [f"{r['class']} {r['p_views']:.2f}" for r in rows]).save(out / "classes_grid.png")
+    labelled_grid(images, [f"{r['class']} {r['p_views']:.2f}" for r in rows]).save(out / f"classes_grid_{tag}.png")
     return {"rows": rows, "mean_p_views": mean_p, "mean_hf_share": mean_hf, "photo_hf_share": photo_hf,
             "hf_ratio": ratio}
 
 
-def bench_invert(out: Path, size: int, iterations: int | None, seed: int) -> dict:
-    photo = SHARED / "tubingen.jpg"
-    kw = {"layers": INVERT_LAYERS, "size": size, "seed": seed, "device": "cpu"}
+def layout_correlation(img: Image.Image, photo: Image.Image, side: int = 64) -> float:
+    """Pearson correlation of the two images' side x side greyscale thumbnails (1: the same layout)."""
+    a = np.asarray(img.convert("L").resize((side, side), Image.Resampling.BOX), dtype=np.float64).ravel()
+    b = np.asarray(photo.convert("L").resize((side, side), Image.Resampling.BOX), dtype=np.float64).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum() + 1e-12))
+
+
+def colour_figures(img: Image.Image, photo: Image.Image, side: int = 16) -> tuple[float, float]:
+    """(chroma correlation, mean colour error): are the colours right?
+
+    Chroma correlation: Pearson correlation of the side x side thumbnails' colour
+    (each pixel's RGB minus its grey), 1 when every area has the photo's hue.
+    Mean colour error: the mean absolute difference of the two images' mean R, G, B, in 0..255.
+    """
+    a = np.asarray(img.convert("RGB").resize((side, side), Image.Resampling.BOX), dtype=np.float64)
+    b = np.asarray(photo.convert("RGB").resize((side, side), Image.Resampling.BOX), dtype=np.float64)
+    ca, cb = (a - a.mean(2, keepdims=True)).ravel(), (b - b.mean(2, keepdims=True)).ravel()
+    ca, cb = ca - ca.mean(), cb - cb.mean()
+    chroma = float((ca * cb).sum() / math.sqrt((ca * ca).sum() * (cb * cb).sum() + 1e-12))
+    err = float(np.abs(a.reshape(-1, 3).mean(0) - b.reshape(-1, 3).mean(0)).mean())
+    return chroma, err
+
+
+#: Photos the inversion defaults were tuned on, and the ones they are reported on (never tuned on).
+INVERT_TUNING = [ROOT / "deepcanvas" / "data" / "chelsea.jpg", ROOT / "deepcanvas" / "data" / "coffee.jpg"]
+INVERT_REPORT = [SHARED / "tubingen.jpg", SHARED / "golden_gate.jpg", ROOT / "deepcanvas" / "data" / "astronaut.jpg"]
+#: A setting to compare with the defaults (--invert-before): the one tried for issue 14 and rejected on tubingen.
+INVERT_BEFORE = {"param": "pixel", "lr": 0.15, "jitter": 4}
+
+
+def bench_invert(out: Path, size: int, iterations: int | None, seed: int, photos: list[Path] | None = None,
+                 layers: str = INVERT_LAYERS, before: bool = False) -> dict:
+    """Invert each photo from each layer; print layout correlation, colour figures and feature distance."""
+    photos = [p for p in (photos or INVERT_REPORT) if p.is_file()]
+    if not photos:
+        print("inversion: none of the photos is here; skipped")
+        return {}
+    kw = {"layers": layers, "size": size, "seed": seed, "device": "cpu"}
+    if before:
+        kw.update(INVERT_BEFORE)
     if iterations:
         kw["iterations"] = iterations
-    times: dict[str, float] = {}
-    state = {"t": time.perf_counter(), "stage": None}
-
-    def cb(p):
-        if p.stage != state["stage"]:
-            state["stage"], state["t"] = p.stage, time.perf_counter()
-        times[p.stage] = time.perf_counter() - state["t"]
-
-    print(f"feature inversion of {photo.name}, vgg16, {size} px", flush=True)
-    t0 = time.perf_counter()
-    result = invert.invert(photo, callback=cb, **kw)
-    total = time.perf_counter() - t0
-    original = io.load_image(photo)
-    sheet = invert.contact_sheet(result, original.resize(next(iter(result.values())).size, Image.LANCZOS))
-    io.save_image(sheet, out / "invert_sheet.png")
-    for k, im in result.items():
-        io.save_image(im, out / f"invert_{k}.png")
-    # How far each inversion's features are from the photo's (normalised distance), and its pixel error.
+    tag = "compare" if before else "defaults"
     net = models.load_model("vgg16")
-    target = io.image_to_tensor(original.resize(next(iter(result.values())).size, Image.LANCZOS))
     rows = []
-    with torch.no_grad():
-        t_acts = net(target, list(result))
-        for k, im in result.items():
-            x = io.image_to_tensor(im)
-            a = net(x, [k])[k]
-            d = float((a - t_acts[k]).pow(2).sum() / t_acts[k].pow(2).sum())
-            rmse = float((x - target).pow(2).mean().sqrt())
-            rows.append({"layer": k, "feature_distance": d, "pixel_rmse": rmse})
-            print(f"{k:>8s} feature distance {d:.4f}  pixel RMSE {rmse:.3f}")
-    print(f"inversion: {total:.1f} s for {len(result)} layers")
-    return {"rows": rows, "seconds": total}
+    print(f"feature inversion, vgg16, {size} px, {tag} ({', '.join(p.name for p in photos)})", flush=True)
+    print(f"{'photo':>16s} {'layer':>8s} {'layout r':>8s} {'chroma r':>8s} {'colour err':>10s} {'feat dist':>9s}")
+    t_all = time.perf_counter()
+    for photo in photos:
+        result = invert.invert(photo, **kw)
+        if not isinstance(result, dict):
+            result = {layers: result}
+        original = io.load_image(photo)
+        small = original.resize(next(iter(result.values())).size, Image.LANCZOS)
+        sheet = invert.contact_sheet(result, small)
+        io.save_image(sheet, out / f"invert_{tag}_{photo.stem}.png")
+        target = io.image_to_tensor(small)
+        with torch.no_grad():
+            t_acts = net(target, list(result))
+            for k, im in result.items():
+                a = net(io.image_to_tensor(im), [k])[k]
+                d = float((a - t_acts[k]).pow(2).sum() / t_acts[k].pow(2).sum())
+                r = layout_correlation(im, small)
+                chroma, err = colour_figures(im, small)
+                rows.append({"photo": photo.name, "layer": k, "layout_r": r, "chroma_r": chroma, "colour_err": err,
+                             "feature_distance": d})
+                print(f"{photo.name:>16s} {k:>8s} {r:8.3f} {chroma:8.3f} {err:10.1f} {d:9.4f}", flush=True)
+    print(f"{'mean':>16s}")
+    means = {}
+    for k in dict.fromkeys(r["layer"] for r in rows):
+        sel = [r for r in rows if r["layer"] == k]
+        means[k] = {m: float(np.mean([r[m] for r in sel])) for m in ("layout_r", "chroma_r", "colour_err")}
+        print(f"{'':>16s} {k:>8s} {means[k]['layout_r']:8.3f} {means[k]['chroma_r']:8.3f} "
+              f"{means[k]['colour_err']:10.1f}")
+    total = time.perf_counter() - t_all
+    print(f"inversion ({tag}): {total:.0f} s for {len(photos)} photos")
+    return {"rows": rows, "means": means, "seconds": total, "settings": tag}
 
 
 def main(argv=None) -> int:
@@ -192,14 +250,30 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-classes", action="store_true")
     ap.add_argument("--skip-invert", action="store_true")
+    ap.add_argument("--classes", default=None,
+                    help="comma-separated class names (default: the ten held apart; 'tuning' for the tuning ten)")
+    ap.add_argument("--classes-before", action="store_true",
+                    help="also run the smoother setting tried for issue 14 (decay_power 1.6, lr_floor 0.1)")
+    ap.add_argument("--invert-before", action="store_true",
+                    help="also invert with the setting tried and rejected for issue 14 (lr 0.15, jitter 4)")
+    ap.add_argument("--invert-photos", default=None,
+                    help="comma-separated photo paths (default: the held-apart ones, tubingen, golden_gate, astronaut)")
+    ap.add_argument("--invert-layers", default=INVERT_LAYERS)
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {"torch_threads": torch.get_num_threads()}
     if not args.skip_classes:
-        results["classes"] = bench_classes(out, args.size, args.iterations, args.seed)
+        classes = CLASSES if args.classes == "tuning" else (args.classes.split(",") if args.classes else None)
+        results["classes"] = bench_classes(out, args.size, args.iterations, args.seed, classes)
+        if args.classes_before:
+            results["classes_before"] = bench_classes(out, args.size, args.iterations, args.seed, classes, before=True)
     if not args.skip_invert:
-        results["invert"] = bench_invert(out, args.size, args.iterations, args.seed)
+        photos = [Path(p) for p in args.invert_photos.split(",")] if args.invert_photos else None
+        results["invert"] = bench_invert(out, args.size, args.iterations, args.seed, photos, args.invert_layers)
+        if args.invert_before:
+            results["invert_before"] = bench_invert(out, args.size, args.iterations, args.seed, photos,
+                                                    args.invert_layers, before=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print(f"wrote {out}")
     return 0

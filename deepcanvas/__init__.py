@@ -26,6 +26,7 @@ _API = {
     "invert": "techniques.invert", "invert_steps": "techniques.invert", "contact_sheet": "techniques.invert",
     "style_video": "techniques.video", "style_video_steps": "techniques.video",
     "dream_video": "techniques.video", "dream_video_steps": "techniques.video",
+    "atlas": "techniques.atlas", "atlas_steps": "techniques.atlas",
     "load_model": "models", "LayeredNet": "models",
     "Interrupted": "render", "Progress": "render", "Stage": "render", "Renderer": "render", "drive": "render",
 }

@@ -125,6 +125,8 @@ TECHNIQUES = [
                                          "none with --objective)"})], "class.png"),
     ("invert", "feature inversion: rebuild IMAGE from one layer's features", "invert", "invert_steps", "invert",
      [("image", {"help": "input photo"})], "inverted.png"),
+    ("atlas", "layer atlas: what each layer's channels respond to, one sheet per network", "atlas", "atlas_steps",
+     "atlas", [], "atlas.png"),
 ]
 #: The video commands (techniques/video.py): (name, help, *_steps function, plain function, positionals, output).
 VIDEO_COMMANDS = [

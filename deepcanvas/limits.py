@@ -89,6 +89,8 @@ LIMITS: dict[str, Range] = {
     "duration": Range(0, 360_000, above=True),
     "overlap": Range(0, 100, integer=True),
     "chunk": Range(0, MAX_FRAMES, integer=True),
+    "memory_limit_gb": Range(0, 4096, above=True),
+    "lr_floor": Range(0, 1),
 }
 
 #: Narrower ranges one technique's ``*_steps`` function sets for a shared name.

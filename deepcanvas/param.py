@@ -99,3 +99,46 @@ def resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(img.shape[-2:]) == tuple(size):
         return img
     return F.interpolate(img, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+
+
+class PyramidParam(Param):
+    """An image as a sum of upsampled levels, 1/1 .. 1/2^(levels-1) of its size, in decorrelated colour.
+
+    ``image = sigmoid(C · Σ_k w_k · up(L_k))`` with level k at 1/2^k of the size and weight
+    ``w_k = 2^(k·decay)``: Adam moves every level by about the learning rate, so the coarse
+    levels (the layout, the large colour areas) settle in a few steps and the fine ones add the
+    detail, the way a coarse-to-fine schedule would, in one optimisation. All levels start at
+    zero plus faint noise (a grey image).
+    """
+
+    def __init__(self, batch: int, height: int, width: int, *, levels: int = 5, decay: float = 1.0,
+                 sd: float = 0.01, decorrelate: bool = True, device="cpu", generator: torch.Generator | None = None):
+        self.h, self.w = height, width
+        self.levels: list[torch.Tensor] = []
+        self.weights: list[float] = []
+        for k in range(max(1, int(levels))):
+            lh, lw = max(1, round(height / 2 ** k)), max(1, round(width / 2 ** k))
+            if k and (lh < 2 or lw < 2):
+                break
+            t = torch.randn(batch, 3, lh, lw, generator=generator) * sd
+            self.levels.append(t.to(device).requires_grad_(True))
+            self.weights.append(2.0 ** (k * decay))
+        total = sum(w * w for w in self.weights) ** 0.5
+        self.weights = [w / total for w in self.weights]
+        self.decorrelate = decorrelate
+        self.color = torch.tensor(COLOR_DECORRELATION.T, device=device)
+
+    def parameters(self):
+        return list(self.levels)
+
+    def image(self):
+        img = 0
+        for t, w in zip(self.levels, self.weights):
+            up = t if t.shape[-2:] == (self.h, self.w) else F.interpolate(t, size=(self.h, self.w), mode="bilinear",
+                                                                         align_corners=False)
+            img = img + w * up
+        img = img * 4.0  # logits of a few units: sigmoid's range without saturating at the start
+        if self.decorrelate:
+            img = torch.einsum("nchw,cd->ndhw", img, self.color)
+        return torch.sigmoid(img)
+

@@ -180,6 +180,9 @@ def test_channel_objective_alone(effnet):
     ({"classes": "goldfinch", "param": "voxels"}, "unknown param 'voxels'"),
     ({"classes": "goldfinch", "model": "vgg16"}, "not a classifier"),
     ({"classes": None}, "nothing to visualise"),
+    ({"classes": "goldfinch", "lr_floor": 1.5}, "lr_floor must be at most 1"),
+    ({"classes": "goldfinch", "lr_floor": -0.1}, "lr_floor must be at least 0"),
+    ({"classes": "goldfinch", "tv_weight": -1}, "tv_weight must be at least 0"),
 ])
 def test_bad_inputs_fail_before_any_work(kwargs, match, monkeypatch):
     # Any error must come before the optimisation starts.
@@ -210,3 +213,21 @@ def test_gaussian_blur_keeps_constants_and_the_mean():
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     y = gaussian_blur(x, 2.0)
     assert abs(float(y.mean() - x.mean())) < 0.01 and float(y.std()) < float(x.std())
+
+
+def test_lr_floor_and_tv_weight_shape_the_run():
+    # The cosine decay reaches lr * lr_floor at the end; the TV term appears in the parts and smooths the image.
+    from deepcanvas.render import cosine_decay
+
+    assert cosine_decay(0.1)(0.0) == pytest.approx(1.0) and cosine_decay(0.1)(1.0) == pytest.approx(0.1)
+    net = tiny_net().float()
+    runs = {}
+    for tv in (0.0, 50.0):
+        steps = list(visualize_class_steps(None, objective="conv2:1", model=net, size=32, iterations=20, seed=0, device="cpu",
+                                           lr_floor=0.2, tv_weight=tv, jitter=2))
+        runs[tv] = steps[-1].tensor
+        assert ("tv" in steps[-2].parts) == (tv > 0)
+    from deepcanvas.objectives import TotalVariation
+
+    tv = TotalVariation("l2")
+    assert float(tv({}, runs[50.0])) < float(tv({}, runs[0.0]))

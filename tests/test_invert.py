@@ -175,3 +175,81 @@ def test_ctrl_c_gives_the_current_layer_so_far(vgg):
     with pytest.raises(Interrupted) as e:
         invert(PHOTO, layers="relu1_1,relu1_2", size=32, iterations=2, seed=0, device="cpu", callback=stop)
     assert e.value.image.size == (32, 32)
+
+
+# -- image parameterisations and the per-depth defaults (issue 14) ------------------------------------
+from deepcanvas.param import FourierParam, PyramidParam  # noqa: E402
+
+
+def _make(kind, seed=0, batch=2, h=20, w=28):
+    g = torch.Generator().manual_seed(seed)
+    if kind == "fourier":
+        return FourierParam(batch, h, w, sd=0.3, decay_power=1.5, generator=g)
+    return PyramidParam(batch, h, w, levels=4, decay=1.0, sd=0.3, generator=g)
+
+
+@pytest.mark.parametrize("kind", ["fourier", "pyramid"])
+def test_parameterisation_shapes_range_and_seed(kind):
+    p = _make(kind)
+    img = p.image().detach()
+    assert img.shape == (2, 3, 20, 28) and p.shape == (2, 3, 20, 28)
+    assert float(img.min()) > 0 and float(img.max()) < 1  # a sigmoid: always a valid image
+    assert torch.equal(_make(kind, seed=0).image(), img)  # same seed, same start
+    assert not torch.equal(_make(kind, seed=1).image(), img)
+    if kind == "pyramid":
+        assert [tuple(t.shape[-2:]) for t in p.parameters()] == [(20, 28), (10, 14), (5, 7), (2, 4)]
+
+
+@pytest.mark.parametrize("kind", ["fourier", "pyramid"])
+def test_parameterisation_gradients(kind):
+    # The image as a function of the parameters: autograd against finite differences (float64).
+    p = _make(kind, batch=1, h=8, w=10)
+    params = p.parameters()
+    flat = torch.cat([t.detach().reshape(-1) for t in params]).double()
+    sizes = [t.numel() for t in params]
+    weights = torch.rand(1, 3, 8, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+
+    def f(x):
+        chunks = torch.split(x, sizes)
+        for t, c in zip(params, chunks):
+            t.data = c.view(t.shape).to(t.dtype)
+        if kind == "fourier":
+            p.spectrum = chunks[0].view(p.spectrum.shape)
+            p.scale, p.color = p.scale.double(), p.color.double()
+        else:
+            p.levels = [c.view(t.shape) for c, t in zip(chunks, params)]
+            p.color = p.color.double()
+        return (p.image().double() * weights).sum()
+
+    check_gradient(f, flat, eps=1e-4)
+
+
+def test_pyramid_moves_coarse_levels_as_fast_as_fine():
+    # One unit step on the coarsest level changes the image over a wide area: the layout comes early.
+    p = PyramidParam(1, 32, 32, levels=5, sd=0.0)
+    base = p.image().detach()
+    with torch.no_grad():
+        p.levels[-1][..., 0, 0] += 1.0
+    changed = (p.image().detach() - base).abs().sum(1)[0] > 1e-3
+    assert changed.float().mean() > 0.1
+
+
+@pytest.mark.parametrize("param", ["fourier", "pyramid", "pixel"])
+def test_every_parameterisation_lowers_the_feature_distance(param):
+    from conftest import tiny_relu_net
+
+    net = tiny_relu_net()
+    photo = io.load_image(PHOTO).resize((32, 32))
+    steps = list(invert_steps(photo, layer="r2", model=net, size=32, iterations=25, seed=0, device="cpu",
+                              param=param))
+    assert steps[-1].tensor.shape == (1, 3, 32, 32)
+    assert steps[-1].parts["features"] < steps[0].parts["features"] * 0.7
+    again = list(invert_steps(photo, layer="r2", model=net, size=32, iterations=25, seed=0, device="cpu",
+                              param=param))
+    assert torch.equal(steps[-1].tensor, again[-1].tensor)  # determinism with a seed
+
+
+def test_auto_defaults_per_depth():
+    assert all(invert_mod.auto_jitter(s) == 0 for s in (1, 2, 4, 8, 16))  # measured: jitter hurt (docstring)
+    for stride in (1, 2, 4, 8, 16):
+        assert invert_mod.auto_param(stride) in ("pixel", "fourier", "pyramid")

@@ -31,6 +31,7 @@ VGG_DEFAULTS = {
     "style_layers": "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
     "dream_layers": "relu4_3",
     "invert_layer": "relu3_3",
+    "atlas_layers": "relu1_2,relu2_2,relu3_3,relu4_3,relu5_3",
 }
 
 
@@ -123,6 +124,7 @@ REGISTRY: dict[str, ModelInfo] = {
             "style_layers": "stem,block2,block4,block7,block10",
             "dream_layers": "block10",
             "invert_layer": "block4",
+            "atlas_layers": "block1,block4,block7,block10,block15",
             "class_layer": "logits",
         },
         classes=lambda: efficientnet.imagenet_classes(),

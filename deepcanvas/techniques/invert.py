@@ -1,7 +1,7 @@
 """Feature inversion (Mahendran & Vedaldi, "Understanding Deep Image Representations by Inverting Them", 2015).
 
-Configuration of the one loop: pixels from faint noise, no transforms (or a
-small random roll), and the objective
+Configuration of the one loop: an image from faint noise, a small random roll
+for deep layers, and the objective
 
     ‖φ(x) − φ0‖² / ‖φ0‖²  +  λα · mean|2(x − ½)|^α  +  λTV · mean((∂x x)² + (∂y x)²)^(β/2)
 
@@ -11,10 +11,30 @@ weights are M&V's idea re-expressed for images in [0, 1] and tuned by looking
 at VGG16 inversions of a photo: the α-norm is measured relative to half the
 range (M&V's B), and the TV weight grows with the layer's depth as M&V's
 does, here as 2·sqrt(stride) (relu1_2: 2, relu3_3: 4, relu5_1: 8). Adam with
-a cosine-decayed step (0.05 to 0.005) beat L-BFGS per second (tried on
-relu3_3 and relu5_3). Shallow layers reproduce the photo; deep ones keep its layout and lose
-the detail (and colour) the network discards; relu5_3 keeps little layout at
-224 px, relu5_1 keeps the skyline.
+a cosine-decayed step beat L-BFGS per second (tried on relu3_3 and relu5_3).
+
+What was measured for issue 14 (VGG16, 128 px; chosen on chelsea and coffee,
+checked on tubingen; ``benchmarks/quality.py`` reports on photos held apart):
+
+* On the tuning photos a larger step looked like the lever: at lr 0.05 flat areas
+  stayed near the grey start (coffee's dark table came back light orange at relu2_2:
+  layout correlation 0.70 after 150 steps, 0.92 after 400); lr 0.15 reached 0.84 in
+  150 steps, 0.93 on chelsea in 300, and raised chelsea's relu4_3 chroma correlation
+  from 0.36 to 0.81. On tubingen, held apart, the same change (with a stride/4 roll
+  for relu4/relu5) was worse everywhere (200 steps: relu2_2 layout 0.54 against 0.68,
+  the sky yellow-green instead of blue; relu4_3 and relu5_1 garish), so the defaults
+  stayed: lr 0.05, no jitter, pixels.
+* The decorrelated Fourier parameterisation (``param='fourier'``) and a Laplacian-like
+  pyramid (``param='pyramid'``) were worse at relu2_2 (chelsea 0.65 and coffee 0.40
+  with Fourier, against 0.84 and 0.70 for pixels) and no better at relu4_3/relu5_1:
+  their images show the shapes more crisply, but often as a negative (dark where the
+  photo is light, blue where it is red). The network is to blame more than the
+  optimiser: this HED-tuned VGG16 barely sees brightness (a +0.1 brightness shift moves
+  relu5_1 by 0.4% of its energy, half the contrast by 21%), and the runs reach feature
+  distances (0.04-0.17) far below the photo's own negative's (0.33-0.46). A search over
+  colour-axis sign flips, a coarse-to-fine frequency schedule, a low-resolution first
+  stage and a per-channel normalised loss were tried on chelsea/coffee and did not help;
+  they were removed. ``param='auto'`` is pixels at every depth.
 
 Several layers are inverted one after the other, each from its own noise.
 """
@@ -31,14 +51,26 @@ from .. import models
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import AlphaNorm, FeatureDistance, Sum, TotalVariation
-from ..param import PixelParam, resize
+from ..param import FourierParam, PixelParam, PyramidParam, resize
 from ..render import Progress, Stage, cosine_decay, drive, render
 from ..signature import check_choice
 from .common import Pooling, Precision, begin, check_layer_names, fit_size, load_tensor, longest_side, seed_everything
 
 Loss = Literal["normalized", "l2"]
+ParamKind = Literal["auto", "pixel", "fourier", "pyramid"]
 Optimizer = Literal["adam", "lbfgs"]
 TV_BASE = 2.0  # default TV weight: TV_BASE * sqrt(the layer's stride), chosen by looking
+LR_ADAM = 0.05  # 0.15 helped on the tuning photos and hurt on tubingen (issue 14; module docstring)
+
+
+def auto_param(stride: float) -> str:
+    """The parameterisation ``param='auto'`` picks for a layer of this stride (measured; module docstring)."""
+    return "pixel"
+
+
+def auto_jitter(stride: float) -> int:
+    """Default jitter: none at any depth (a roll of stride/4 made deep inversions of tubingen worse)."""
+    return 0
 
 
 def _layer_list(layer, layers, info) -> list[str]:
@@ -76,7 +108,9 @@ def invert_steps(
     alpha_weight: float = 1e-3,
     beta: float = 2.0,
     tv_weight: float | None = None,
-    jitter: int = 0,
+    jitter: int | None = None,
+    param: ParamKind = "auto",
+    decay_power: float = 1.5,
     model: str | models.LayeredNet = "vgg16",
     weights: str | None = None,
     pooling: Pooling = "max",
@@ -100,7 +134,11 @@ def invert_steps(
         beta: exponent of the total-variation prior.
         tv_weight: weight of the TV^beta prior (default: 2 times the square root of the layer's stride, so
             deeper layers get more, as in M&V).
-        jitter: largest random shift in pixels before each step (0: none).
+        jitter: largest random shift in pixels before each step (default 0: none).
+        param: the image's parameterisation: pixel, fourier (a 1/f^decay_power spectrum in decorrelated colour),
+            pyramid (a Laplacian-like sum of levels at 1/1 .. 1/16 of the size, in decorrelated colour), or auto
+            (the measured best for the layer's depth; see the module docstring).
+        decay_power: fourier and pyramid only: how much the coarse scales are favoured (higher: smoother).
         model: network from `deepcanvas models`, or a network object (models.LayeredNet).
         weights: local checkpoint for the model's architecture.
         pooling: max or avg.
@@ -112,14 +150,17 @@ def invert_steps(
     size = longest_side(size)
     iterations = int(check_number("iterations", iterations, integer=True, positive=True))
     check_choice("optimizer", optimizer, Optimizer)
-    lr = check_number("lr", lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.05), positive=True)
+    lr = check_number("lr", lr if lr is not None else (1.0 if optimizer == "lbfgs" else LR_ADAM), positive=True)
     check_choice("loss", loss, Loss)
     alpha = check_number("alpha", alpha, positive=True)
     alpha_weight = check_number("alpha_weight", alpha_weight, minimum=0)
     beta = check_number("beta", beta, positive=True)
     if tv_weight is not None:
         tv_weight = check_number("tv_weight", tv_weight, minimum=0)
-    jitter = int(check_number("jitter", jitter, integer=True, minimum=0))
+    if jitter is not None:
+        jitter = int(check_number("jitter", jitter, integer=True, minimum=0))
+    check_choice("param", param, ParamKind)
+    decay_power = check_number("decay_power", decay_power, minimum=0)
     info, dev = begin(model, device=device, precision=precision, pooling=pooling)
     layer_list = _layer_list(layer, layers, info)
     check_layer_names(info, layer_list)
@@ -148,13 +189,21 @@ def invert_steps(
             objective = objective + alpha_weight * AlphaNorm(alpha)
         if tw > 0:
             objective = objective + tw * TotalVariation("beta", beta=beta)
-        init = (0.5 + 0.05 * torch.randn(1, 3, *hw, generator=gen)).clamp(0, 1)
-        return Stage(PixelParam(init.to(dev), clip=optimizer != "lbfgs"), objective, iterations,
+        kind = param if param != "auto" else auto_param(stride)
+        if kind == "fourier":
+            prm = FourierParam(1, *hw, sd=0.01, decay_power=decay_power, device=dev, generator=gen)
+        elif kind == "pyramid":
+            prm = PyramidParam(1, *hw, decay=decay_power, device=dev, generator=gen)
+        else:
+            init = (0.5 + 0.05 * torch.randn(1, 3, *hw, generator=gen)).clamp(0, 1)
+            prm = PixelParam(init.to(dev), clip=optimizer != "lbfgs")
+        j = jitter if jitter is not None else auto_jitter(stride)
+        return Stage(prm, objective, iterations,
                      name=f"{name} ({k + 1}/{len(layer_list)})" if len(layer_list) > 1 else name,
                      optimizer=optimizer, lr=lr,
                      # Adam: big steps find the layout, small ones settle the detail.
                      lr_schedule=cosine_decay(0.1) if optimizer == "adam" else None,
-                     transforms=T.random_roll(jitter, rng) if jitter else None,
+                     transforms=T.random_roll(j, rng) if j else None,
                      result=lambda img: img.clamp(0, 1).cpu())
 
     # Each layer from its own noise; the result is one image per layer.

@@ -81,6 +81,14 @@ SPECS: tuple[TechniqueSpec, ...] = (
         "deepcanvas.techniques.invert", "invert_steps",
         (Input("image", "Photo", default=("bundled:astronaut.jpg",)),),
     ),
+    # -- layer atlas (issue 14): the fifth tab ----------------------------------------------------
+    TechniqueSpec(
+        "atlas", "Layer atlas", "What each layer's channels respond to: one row of pictures per layer.",
+        "deepcanvas.techniques.atlas", "atlas_steps",
+        (Input("photo", "Photo (optional: the channels that fire most on it, beside their patches)",
+               required=False, keyword=True),),
+    ),
+    # -- end layer atlas ---------------------------------------------------------------------------
 )
 
 
@@ -248,6 +256,15 @@ def check_job(tech: Technique, inputs: dict, params: dict) -> None:
         from ..techniques.dream import _parse_channels
 
         _parse_channels(params["channels"])
+    # -- layer atlas (issue 14) -------------------------------------------------------------------
+    if tech.name == "atlas":
+        from ..techniques.atlas import parse_channels
+
+        count, chosen = parse_channels(value("channels"))
+        if inputs.get("photo") and chosen is not None:
+            raise DeepCanvasError("with photo, give channels as a count (the most active ones are shown), "
+                                  "not a list")
+    # -- end layer atlas ---------------------------------------------------------------------------
     if tech.name == "classviz":
         from ..techniques.classviz import parse_objective, resolve_classes
 
