@@ -382,14 +382,8 @@ def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOA
             name = re.sub(r"[^\w. -]+", "_", Path(f.filename or "image").name)[:80] or "image"
             uid = uuid.uuid4().hex
             part = studio.uploads / f".{uid}.part"
-            size = 0
             try:
-                with open(part, "wb") as out:
-                    while chunk := await f.read(1 << 20):
-                        size += len(chunk)
-                        if size > limit:
-                            raise too_big
-                        out.write(chunk)
+                await forms.save_upload(f, part, limit, too_big)
                 entry = await asyncio.to_thread(_accept_upload, studio, part, uid, name)
             finally:
                 part.unlink(missing_ok=True)

@@ -275,3 +275,18 @@ def check_job(tech: Technique, inputs: dict, params: dict) -> None:
             resolve_classes(classes, info.classes())
         if params.get("objective") not in (None, ""):
             check_layer_names(info, sorted({t[1] for t in parse_objective(params["objective"])}))
+
+
+async def save_upload(upload, path: Path, limit: int, too_big: Exception) -> int:
+    """Copy an uploaded file to ``path`` 1 MiB at a time, raising ``too_big`` once it passes ``limit`` bytes.
+
+    The Content-Length check comes first in each route; this bounds what is actually sent. Returns the size.
+    """
+    size = 0
+    with open(path, "wb") as out:
+        while chunk := await upload.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise too_big
+            out.write(chunk)
+    return size

@@ -25,6 +25,7 @@ from fastapi import Request
 from fastapi.responses import FileResponse
 
 from ..errors import DeepCanvasError
+from .forms import save_upload
 
 #: The studio's limits for a clip, checked by probing it before any work is queued.
 MAX_VIDEO_BYTES = 50 * 1024 * 1024
@@ -98,13 +99,7 @@ def add_video_routes(app, studio, api_error) -> None:
             iterations = _int_field(form, "iterations", 40, 1, 200, api_error)
             consistent = str(form.get("consistent", "1")).lower() not in ("0", "false", "off", "no")
             part = videos / f"up-{uuid.uuid4().hex}{suffix}"
-            size_read = 0
-            with open(part, "wb") as out:
-                while chunk := await f.read(1 << 20):
-                    size_read += len(chunk)
-                    if size_read > MAX_VIDEO_BYTES:
-                        raise too_big
-                    out.write(chunk)
+            await save_upload(f, part, MAX_VIDEO_BYTES, too_big)
             try:
                 info = await asyncio.to_thread(_check_clip, part, size)
             except DeepCanvasError as e:
