@@ -68,6 +68,41 @@ def test_histogram_matching_moves_colour_statistics():
     assert torch.allclose(m.mean((2, 3)), c.mean((2, 3)), atol=0.02)
 
 
+def test_palette_matching_gives_the_mixture_of_the_paintings_colour_moments():
+    g = torch.Generator().manual_seed(0)
+    photo = torch.rand(1, 3, 24, 24, generator=g) * 0.4 + 0.3
+    a = torch.rand(1, 3, 16, 16, generator=g) * 0.2 + torch.tensor([0.6, 0.3, 0.2]).view(1, 3, 1, 1)
+    b = torch.rand(1, 3, 10, 10, generator=g) * 0.2 + torch.tensor([0.1, 0.2, 0.6]).view(1, 3, 1, 1)
+
+    def moments(x):
+        f = x[0].reshape(3, -1)
+        return f.mean(1), torch.cov(f, correction=0)
+
+    m = color.match_palette(photo, [a], [1.0])
+    for got, want in zip(moments(m), moments(a)):
+        assert torch.allclose(got, want, atol=2e-3)
+    # a 1:3 mixture: the mixture's mean and (within + between) covariance
+    mix = color.match_palette(photo, [a, b], [0.25, 0.75])
+    (ma, ca), (mb, cb) = moments(a), moments(b)
+    mean = 0.25 * ma + 0.75 * mb
+    cov = 0.25 * (ca + torch.outer(ma, ma)) + 0.75 * (cb + torch.outer(mb, mb)) - torch.outer(mean, mean)
+    got_mean, got_cov = moments(mix)
+    assert torch.allclose(got_mean, mean, atol=5e-3) and torch.allclose(got_cov, cov, atol=5e-3)
+    # an affine map of the colours: the photo's layout stays (its luminance correlates perfectly when unclipped)
+    lum = lambda x: (x[0] * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0).flatten()
+    assert torch.corrcoef(torch.stack([lum(photo), lum(m)]))[0, 1] > 0.5
+
+
+def test_palette_init_starts_from_the_photo_in_the_paintings_colours():
+    from deepcanvas.techniques.style import prepare_style
+    plan = prepare_style(CONTENT, STYLE, size=48, init="palette", seed=0)
+    start = plan.start_image((36, 48), None)
+    photo = plan.work_content
+    style_mean = plan.style_imgs[0].mean((2, 3))
+    assert (start.mean((2, 3)) - style_mean).abs().max() < 0.05  # clipping to [0, 1] moves it a little
+    assert (photo.mean((2, 3)) - style_mean).abs().max() > 0.1  # the photo's own colours are far from them
+
+
 def test_lbfgs_and_neural_style_pt_preset_run():
     # The preset's default optimizer is L-BFGS, whose unclipped pixels the range penalty keeps in [0, 1].
     steps = list(deepcanvas.style_transfer_steps(CONTENT, STYLE, size=48, iterations=8, multiscale=False,

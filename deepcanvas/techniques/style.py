@@ -34,7 +34,7 @@ from .common import (Pooling, Precision, begin, check_layer_names, fit_size, loa
 Preset = Literal["deepcanvas", "neural-style-pt"]
 Method = Literal["swd", "gram"]
 Colors = Literal["style", "luma", "luminance", "histogram"]
-Init = Literal["content", "noise", "blend"]
+Init = Literal["content", "palette", "noise", "blend"]
 Optimizer = Literal["adam", "lbfgs"]
 INITS = get_args(Init)
 TILE_MARGIN = 96  # context around each tile's core: half of relu5_1's receptive field
@@ -556,6 +556,8 @@ class StylePlan:
         if self.init == "noise":  # neural-style-pt's random init: the mean colour with faint noise
             mean = torch.tensor(models.vgg.CAFFE_MEAN_BGR[::-1]).view(1, 3, 1, 1) / 255
             return (mean + torch.randn(1, 3, *hw) * 0.001).clamp(0, 1)
+        if self.init == "palette":
+            return resize(color.match_palette(self.work_content, self.style_imgs, self.blend), hw)
         if self.init == "blend":
             return (1 - self.init_noise) * resize(self.work_content, hw) + self.init_noise * torch.rand(1, 3, *hw)
         return resize(self.work_content, hw)

@@ -24,7 +24,7 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import FileResponse
 
-from ..errors import DeepCanvasError
+from ..errors import DeepCanvasError, check_number
 from .forms import save_upload
 
 #: The studio's limits for a clip, checked by probing it before any work is queued.
@@ -38,15 +38,14 @@ _JOB_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _int_field(form, name: str, default: int, lo: int, hi: int, error) -> int:
+    """A whole-number form field inside the studio's own (narrower) bounds; errors.check_number's messages."""
     v = form.get(name)
     if v in (None, ""):
         return default
-    if not isinstance(v, str) or not v.strip().isdigit():
-        raise error(400, f"{name} must be a whole number, got {v!r}"[:120])
-    n = int(v)
-    if not lo <= n <= hi:
-        raise error(400, f"{name} must be between {lo} and {hi}, got {n}")
-    return n
+    try:
+        return int(check_number(name, v, integer=True, minimum=lo, maximum=hi))
+    except DeepCanvasError as e:
+        raise error(400, str(e)) from None
 
 
 def add_video_routes(app, studio, api_error) -> None:
