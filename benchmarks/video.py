@@ -183,16 +183,39 @@ def ray_seams(args, out: pathlib.Path, photos) -> dict:
         np.savez_compressed(out / "ray_chunks.npz", **raw)
     outs = [np.asarray(Image.open(p).convert("RGB")) for p in res.frames]
     errs = warping_errors(outs, flows, masks)
-    # pairs whose later frame lies in a cross-fade or is a seam: (t-1, t) for t in [seam - overlap, seam]
-    joined = {t for s in res.seams for t in range(s - args.overlap, s + 1)}
-    seam_errs = [e for t, e in enumerate(errs, start=1) if t in joined]
-    other = [e for t, e in enumerate(errs, start=1) if t not in joined]
+
+    def split(errs, seams, overlap):
+        # pairs whose later frame lies in a cross-fade or is a seam: (t-1, t) for t in [seam - overlap, seam]
+        joined = {t for s in seams for t in range(s - overlap, s + 1)}
+        return ([e for t, e in enumerate(errs, start=1) if t in joined],
+                [e for t, e in enumerate(errs, start=1) if t not in joined])
+
+    seam_errs, other = split(errs, res.seams, args.overlap)
     row = {"seams": res.seams, "per_pair": [round(e, 2) for e in errs], "seam_pairs_max": max(seam_errs),
            "seam_pairs_mean": float(np.mean(seam_errs)), "other_pairs_max": max(other) if other else None,
-           "other_pairs_mean": float(np.mean(other)) if other else None}
+           "other_pairs_mean": float(np.mean(other)) if other else None,
+           "other_pairs_median": float(np.median(other)) if other else None}
     print(f"ray chunks {args.chunk} overlap {args.overlap}: seams at {res.seams}; warping error at the joins "
           f"mean {row['seam_pairs_mean']:.2f} max {row['seam_pairs_max']:.2f}; other pairs mean "
-          f"{row['other_pairs_mean'] or float('nan'):.2f} max {row['other_pairs_max'] or float('nan'):.2f}", flush=True)
+          f"{row['other_pairs_mean'] or float('nan'):.2f} median {row['other_pairs_median'] or float('nan'):.2f} "
+          f"max {row['other_pairs_max'] or float('nan'):.2f}", flush=True)
+    # The same chunks joined with a shorter fade: over the last k frames of the overlap only (the earlier chunk
+    # alone before them), k = 0 being a hard cut at the seam. (A run with overlap k would start the later chunk
+    # later; its texture differs from the earlier chunk's by as much either way.)
+    if raw and len(res.seams) == 1:
+        (a0, b), (p, c) = [tuple(int(x) for x in r) for r in raw["ranges"]]
+        sweep = {}
+        for k in range(0, b - p + 1):
+            later = list(raw["chunk1"][b - k - p:])
+            e = warping_errors(video.join_chunks([(a0, b), (b - k, c)], [list(raw["chunk0"]), later], c),
+                               flows, masks)
+            s_, o_ = split(e, res.seams, k)
+            sweep[k] = {"seam_mean": float(np.mean(s_)), "seam_max": max(s_), "other_mean": float(np.mean(o_)),
+                        "other_median": float(np.median(o_)), "other_max": max(o_)}
+            print(f"  fade over {k} frames: joins mean {np.mean(s_):.2f} max {max(s_):.2f}; other pairs mean "
+                  f"{np.mean(o_):.2f} median {np.median(o_):.2f} max {max(o_):.2f}; joins mean / other mean "
+                  f"{np.mean(s_) / np.mean(o_):.3f}, joins max / other max {max(s_) / max(o_):.3f}", flush=True)
+        row["fade_sweep"] = sweep
     return row
 
 
@@ -278,8 +301,8 @@ def main():
                     help="redo the independent runs too (by default finished ones are reused: they do not change)")
     ap.add_argument("--gif", default=None, help="write input | independent | consistent of the pan clip here")
     ap.add_argument("--ray", action="store_true", help="only the seams of chunks joined on a local Ray cluster")
-    ap.add_argument("--chunk", type=int, default=6)
-    ap.add_argument("--overlap", type=int, default=4)
+    ap.add_argument("--chunk", type=int, default=10)
+    ap.add_argument("--overlap", type=int, default=8)
     ap.add_argument("--ray-workers", type=int, default=2)
     ap.add_argument("--dream", action="store_true", help="only dream-video (flow-guided feedback) on the clips")
     ap.add_argument("--dream-iterations", type=int, default=10)
