@@ -245,7 +245,8 @@ def dream_clips(args, out: pathlib.Path, photos) -> dict:
             dst = out / f"{kind}_dream_{'consistent' if consistent else 'independent'}/"
             t0 = time.perf_counter()
             res = dream_video(str(src), str(dst), size=args.size, fps=10, consistent=consistent, seed=args.seed,
-                              restart=True, iterations=args.dream_iterations, blend=args.blend)
+                              restart=True, iterations=args.dream_iterations, blend=args.blend,
+                              later_iterations=args.dream_later)
             wall = time.perf_counter() - t0
             outs = [np.asarray(Image.open(p).convert("RGB")) for p in res.frames]
             errs = warping_errors(outs, flows, masks)
@@ -307,6 +308,7 @@ def main():
     ap.add_argument("--dream", action="store_true", help="only dream-video (flow-guided feedback) on the clips")
     ap.add_argument("--dream-iterations", type=int, default=10)
     ap.add_argument("--blend", type=float, default=0.6)
+    ap.add_argument("--dream-later", type=int, default=None, help="dream-video's later_iterations")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = pathlib.Path(args.out)
