@@ -20,6 +20,13 @@ and with the temporal consistency (``consistent=True``). It prints, per clip:
 - cost: seconds of every frame after the first over the first frame's (target: at most 0.4).
 
 The judge is a yardstick run on the written frames; it never takes part in the optimisation.
+
+``--ray``: the pan styled in overlapping chunks on a local Ray cluster (``--chunk``, ``--overlap``):
+the warping error of the pairs at the seams (the cross-faded frames and the first frame of the
+later chunk alone) against every other pair, and the same chunks joined with shorter fades.
+
+``--dream``: dream-video on the same clips, each frame on its own and with the flow-guided feedback:
+warping error, how far the frames moved from their inputs, and the time.
 """
 
 from __future__ import annotations
