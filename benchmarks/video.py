@@ -20,6 +20,13 @@ and with the temporal consistency (``consistent=True``). It prints, per clip:
 - cost: seconds of every frame after the first over the first frame's (target: at most 0.4).
 
 The judge is a yardstick run on the written frames; it never takes part in the optimisation.
+
+``--ray``: the pan styled in overlapping chunks on a local Ray cluster (``--chunk``, ``--overlap``):
+the warping error of the pairs at the seams (the cross-faded frames and the first frame of the
+later chunk alone) against every other pair, and the same chunks joined with shorter fades.
+
+``--dream``: dream-video on the same clips, each frame on its own and with the flow-guided feedback:
+warping error, how far the frames moved from their inputs, and the time.
 """
 
 from __future__ import annotations
@@ -161,6 +168,15 @@ def ray_seams(args, out: pathlib.Path, photos) -> dict:
         Image.fromarray(f).save(src / f"f{i:03d}.png")
     import ray
 
+    from deepcanvas.techniques import video
+
+    real_join, raw = video.join_chunks, {}
+
+    def keep(ranges, outputs, n):  # the chunks as styled, before the join (for looking at the seams)
+        raw.update(ranges=np.array(ranges), **{f"chunk{i}": np.stack(o) for i, o in enumerate(outputs)})
+        return real_join(ranges, outputs, n)
+
+    video.join_chunks = keep
     os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(num_cpus=args.ray_workers, include_dashboard=False, log_to_driver=False)
     try:
@@ -169,19 +185,96 @@ def ray_seams(args, out: pathlib.Path, photos) -> dict:
                           ray="local", chunk=args.chunk, overlap=args.overlap)
     finally:
         ray.shutdown()
+        video.join_chunks = real_join
+    if raw:
+        np.savez_compressed(out / "ray_chunks.npz", **raw)
     outs = [np.asarray(Image.open(p).convert("RGB")) for p in res.frames]
     errs = warping_errors(outs, flows, masks)
-    # pairs whose later frame lies in a cross-fade or is a seam: (t-1, t) for t in [seam - overlap, seam]
-    joined = {t for s in res.seams for t in range(s - args.overlap, s + 1)}
-    seam_errs = [e for t, e in enumerate(errs, start=1) if t in joined]
-    other = [e for t, e in enumerate(errs, start=1) if t not in joined]
+
+    def split(errs, seams, overlap):
+        # pairs whose later frame lies in a cross-fade or is a seam: (t-1, t) for t in [seam - overlap, seam]
+        joined = {t for s in seams for t in range(s - overlap, s + 1)}
+        return ([e for t, e in enumerate(errs, start=1) if t in joined],
+                [e for t, e in enumerate(errs, start=1) if t not in joined])
+
+    seam_errs, other = split(errs, res.seams, args.overlap)
     row = {"seams": res.seams, "per_pair": [round(e, 2) for e in errs], "seam_pairs_max": max(seam_errs),
            "seam_pairs_mean": float(np.mean(seam_errs)), "other_pairs_max": max(other) if other else None,
-           "other_pairs_mean": float(np.mean(other)) if other else None}
+           "other_pairs_mean": float(np.mean(other)) if other else None,
+           "other_pairs_median": float(np.median(other)) if other else None}
     print(f"ray chunks {args.chunk} overlap {args.overlap}: seams at {res.seams}; warping error at the joins "
           f"mean {row['seam_pairs_mean']:.2f} max {row['seam_pairs_max']:.2f}; other pairs mean "
-          f"{row['other_pairs_mean'] or float('nan'):.2f} max {row['other_pairs_max'] or float('nan'):.2f}", flush=True)
+          f"{row['other_pairs_mean'] or float('nan'):.2f} median {row['other_pairs_median'] or float('nan'):.2f} "
+          f"max {row['other_pairs_max'] or float('nan'):.2f}", flush=True)
+    # The same chunks joined with a shorter fade: over the last k frames of the overlap only (the earlier chunk
+    # alone before them), k = 0 being a hard cut at the seam. (A run with overlap k would start the later chunk
+    # later; its texture differs from the earlier chunk's by as much either way.)
+    if raw and len(res.seams) == 1:
+        (a0, b), (p, c) = [tuple(int(x) for x in r) for r in raw["ranges"]]
+        sweep = {}
+        for k in range(0, b - p + 1):
+            later = list(raw["chunk1"][b - k - p:])
+            e = warping_errors(video.join_chunks([(a0, b), (b - k, c)], [list(raw["chunk0"]), later], c),
+                               flows, masks)
+            s_, o_ = split(e, res.seams, k)
+            sweep[k] = {"seam_mean": float(np.mean(s_)), "seam_max": max(s_), "other_mean": float(np.mean(o_)),
+                        "other_median": float(np.median(o_)), "other_max": max(o_)}
+            print(f"  fade over {k} frames: joins mean {np.mean(s_):.2f} max {max(s_):.2f}; other pairs mean "
+                  f"{np.mean(o_):.2f} median {np.median(o_):.2f} max {max(o_):.2f}; joins mean / other mean "
+                  f"{np.mean(s_) / np.mean(o_):.3f}, joins max / other max {max(s_) / max(o_):.3f}", flush=True)
+        row["fade_sweep"] = sweep
     return row
+
+
+def dream_clips(args, out: pathlib.Path, photos) -> dict:
+    """dream-video on the same clips, each frame on its own and with the flow-guided feedback.
+
+    DeepDream has no loss to compare with a single picture, so the figures are the warping error (along the
+    true motion), how far each frame moved from its input frame (mean |dream - input|: the feedback must
+    not make the dream fade or run away), and the cost: later frames' time over the first's, and the
+    consistent run's wall time over the independent one's (the flows are the overhead).
+    """
+    from deepcanvas.techniques.video import dream_video
+
+    hw = (round(args.size * 3 / 4), args.size)
+    summary = {}
+    for n, kind in enumerate(args.clips.split(",")):
+        frames, flows, masks = make_clip(kind, args.frames, hw, photos[kind], DATA / "astronaut.jpg")
+        src = out / f"{kind}_input"
+        src.mkdir(parents=True, exist_ok=True)
+        for i, f in enumerate(frames):
+            Image.fromarray(f).save(src / f"f{i:03d}.png")
+        if n == 0:  # warm up (imports, the first convolutions' set-up) so that no run's first frame pays for it
+            dream_video(str(src), str(out / "warmup/"), size=args.size, fps=10, duration=0.2, restart=True,
+                        iterations=1)
+        row = {}
+        for consistent in (False, True):
+            dst = out / f"{kind}_dream_{'consistent' if consistent else 'independent'}/"
+            t0 = time.perf_counter()
+            res = dream_video(str(src), str(dst), size=args.size, fps=10, consistent=consistent, seed=args.seed,
+                              restart=True, iterations=args.dream_iterations, blend=args.blend,
+                              later_iterations=args.dream_later)
+            wall = time.perf_counter() - t0
+            outs = [np.asarray(Image.open(p).convert("RGB")) for p in res.frames]
+            errs = warping_errors(outs, flows, masks)
+            spf = res.seconds_per_frame
+            change = [float(np.abs(o.astype(np.float32) - f.astype(np.float32)).mean()) for o, f in zip(outs, frames)]
+            row["consistent" if consistent else "independent"] = {
+                "warp_err": float(np.mean(errs)), "warp_err_per_pair": [round(e, 2) for e in errs],
+                "change_from_input": [round(c, 2) for c in change], "first_s": spf[0],
+                "later_over_first": float(np.mean(spf[1:]) / spf[0]) if len(spf) > 1 else None,
+                "frames_s": float(np.sum(spf)), "wall_s": wall}
+        c, i = row["consistent"], row["independent"]
+        row["warp_ratio"] = c["warp_err"] / i["warp_err"]
+        row["time_ratio"] = c["frames_s"] / i["frames_s"]
+        summary[kind] = row
+        print(f"dream {kind:7s} warping error {i['warp_err']:.2f} -> {c['warp_err']:.2f} (x{row['warp_ratio']:.3f}); "
+              f"|dream - input| indep {np.mean(i['change_from_input']):.1f} consistent "
+              f"{np.mean(c['change_from_input']):.1f} (first {c['change_from_input'][0]:.1f}, last "
+              f"{c['change_from_input'][-1]:.1f}); later/first frame time indep {i['later_over_first']:.2f} "
+              f"consistent {c['later_over_first']:.2f}; time consistent/indep {row['time_ratio']:.2f} "
+              f"({c['frames_s']:.0f} s / {i['frames_s']:.0f} s)", flush=True)
+    return summary
 
 
 def side_by_side_gif(out: pathlib.Path, kind: str, path: pathlib.Path, fps: float = 6) -> None:
@@ -216,9 +309,13 @@ def main():
                     help="redo the independent runs too (by default finished ones are reused: they do not change)")
     ap.add_argument("--gif", default=None, help="write input | independent | consistent of the pan clip here")
     ap.add_argument("--ray", action="store_true", help="only the seams of chunks joined on a local Ray cluster")
-    ap.add_argument("--chunk", type=int, default=6)
-    ap.add_argument("--overlap", type=int, default=4)
+    ap.add_argument("--chunk", type=int, default=10)
+    ap.add_argument("--overlap", type=int, default=8)
     ap.add_argument("--ray-workers", type=int, default=2)
+    ap.add_argument("--dream", action="store_true", help="only dream-video (flow-guided feedback) on the clips")
+    ap.add_argument("--dream-iterations", type=int, default=10)
+    ap.add_argument("--blend", type=float, default=0.6)
+    ap.add_argument("--dream-later", type=int, default=None, help="dream-video's later_iterations")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = pathlib.Path(args.out)
@@ -230,6 +327,11 @@ def main():
         row = ray_seams(args, out, photos)
         (out / "ray_seams.json").write_text(json.dumps({"size": args.size, "frames": args.frames,
                                                         "args": vars(args), "ray": row}, indent=1))
+        return
+    if args.dream:
+        rows = dream_clips(args, out, photos)
+        (out / "dream_summary.json").write_text(json.dumps({"size": args.size, "frames": args.frames,
+                                                           "args": vars(args), "clips": rows}, indent=1))
         return
     hw = (round(args.size * 3 / 4), args.size)
     summary = {}

@@ -146,29 +146,62 @@ def test_chunks_overlap_and_join_with_a_cross_fade():
     assert steps.max() == 30
 
 
-def test_chunks_on_a_local_ray_cluster_join_better_than_restyling_each_frame(frames_dir, tmp_path, monkeypatch):
-    ray = pytest.importorskip("ray")
-    from deepcanvas import flow
-
-    monkeypatch.setenv("RAY_worker_niceness", "0")  # Ray's default 15 starves the workers on a busy machine
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        res = video.style_video(str(frames_dir), [STYLE], str(tmp_path / "r/"), fps=10, ray="local", chunk=3,
-                                overlap=2, **tiny(size=48, iterations=6, lr=0.1))
-    finally:
-        ray.shutdown()
-    assert len(res.frames) == 6 and all(p.is_file() for p in res.frames)
-    assert res.seams == [3]
-    outs = [torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1)[None].float() / 255 for p in res.frames]
+@pytest.fixture
+def long_pan(tmp_path):
+    """14 frames of a pan across a photo, 4 px a frame, and the true motion (flow, visible pixels) of each pair."""
+    d = tmp_path / "long"
+    d.mkdir()
+    big = Image.open(DATA / "chelsea.jpg").convert("RGB").resize((104, 64))
+    for i in range(14):
+        big.crop((4 * i, 0, 4 * i + 48, 36)).save(d / f"f{i:02d}.png")
     truth = np.zeros((36, 48, 2), np.float32)
     truth[..., 0] = 4
     vis = np.ones((36, 48), np.float32)
     vis[:, -5:] = 0
-    errs = flow.warping_error(outs, [truth] * 5, [vis] * 5)
-    # pairs (0,1) ... (4,5); the chunks' cross-fade spans frames 1..3: no pair there may be worse than
-    # an independent re-styling, which is what an unblended seam would be
-    indep = video.style_video(str(frames_dir), [STYLE], str(tmp_path / "i/"), fps=10, consistent=False,
-                              duration=0.2, **tiny(size=48, iterations=6, lr=0.1))
-    ind = [torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1)[None].float() / 255 for p in indep.frames]
-    indep_err = flow.warping_error(ind, [truth], [vis])[0]
-    assert max(errs) < indep_err, (errs, indep_err)
+    return d, truth, vis
+
+
+def test_chunks_on_a_local_ray_cluster_join_no_worse_than_any_other_pair(long_pan, tmp_path, monkeypatch):
+    """The issue's criterion: the warping error where one chunk hands over to the next (the cross-faded
+    frames and the first pair of the later chunk alone) is no worse than between the other frames."""
+    ray = pytest.importorskip("ray")
+    from deepcanvas import flow
+
+    frames_dir, truth, vis = long_pan
+    raw = {}
+    real_join = video.join_chunks
+
+    def keep(ranges, outs, n):
+        raw.update(ranges=ranges, outs=outs)
+        return real_join(ranges, outs, n)
+
+    monkeypatch.setattr(video, "join_chunks", keep)
+    monkeypatch.setenv("RAY_worker_niceness", "0")  # Ray's default 15 starves the workers on a busy machine
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        res = video.style_video(str(frames_dir), [STYLE], str(tmp_path / "r/"), fps=10, ray="local", chunk=7,
+                                overlap=5, **tiny(size=48, iterations=6, lr=0.1))
+    finally:
+        ray.shutdown()
+    assert len(res.frames) == 14 and all(p.is_file() for p in res.frames)
+    assert res.seams == [7] and raw["ranges"] == [(0, 7), (2, 14)]
+
+    def tensors(arrays):
+        return [torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].float() / 255 for a in arrays]
+
+    def seam_and_other(errs):
+        joined = set(range(2, 8))  # pairs (t-1, t) ending in the cross-fade (frames 2..6) or at the seam (7)
+        return ([e for t, e in enumerate(errs, 1) if t in joined],
+                [e for t, e in enumerate(errs, 1) if t not in joined])
+
+    errs = flow.warping_error(tensors(Image.open(p) for p in res.frames), [truth] * 13, [vis] * 13)
+    seam, other = seam_and_other(errs)
+    assert np.mean(seam) <= 1.05 * np.median(other), (errs, seam, other)
+    assert max(seam) <= 1.05 * max(other), (errs, seam, other)
+    # and it is the join that does it: the same chunks cut at the seam, without the fade, jump there (by about a
+    # frame-by-frame restyling: 1.6x the other pairs' median measured, this network's texture being fine)
+    (_, b), (p, _) = raw["ranges"]
+    a, bb = raw["outs"]
+    cut = [a[t] if t < b else bb[t - p] for t in range(14)]
+    cut_errs = flow.warping_error(tensors(cut), [truth] * 13, [vis] * 13)
+    assert cut_errs[b - 1] > 1.4 * np.median(other), (cut_errs, other)

@@ -258,7 +258,7 @@ def style_video_steps(
     restart: bool = False,
     keep_frames: bool = False,
     chunk: int = 0,
-    overlap: int = 4,
+    overlap: int = 8,
     ray: str | None = None,
     style_blend_weights: str | None = None,
     style_scale: float = 1.0,
@@ -302,7 +302,9 @@ def style_video_steps(
         restart: discard the frames of an earlier, unfinished run in the output instead of resuming it.
         keep_frames: keep the PNG frames of an mp4 or gif output (in .NAME.deepcanvas-video/ next to it).
         chunk: with ray: frames per chunk styled in parallel (default: split the clip evenly over the workers).
-        overlap: with ray: frames each chunk shares with the previous one, cross-faded when joined.
+        overlap: with ray: frames each chunk shares with the previous one, cross-faded when joined (the longer,
+            the smoother the seam: two chunks' textures differ by about a frame-by-frame restyling, and the
+            fade spreads that over overlap + 1 frame pairs).
         ray: style chunks of the clip in parallel on a Ray cluster (an address, or 'local').
         style_blend_weights: one weight per style image, e.g. "3,1" (default: equal).
         style_scale: style image size relative to the output size.
