@@ -462,7 +462,8 @@ def style_transfer_steps(
             the deepcanvas default) or gram (Gram matrices, Gatys et al.; neural-style-pt's).
         style_strength: from 0 (the photo) to 1 (the painting's texture alone): 0.5 keeps the weights as they are,
             higher paints more boldly, lower keeps more of the photo; it scales content_weight and style_weight.
-        init: start from content, noise, blend (of content and noise), or an image file.
+        init: start from content, palette (the photo recoloured to the paintings' colour mean and covariance),
+            noise, blend (of content and noise), or an image file.
         init_noise: share of noise in a blend init.
         optimizer: adam or lbfgs (default from the preset: adam for deepcanvas, lbfgs for neural-style-pt).
         lr: learning rate (default 1 for lbfgs, 0.02 for adam).
