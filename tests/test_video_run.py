@@ -25,15 +25,18 @@ def tiny(**kw):
                 device="cpu") | kw
 
 
-@pytest.fixture
-def frames_dir(tmp_path):
-    """6 frames of a pan across a photo, 4 px a frame."""
-    d = tmp_path / "in"
+def pan_frames(d, n: int, photo_size: tuple[int, int]):
+    """``n`` 48x36 frames of a pan across a photo, 4 px a frame, as PNGs in a new folder ``d``."""
     d.mkdir()
-    big = Image.open(DATA / "chelsea.jpg").convert("RGB").resize((96, 60))
-    for i in range(6):
+    big = Image.open(DATA / "chelsea.jpg").convert("RGB").resize(photo_size)
+    for i in range(n):
         big.crop((4 * i, 0, 4 * i + 48, 36)).save(d / f"f{i:02d}.png")
     return d
+
+
+@pytest.fixture
+def frames_dir(tmp_path):
+    return pan_frames(tmp_path / "in", 6, (96, 60))
 
 
 def test_style_video_writes_frames_as_they_finish_with_one_progress_bar(frames_dir, tmp_path):
@@ -150,11 +153,7 @@ def test_chunks_overlap_and_join_with_a_cross_fade():
 @pytest.fixture
 def long_pan(tmp_path):
     """14 frames of a pan across a photo, 4 px a frame, and the true motion (flow, visible pixels) of each pair."""
-    d = tmp_path / "long"
-    d.mkdir()
-    big = Image.open(DATA / "chelsea.jpg").convert("RGB").resize((104, 64))
-    for i in range(14):
-        big.crop((4 * i, 0, 4 * i + 48, 36)).save(d / f"f{i:02d}.png")
+    d = pan_frames(tmp_path / "long", 14, (104, 64))
     truth = np.zeros((36, 48, 2), np.float32)
     truth[..., 0] = 4
     vis = np.ones((36, 48), np.float32)
