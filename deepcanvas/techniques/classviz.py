@@ -10,13 +10,18 @@ Two configurations of the one loop:
   chosen by looking at results: a steeper 1/f^1.35 spectrum (rescaled to
   lucid's RMS so the learning rate keeps its meaning), ±25 % scale, ±20°
   rotation, 16 px jitter and a random crop of 50-100 % of the area zoomed back
-  to full size each step, which makes objects larger and whole. For issue 14 a
-  steeper spectrum (``decay_power=1.6``) with the step falling along half a cosine to
-  a tenth by the end (``lr_floor=0.1``) removed the dotted high-frequency texture
-  (high-frequency share 0.079 -> 0.015 on five tuning classes and 0.073 -> 0.015 on ten
-  held apart, photos 0.041; probability under unseen crops 1.000 -> 0.998), but the pictures came out hazy and less saturated, and goldfinch,
-  tarantula and flamingo were harder to read than before (docs/classes_before_after.png).
-  So it is offered, not the default; a setting between the two is still to be found.
+  to full size each step, which makes objects larger and whole. Those images
+  carried a dotted texture of 2-3 px period (the classifier's gradient loves
+  near-Nyquist patterns): 1.78x the photos' high-frequency share on ten classes
+  held apart. Issue 14: a steeper spectrum (``decay_power=1.6``) removed it but
+  moved energy to large, hazy shapes, and the result was sensitive to small
+  changes (1.40 with ``lr_floor=0.3``: flamingo no longer read as one). The
+  default now leaves the 1/f^1.35 falloff alone and tapers only the top of the
+  spectrum (``cutoff=0.4`` cycles/px, a Butterworth gain of order 4:
+  :func:`spectral_taper`), with the step falling along half a cosine to 0.3 of
+  itself by the end (``lr_floor``). Chosen on four tuning classes (goldfinch,
+  tarantula, flamingo, pizza: 0.63x the photos' share, p 1.00), reported on ten
+  held apart in the README and ``benchmarks/quality.py``.
   ``tv_weight`` adds an optional TV penalty.
 * ``param='pixel'``, the seed article's recipe: raw pixels from faint noise,
   plain gradient ascent of the class score with L2 decay, a random roll
@@ -51,8 +56,8 @@ ParamKind = Literal["fourier", "pixel"]
 
 # Defaults chosen by looking at results on EfficientNet-Lite0 (see the module docstring).
 DEFAULTS = {
-    "fourier": {"lr": 0.1, "l2_weight": 0.0},
-    "pixel": {"lr": 0.01, "l2_weight": 0.01},
+    "fourier": {"lr": 0.1, "l2_weight": 0.0, "lr_floor": 0.3},
+    "pixel": {"lr": 0.01, "l2_weight": 0.01, "lr_floor": 1.0},
 }
 
 
@@ -267,9 +272,9 @@ def visualize_class_steps(
     crop: float = 0.5,
     decay_power: float = 1.35,
     decorrelate: bool = True,
-    lr_floor: float = 1.0,
+    lr_floor: float | None = None,
     tv_weight: float = 0.0,
-    cutoff: float = 0.0,
+    cutoff: float = 0.4,
     seed: int | None = None,
     device: str = "auto",
     precision: Precision = "auto",
@@ -298,7 +303,8 @@ def visualize_class_steps(
             zoomed back to full size (1: no cropping).
         decay_power: fourier only: the spectrum's falloff 1/f^p (lucid's 1; higher: smoother, larger shapes).
         decorrelate: fourier only: optimise in ImageNet's decorrelated colour space.
-        lr_floor: the learning rate falls along half a cosine to this share of lr by the last step (1: constant).
+        lr_floor: the learning rate falls along half a cosine to this share of lr by the last step (1: constant;
+            default 0.3 for fourier, 1 for pixel).
         tv_weight: weight of a total-variation penalty on the image (0: none).
         cutoff: fourier only: taper the spectrum above this frequency in cycles per pixel (Butterworth, order 4;
             0: none, 0.5: Nyquist), which keeps the dotted near-Nyquist texture out of the image.
@@ -324,7 +330,7 @@ def visualize_class_steps(
     if crop > 1:
         raise DeepCanvasError(f"crop must be at most 1, got {crop!r}")
     decay_power = check_number("decay_power", decay_power, minimum=0)
-    lr_floor = check_number("lr_floor", lr_floor, minimum=0, maximum=1)
+    lr_floor = check_number("lr_floor", d["lr_floor"] if lr_floor is None else lr_floor, minimum=0, maximum=1)
     tv_weight = check_number("tv_weight", tv_weight, minimum=0)
     cutoff = check_number("cutoff", cutoff, minimum=0)
     jitter = min(jitter, size // 4)  # tiny images: keep most of the image in view
