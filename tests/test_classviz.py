@@ -285,6 +285,7 @@ def test_cutoff_is_checked_and_reproducible_end_to_end():
     a = list(visualize_class_steps(None, seed=5, **kw))[-1].tensor
     b = list(visualize_class_steps(None, seed=5, **kw))[-1].tensor
     assert torch.equal(a, b)
-    with pytest.raises(DeepCanvasError, match="cutoff"):
-        list(visualize_class_steps(None, objective="conv2:1", model=net, size=32, iterations=2, device="cpu",
-                                   cutoff=-0.1))
+    for bad in (-0.1, 1.5):
+        with pytest.raises(DeepCanvasError, match="cutoff"):
+            list(visualize_class_steps(None, objective="conv2:1", model=net, size=32, iterations=2, device="cpu",
+                                       cutoff=bad))

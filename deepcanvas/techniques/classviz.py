@@ -332,7 +332,7 @@ def visualize_class_steps(
     decay_power = check_number("decay_power", decay_power, minimum=0)
     lr_floor = check_number("lr_floor", d["lr_floor"] if lr_floor is None else lr_floor, minimum=0, maximum=1)
     tv_weight = check_number("tv_weight", tv_weight, minimum=0)
-    cutoff = check_number("cutoff", cutoff, minimum=0)
+    cutoff = check_number("cutoff", cutoff, minimum=0, maximum=1)
     jitter = min(jitter, size // 4)  # tiny images: keep most of the image in view
     info, dev = begin(model, device=device, precision=precision)
     class_layer = info.defaults.get("class_layer")
