@@ -51,8 +51,8 @@ CLASSES = ["goldfinch", "tarantula", "flamingo", "monarch butterfly", "zebra",
 #: ... and ten held apart for reporting (issue 14): never used while choosing a setting.
 HELD_OUT_CLASSES = ["American robin", "bald eagle", "tree frog", "king penguin", "Golden Retriever",
                     "ladybug", "daisy", "castle", "sports car", "lemon"]
-#: The smoother class setting tried for issue 14 (not the default: hazier, see the README), for --classes-before.
-CLASSES_BEFORE = {"decay_power": 1.6, "lr_floor": 0.1}
+#: The class defaults before issue 14's taper (no cutoff, constant step), for --classes-before.
+CLASSES_BEFORE = {"cutoff": 0.0, "lr_floor": 1.0}
 INVERT_LAYERS = "relu1_2,relu2_2,relu3_3,relu4_3,relu5_1"  # conv1 .. conv5 (relu5_3 keeps little layout)
 EVAL_VIEWS = 16
 EVAL_SEED = 20240917  # the views are drawn from their own generator, never the optimisation's
@@ -127,7 +127,7 @@ def bench_classes(out: Path, size: int, iterations: int | None, seed: int, class
     net = models.load_model("efficientnet-lite0")
     photo_hf = {p.name: high_frequency_share(io.load_image(p)) for p in PHOTOS if p.is_file()}
     classes = classes or HELD_OUT_CLASSES
-    tag = "smooth" if before else "defaults"
+    tag = "before" if before else "defaults"
     photo_mean = float(np.mean(list(photo_hf.values()))) if photo_hf else float("nan")
     rng = random.Random(EVAL_SEED)
     rows, images = [], []
@@ -253,7 +253,7 @@ def main(argv=None) -> int:
     ap.add_argument("--classes", default=None,
                     help="comma-separated class names (default: the ten held apart; 'tuning' for the tuning ten)")
     ap.add_argument("--classes-before", action="store_true",
-                    help="also run the smoother setting tried for issue 14 (decay_power 1.6, lr_floor 0.1)")
+                    help="also run the defaults before issue 14's taper (cutoff 0, lr_floor 1)")
     ap.add_argument("--invert-before", action="store_true",
                     help="also invert with the setting tried and rejected for issue 14 (lr 0.15, jitter 4)")
     ap.add_argument("--invert-photos", default=None,

@@ -91,6 +91,7 @@ LIMITS: dict[str, Range] = {
     "chunk": Range(0, MAX_FRAMES, integer=True),
     "memory_limit_gb": Range(0, 4096, above=True),
     "lr_floor": Range(0, 1),
+    "cutoff": Range(0, 1),  # classviz: cycles per pixel (0.5 is Nyquist; 0: no taper)
 }
 
 #: Narrower ranges one technique's ``*_steps`` function sets for a shared name.

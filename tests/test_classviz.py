@@ -231,3 +231,61 @@ def test_lr_floor_and_tv_weight_shape_the_run():
 
     tv = TotalVariation("l2")
     assert float(tv({}, runs[50.0])) < float(tv({}, runs[0.0]))
+
+
+def _hf_share(img: torch.Tensor) -> float:
+    """Share of the mean-removed power spectrum above half the Nyquist frequency (all channels)."""
+    x = img - img.mean(dim=(-2, -1), keepdim=True)
+    power = torch.fft.fft2(x).abs().pow(2).sum(dim=(0, 1))
+    h, w = power.shape
+    f = (torch.fft.fftfreq(h)[:, None] ** 2 + torch.fft.fftfreq(w)[None, :] ** 2).sqrt()
+    return float(power[f > 0.25].sum() / power.sum())
+
+
+def test_spectral_taper_gain_and_shape():
+    from deepcanvas.techniques.classviz import spectral_taper
+
+    g = spectral_taper(32, 48, 0.3)
+    assert g.shape == (32, 25)  # the rfft grid
+    assert float(g[0, 0]) == pytest.approx(1.0)
+    # Butterworth: half the amplitude at the cutoff; falls monotonically along a row.
+    assert float(spectral_taper(64, 64, 0.25)[0, 16]) == pytest.approx(0.5)
+    row = spectral_taper(64, 64, 0.3)[0]
+    assert bool((row[1:] <= row[:-1]).all()) and float(row[-1]) < 0.2
+    assert torch.equal(spectral_taper(16, 16, 0.0), torch.ones(16, 9))
+
+
+def test_cutoff_takes_the_near_nyquist_energy_out_and_keeps_rms_and_gradients():
+    # Same seed, same random spectrum: with the taper the image's high-frequency share falls, the scale's RMS
+    # (the step size in image terms) stays lucid's, and gradients reach every coefficient.
+    def make(cutoff):
+        return classviz._fourier(2, 64, 1.35, True, "cpu", torch.Generator().manual_seed(3), cutoff)
+
+    plain, tapered = make(0.0), make(0.3)
+    assert torch.equal(plain.spectrum, tapered.spectrum)
+    assert float(plain.scale.pow(2).mean().sqrt()) == pytest.approx(float(tapered.scale.pow(2).mean().sqrt()),
+                                                                     rel=1e-5)
+    with torch.no_grad():  # a bigger random spectrum so that the image is not flat grey
+        plain.spectrum.mul_(100)
+        tapered.spectrum.mul_(100)
+    a, b = plain.image(), tapered.image()
+    assert a.shape == b.shape == (2, 3, 64, 64)
+    assert _hf_share(b.detach()) < 0.5 * _hf_share(a.detach())
+    (b * torch.rand(b.shape, generator=torch.Generator().manual_seed(4))).sum().backward()
+    grad = tapered.spectrum.grad
+    # (irfft ignores the imaginary parts of the zero and Nyquist frequencies; everything else gets a gradient)
+    assert torch.isfinite(grad).all() and float((grad != 0).float().mean()) > 0.95
+    # Determinism: the same seed gives the same image.
+    assert torch.equal(make(0.3).image(), make(0.3).image())
+
+
+def test_cutoff_is_checked_and_reproducible_end_to_end():
+    net = tiny_net().float()
+    kw = dict(objective="conv2:1", model=net, size=32, iterations=6, device="cpu", cutoff=0.3)
+    a = list(visualize_class_steps(None, seed=5, **kw))[-1].tensor
+    b = list(visualize_class_steps(None, seed=5, **kw))[-1].tensor
+    assert torch.equal(a, b)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(DeepCanvasError, match="cutoff"):
+            list(visualize_class_steps(None, objective="conv2:1", model=net, size=32, iterations=2, device="cpu",
+                                       cutoff=bad))

@@ -10,13 +10,18 @@ Two configurations of the one loop:
   chosen by looking at results: a steeper 1/f^1.35 spectrum (rescaled to
   lucid's RMS so the learning rate keeps its meaning), ±25 % scale, ±20°
   rotation, 16 px jitter and a random crop of 50-100 % of the area zoomed back
-  to full size each step, which makes objects larger and whole. For issue 14 a
-  steeper spectrum (``decay_power=1.6``) with the step falling along half a cosine to
-  a tenth by the end (``lr_floor=0.1``) removed the dotted high-frequency texture
-  (high-frequency share 0.079 -> 0.015 on five tuning classes and 0.073 -> 0.015 on ten
-  held apart, photos 0.041; probability under unseen crops 1.000 -> 0.998), but the pictures came out hazy and less saturated, and goldfinch,
-  tarantula and flamingo were harder to read than before (docs/classes_before_after.png).
-  So it is offered, not the default; a setting between the two is still to be found.
+  to full size each step, which makes objects larger and whole. Those images
+  carried a dotted texture of 2-3 px period (the classifier's gradient loves
+  near-Nyquist patterns): 1.78x the photos' high-frequency share on ten classes
+  held apart. Issue 14: a steeper spectrum (``decay_power=1.6``) removed it but
+  moved energy to large, hazy shapes, and the result was sensitive to small
+  changes (1.40 with ``lr_floor=0.3``: flamingo no longer read as one). The
+  default now leaves the 1/f^1.35 falloff alone and tapers only the top of the
+  spectrum (``cutoff=0.4`` cycles/px, a Butterworth gain of order 4:
+  :func:`spectral_taper`), with the step falling along half a cosine to 0.3 of
+  itself by the end (``lr_floor``). Chosen on four tuning classes (goldfinch,
+  tarantula, flamingo, pizza: 0.63x the photos' share, p 1.00), reported on ten
+  held apart in the README and ``benchmarks/quality.py``.
   ``tv_weight`` adds an optional TV penalty.
 * ``param='pixel'``, the seed article's recipe: raw pixels from faint noise,
   plain gradient ascent of the class score with L2 decay, a random roll
@@ -51,8 +56,8 @@ ParamKind = Literal["fourier", "pixel"]
 
 # Defaults chosen by looking at results on EfficientNet-Lite0 (see the module docstring).
 DEFAULTS = {
-    "fourier": {"lr": 0.1, "l2_weight": 0.0},
-    "pixel": {"lr": 0.01, "l2_weight": 0.01},
+    "fourier": {"lr": 0.1, "l2_weight": 0.0, "lr_floor": 0.3},
+    "pixel": {"lr": 0.01, "l2_weight": 0.01, "lr_floor": 1.0},
 }
 
 
@@ -210,15 +215,36 @@ def _robust(jitter: int, scale: float, rotate: float, crop: float, rng: random.R
     )
 
 
-def _fourier(batch: int, size: int, decay_power: float, decorrelate: bool, dev, gen) -> FourierParam:
-    """FourierParam whose spectrum scale has the RMS of lucid's 1/f one whatever ``decay_power``.
+def spectral_taper(height: int, width: int, cutoff: float, order: float = 4.0) -> torch.Tensor:
+    """Butterworth gain ``1 / (1 + (f / cutoff)^order)`` on the rfft grid (f in cycles per pixel; 0: all ones).
 
-    A steeper falloff then reshapes the spectrum without changing how far one
-    Adam step moves the image, so one learning rate suits every falloff.
+    Multiplied into a Fourier image's spectrum scale it takes the near-Nyquist
+    frequencies (period 2-3 px, the dotted texture a classifier's gradient loves)
+    out of reach of the optimiser while leaving the frequencies below ``cutoff``
+    nearly as they were: ``cutoff`` 0.4 (the default) keeps 87% of the amplitude
+    at 0.25 cycles/px and 29% at Nyquist.
+    """
+    fy = torch.fft.fftfreq(height)[:, None]
+    fx = torch.fft.rfftfreq(width)[None, :]
+    if cutoff <= 0:
+        return torch.ones(fy.shape[0], fx.shape[1])
+    f = (fx * fx + fy * fy).sqrt()
+    return 1.0 / (1.0 + (f / cutoff) ** order)
+
+
+def _fourier(batch: int, size: int, decay_power: float, decorrelate: bool, dev, gen,
+             cutoff: float = 0.0) -> FourierParam:
+    """FourierParam whose spectrum scale has the RMS of lucid's 1/f one whatever ``decay_power`` and ``cutoff``.
+
+    A steeper falloff (or a taper, :func:`spectral_taper`) then reshapes the
+    spectrum without changing how far one Adam step moves the image, so one
+    learning rate suits every falloff.
     """
     p = FourierParam(batch, size, size, decay_power=decay_power, decorrelate=decorrelate, device=dev,
                      generator=gen)
-    if decay_power != 1.0:
+    if cutoff > 0:
+        p.scale = p.scale * spectral_taper(size, size, cutoff).to(p.scale)[None, None, :, :, None]
+    if decay_power != 1.0 or cutoff > 0:
         fy = torch.fft.fftfreq(size)[:, None]
         fx = torch.fft.rfftfreq(size)[None, :]
         ref = 1.0 / torch.clamp((fx * fx + fy * fy).sqrt(), min=1.0 / size)
@@ -246,8 +272,9 @@ def visualize_class_steps(
     crop: float = 0.5,
     decay_power: float = 1.35,
     decorrelate: bool = True,
-    lr_floor: float = 1.0,
+    lr_floor: float | None = None,
     tv_weight: float = 0.0,
+    cutoff: float = 0.4,
     seed: int | None = None,
     device: str = "auto",
     precision: Precision = "auto",
@@ -276,8 +303,11 @@ def visualize_class_steps(
             zoomed back to full size (1: no cropping).
         decay_power: fourier only: the spectrum's falloff 1/f^p (lucid's 1; higher: smoother, larger shapes).
         decorrelate: fourier only: optimise in ImageNet's decorrelated colour space.
-        lr_floor: the learning rate falls along half a cosine to this share of lr by the last step (1: constant).
+        lr_floor: the learning rate falls along half a cosine to this share of lr by the last step (1: constant;
+            default 0.3 for fourier, 1 for pixel).
         tv_weight: weight of a total-variation penalty on the image (0: none).
+        cutoff: fourier only: taper the spectrum above this frequency in cycles per pixel (Butterworth, order 4;
+            0: none, 0.5: Nyquist), which keeps the dotted near-Nyquist texture out of the image.
         seed: random seed for reproducible results.
         device: auto, cpu, cuda or mps.
         precision: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.
@@ -300,8 +330,9 @@ def visualize_class_steps(
     if crop > 1:
         raise DeepCanvasError(f"crop must be at most 1, got {crop!r}")
     decay_power = check_number("decay_power", decay_power, minimum=0)
-    lr_floor = check_number("lr_floor", lr_floor, minimum=0, maximum=1)
+    lr_floor = check_number("lr_floor", d["lr_floor"] if lr_floor is None else lr_floor, minimum=0, maximum=1)
     tv_weight = check_number("tv_weight", tv_weight, minimum=0)
+    cutoff = check_number("cutoff", cutoff, minimum=0, maximum=1)
     jitter = min(jitter, size // 4)  # tiny images: keep most of the image in view
     info, dev = begin(model, device=device, precision=precision)
     class_layer = info.defaults.get("class_layer")
@@ -337,7 +368,7 @@ def visualize_class_steps(
     gen = torch.Generator().manual_seed(rng.randrange(2**31))
     hooks = []
     if param == "fourier":
-        p = _fourier(batch, size, decay_power, decorrelate, dev, gen)
+        p = _fourier(batch, size, decay_power, decorrelate, dev, gen, cutoff)
         transform = _robust(jitter, scale, rotate, crop, rng)
         optimizer = "adam"
     else:

@@ -36,6 +36,12 @@ checked on tubingen; ``benchmarks/quality.py`` reports on photos held apart):
   stage and a per-channel normalised loss were tried on chelsea/coffee and did not help;
   they were removed. ``param='auto'`` is pixels at every depth.
 
+* Later (held-apart photos, 128 px): relu2_2's shortfall is the number of steps.
+  Layout correlation 0.684 / 0.637 (tubingen / golden_gate) at 200 steps, 0.934 / 0.842
+  at 400, golden_gate 0.908 and astronaut 0.919 at 600, colour error about 5/255; a
+  leaky ReLU gradient (0.1 through inactive units) helped tubingen (0.756) and hurt
+  golden_gate (0.611); relu4_3 stays at 0.0 even after 600 steps (tubingen -0.005).
+
 Several layers are inverted one after the other, each from its own noise.
 """
 
