@@ -66,6 +66,14 @@ def _norm(name: str) -> str:
     return " ".join(name.replace("_", " ").split()).casefold()
 
 
+def require_classifier(info) -> None:
+    """A one-line error unless the network has class scores and names (the CLI, the API and the studio)."""
+    if info.defaults.get("class_layer") is None or info.classes is None:
+        raise DeepCanvasError(
+            f"model {info.name} is not a classifier; use efficientnet-lite0, or give an objective such as "
+            f"'relu4_3:12' instead of classes")
+
+
 def resolve_classes(classes, names: list[str] | None) -> list[int]:
     """ImageNet indices for ``classes``: an index, a name, a list of them, or a comma-separated string.
 
@@ -336,10 +344,8 @@ def visualize_class_steps(
     jitter = min(jitter, size // 4)  # tiny images: keep most of the image in view
     info, dev = begin(model, device=device, precision=precision)
     class_layer = info.defaults.get("class_layer")
-    if classes not in (None, "", []) and class_layer is None:
-        raise DeepCanvasError(
-            f"model {info.name} is not a classifier; use efficientnet-lite0, or give an objective such as "
-            f"'relu4_3:12' instead of classes")
+    if classes not in (None, "", []):
+        require_classifier(info)
     names = info.classes() if info.classes else None
     indices = resolve_classes(classes, names)
     terms = parse_objective(objective) if objective not in (None, "") else []

@@ -338,13 +338,13 @@ def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOA
     @app.get("/api/classes")
     async def classes(model: str = "efficientnet-lite0"):
         from .. import models
+        from ..techniques.classviz import require_classifier
 
         try:
             info = models.get_info(model)
+            require_classifier(info)
         except DeepCanvasError as e:
             raise ApiError(400, str(e)) from None
-        if info.classes is None:
-            raise ApiError(400, f"model {model} is not a classifier; it has no class names")
         return {"model": model, "classes": info.classes()}
 
     @app.get("/api/images")

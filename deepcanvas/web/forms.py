@@ -266,12 +266,11 @@ def check_job(tech: Technique, inputs: dict, params: dict) -> None:
                                   "not a list")
     # -- end layer atlas ---------------------------------------------------------------------------
     if tech.name == "classviz":
-        from ..techniques.classviz import parse_objective, resolve_classes
+        from ..techniques.classviz import parse_objective, require_classifier, resolve_classes
 
         classes = inputs.get("classes") or []
         if classes:
-            if info.classes is None:
-                raise DeepCanvasError(f"model {info.name} is not a classifier; it has no class names")
+            require_classifier(info)
             resolve_classes(classes, info.classes())
         if params.get("objective") not in (None, ""):
             check_layer_names(info, sorted({t[1] for t in parse_objective(params["objective"])}))
