@@ -313,26 +313,12 @@ def style_objective(net, method: str, mode: str, content: torch.Tensor, c_layers
         if w > 0 and cw > 0:
             objective = objective + cw * w * Content(l, c_acts[l], mode)
     live = tuple(l for l, w in s_layers.items() if w > 0)
-    if sw > 0 and live and regions is not None:
-        for region in regions:
+    if sw > 0 and live:
+        # No regions: one region that is the whole picture, with every style at its blend weight.
+        for region in regions if regions is not None else [StyleRegion(None, 1.0, list(range(len(style_imgs))),
+                                                                       list(blend), None)]:
             objective = objective + _style_terms(net, method, mode, live, s_layers, style_imgs, side, sw, tile,
                                                  generator, pixel_weight, region, content.device, positions)
-    elif sw > 0 and live:
-        if method == "swd":
-            feats = style_features(net, style_imgs, blend, live, side)
-            for l in live:
-                objective = objective + sw * s_layers[l] * SlicedWasserstein(l, feats[l], mode=mode,
-                                                                             positions=positions,
-                                                                             generator=generator)
-            if pixel_weight > 0:  # the palette itself: sliced Wasserstein on the RGB values
-                pix = [(resize(simg, fit_size(*simg.shape[-2:], max(16, side))).to(content.device), b)
-                       for simg, b in zip(style_imgs, blend)]
-                objective = objective + sw * pixel_weight * SlicedWasserstein(
-                    SlicedWasserstein.PIXELS, pix, projections=16, mode=mode, generator=generator)
-        else:
-            grams = style_targets(net, style_imgs, blend, live, side, "chw" if mode == "mse" else "hw", tile)
-            for l in live:
-                objective = objective + sw * s_layers[l] * Style(l, grams[l], mode)
     if tw > 0:
         objective = objective + tw * tv
     if rw > 0:
