@@ -13,7 +13,8 @@
     were tuned on (chelsea, coffee): tubingen, golden_gate, astronaut. Per layer: the
     layout correlation (Pearson correlation of 64x64 greyscale thumbnails), the chroma
     correlation (16x16 thumbnails' RGB minus grey) and the mean colour error, with a
-    contact sheet per photo. ``--invert-before`` adds the defaults before issue 14.
+    contact sheet per photo. ``--invert-before`` adds pixels at every depth (the defaults before the
+    deep image prior).
 
 Writes the images, grids, contact sheets and results.json to the output folder. Usage:
 
@@ -189,8 +190,8 @@ def colour_figures(img: Image.Image, photo: Image.Image, side: int = 16) -> tupl
 #: Photos the inversion defaults were tuned on, and the ones they are reported on (never tuned on).
 INVERT_TUNING = [ROOT / "deepcanvas" / "data" / "chelsea.jpg", ROOT / "deepcanvas" / "data" / "coffee.jpg"]
 INVERT_REPORT = [SHARED / "tubingen.jpg", SHARED / "golden_gate.jpg", ROOT / "deepcanvas" / "data" / "astronaut.jpg"]
-#: A setting to compare with the defaults (--invert-before): the one tried for issue 14 and rejected on tubingen.
-INVERT_BEFORE = {"param": "pixel", "lr": 0.15, "jitter": 4}
+#: The defaults to compare with (--invert-before): pixels at every depth, as before the deep image prior.
+INVERT_BEFORE = {"param": "pixel"}
 
 
 def bench_invert(out: Path, size: int, iterations: int | None, seed: int, photos: list[Path] | None = None,
@@ -255,7 +256,7 @@ def main(argv=None) -> int:
     ap.add_argument("--classes-before", action="store_true",
                     help="also run the defaults before issue 14's taper (cutoff 0, lr_floor 1)")
     ap.add_argument("--invert-before", action="store_true",
-                    help="also invert with the setting tried and rejected for issue 14 (lr 0.15, jitter 4)")
+                    help="also invert with pixels at every depth (the defaults before the deep image prior)")
     ap.add_argument("--invert-photos", default=None,
                     help="comma-separated photo paths (default: the held-apart ones, tubingen, golden_gate, astronaut)")
     ap.add_argument("--invert-layers", default=INVERT_LAYERS)

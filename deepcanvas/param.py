@@ -142,3 +142,79 @@ class PyramidParam(Param):
             img = torch.einsum("nchw,cd->ndhw", img, self.color)
         return torch.sigmoid(img)
 
+
+
+def _conv_block(cin: int, cout: int, stride: int = 1, k: int = 3) -> torch.nn.Sequential:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, padding_mode="reflect"),
+        torch.nn.BatchNorm2d(cout),
+        torch.nn.LeakyReLU(0.2, inplace=True))
+
+
+class _Hourglass(torch.nn.Module):
+    """Ulyanov et al.'s encoder-decoder ("Deep Image Prior", 2018), small: strided-conv encoder, bilinear
+    decoder, thin skip connections, sigmoid output."""
+
+    def __init__(self, cin: int, channels: tuple[int, ...], skip: int):
+        super().__init__()
+        self.down, self.skips, self.up = torch.nn.ModuleList(), torch.nn.ModuleList(), torch.nn.ModuleList()
+        prev = cin
+        for c in channels:
+            self.down.append(torch.nn.Sequential(_conv_block(prev, c, stride=2), _conv_block(c, c)))
+            self.skips.append(_conv_block(prev, skip, k=1) if skip else None)
+            prev = c
+        for k in reversed(range(len(channels))):
+            c_out = channels[k - 1] if k else channels[0]
+            self.up.append(torch.nn.Sequential(torch.nn.BatchNorm2d(prev + skip), _conv_block(prev + skip, c_out),
+                                               _conv_block(c_out, c_out, k=1)))
+            prev = c_out
+        self.out = torch.nn.Conv2d(prev, 3, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        feats, x = [], z
+        for down in self.down:
+            feats.append(x)
+            x = down(x)
+        for k, up in zip(reversed(range(len(self.down))), self.up):
+            x = F.interpolate(x, size=feats[k].shape[-2:], mode="bilinear", align_corners=False)
+            if self.skips[k] is not None:
+                x = torch.cat([x, self.skips[k](feats[k])], 1)
+            x = up(x)
+        return torch.sigmoid(self.out(x))
+
+
+class DIPParam(Param):
+    """Deep image prior (Ulyanov, Vedaldi & Lempitsky 2018): the image is a randomly initialised
+    convolutional net's output for a fixed noise input, and the optimiser changes the net's weights.
+
+    The net's structure fits smooth, natural-looking images far sooner than noise or the pooling grid's
+    checker, which is the prior a deep layer's inversion lacks. ``reg_noise`` (Ulyanov's input
+    perturbation, redrawn after each step) keeps the net from leaning on one exact input.
+    """
+
+    def __init__(self, batch: int, height: int, width: int, *, channels: tuple[int, ...] = (16, 32, 64, 64, 64),
+                 skip: int = 4, input_channels: int = 16, reg_noise: float = 1 / 30, device="cpu",
+                 generator: torch.Generator | None = None):
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+        # As many levels as keep the coarsest at least 4 pixels (BatchNorm needs more than one value).
+        side = min(height, width)
+        levels = min(len(channels), int(np.log2(side // 4)) if side >= 8 else 1)
+        with torch.random.fork_rng(devices=[]):  # the net's init from the given generator, not the global one
+            torch.manual_seed(seed)
+            self.net = _Hourglass(input_channels, tuple(channels)[:levels], skip).to(device)
+        self.net.train()  # BatchNorm on the batch's own statistics, as in DIP
+        self.z = (torch.rand(batch, input_channels, height, width, generator=gen) * 0.1).to(device)
+        self.reg_noise, self.gen = reg_noise, gen
+        self.eps = torch.zeros_like(self.z)
+
+    def parameters(self):
+        return list(self.net.parameters())
+
+    def image(self):
+        return self.net(self.z + self.eps)
+
+    @torch.no_grad()
+    def post_step(self):
+        if self.reg_noise > 0:
+            self.eps = (torch.randn(self.z.shape, generator=self.gen) * self.reg_noise).to(self.z.device)

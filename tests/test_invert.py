@@ -234,7 +234,7 @@ def test_pyramid_moves_coarse_levels_as_fast_as_fine():
     assert changed.float().mean() > 0.1
 
 
-@pytest.mark.parametrize("param", ["fourier", "pyramid", "pixel"])
+@pytest.mark.parametrize("param", ["fourier", "pyramid", "pixel", "dip"])
 def test_every_parameterisation_lowers_the_feature_distance(param):
     from conftest import tiny_relu_net
 
@@ -251,5 +251,89 @@ def test_every_parameterisation_lowers_the_feature_distance(param):
 
 def test_auto_defaults_per_depth():
     assert all(invert_mod.auto_jitter(s) == 0 for s in (1, 2, 4, 8, 16))  # measured: jitter hurt (docstring)
-    for stride in (1, 2, 4, 8, 16):
-        assert invert_mod.auto_param(stride) in ("pixel", "fourier", "pyramid")
+    # measured (module docstring): pixels for shallow layers, the deep image prior from relu4_x (stride 8) on
+    assert [invert_mod.auto_param(s) for s in (1, 2, 4, 8, 16)] == ["pixel"] * 3 + ["dip"] * 2
+    assert invert_mod.auto_param(16, "lbfgs") == "pixel"  # DIP's per-step input noise breaks L-BFGS's model
+
+
+def test_auto_picks_dip_and_its_learning_rate_for_deep_layers(monkeypatch):
+    from conftest import tiny_relu_net
+
+    seen = []
+    real = invert_mod.Stage
+
+    def spy(*a, **kw):
+        seen.append((type(a[0]).__name__, kw["lr"]))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(invert_mod, "Stage", spy)
+    photo = io.load_image(PHOTO).resize((32, 32))
+    # tiny_relu_net: r1 at stride 1, r3 at stride 4; DIP_FROM_STRIDE lowered so that r3 counts as deep
+    monkeypatch.setattr(invert_mod, "DIP_FROM_STRIDE", 4)
+    invert(photo, layers="r1,r3", model=tiny_relu_net(), size=32, iterations=1, seed=0, device="cpu")
+    assert seen == [("PixelParam", invert_mod.LR_ADAM), ("DIPParam", invert_mod.LR_DIP)]
+    seen.clear()
+    invert(photo, layers="r3", model=tiny_relu_net(), size=32, iterations=1, seed=0, device="cpu", lr=0.2)
+    assert seen == [("DIPParam", 0.2)]
+
+
+# -- the deep image prior (issue 14, item 1) ----------------------------------------------------------
+from deepcanvas.param import DIPParam  # noqa: E402
+
+
+def _dip(seed=0, batch=1, h=24, w=20, **kw):
+    return DIPParam(batch, h, w, channels=(4, 8, 8), skip=2, input_channels=4,
+                    generator=torch.Generator().manual_seed(seed), **kw)
+
+
+def test_dip_shapes_range_and_seed():
+    p = _dip(batch=2)
+    img = p.image().detach()
+    assert img.shape == (2, 3, 24, 20) and p.shape == (2, 3, 24, 20)
+    assert float(img.min()) > 0 and float(img.max()) < 1  # a sigmoid: always a valid image
+    assert torch.equal(_dip(batch=2).image().detach(), img)  # same seed: same weights, same input
+    assert not torch.equal(_dip(seed=1, batch=2).image().detach(), img)
+    # the global generator neither sets the net's weights nor is disturbed by them
+    torch.manual_seed(5)
+    a = _dip().image().detach()
+    before = torch.rand(1)
+    torch.manual_seed(6)
+    assert torch.equal(_dip().image().detach(), a)
+    torch.manual_seed(5)
+    _dip()
+    assert torch.equal(torch.rand(1), before)
+    # tiny images still build (fewer levels: BatchNorm needs more than one value per channel)
+    for side in (4, 7, 9, 16):
+        assert DIPParam(1, side, side + 3).image().shape == (1, 3, side, side + 3)
+
+
+def test_dip_gradient_reaches_every_weight_and_matches_finite_differences():
+    p = _dip(reg_noise=0)
+    p.net.double()
+    p.z = p.z.double()
+    weights = torch.rand(1, 3, 24, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    (p.image() * weights).sum().backward()
+    for t in p.parameters():
+        assert t.grad is not None and float(t.grad.abs().sum()) > 0
+    first = p.net.down[0][0][0].weight  # the encoder's first convolution, deepest in the chain
+    shape = first.shape
+
+    def f(x):
+        first.data = x.view(shape)
+        return (p.image() * weights).sum()
+
+    check_gradient(f, first.detach().clone().reshape(-1), eps=1e-5)
+
+
+def test_dip_input_noise_is_redrawn_each_step_from_its_seed():
+    p, q = _dip(), _dip()
+    a = p.image().detach()
+    p.post_step()
+    q.post_step()
+    b = p.image().detach()
+    assert not torch.equal(a, b) and float((a - b).abs().max()) < 0.2  # a perturbation, not a new image
+    assert torch.equal(q.image().detach(), b)
+    p0 = _dip(reg_noise=0)
+    c = p0.image().detach()
+    p0.post_step()
+    assert torch.equal(p0.image().detach(), c)

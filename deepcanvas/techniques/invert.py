@@ -57,21 +57,29 @@ from .. import models
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import AlphaNorm, FeatureDistance, Sum, TotalVariation
-from ..param import FourierParam, PixelParam, PyramidParam, resize
+from ..param import DIPParam, FourierParam, PixelParam, PyramidParam, resize
 from ..render import Progress, Stage, cosine_decay, drive, render
 from ..signature import check_choice
 from .common import Pooling, Precision, begin, check_layer_names, fit_size, load_tensor, longest_side, seed_everything
 
 Loss = Literal["normalized", "l2"]
-ParamKind = Literal["auto", "pixel", "fourier", "pyramid"]
+ParamKind = Literal["auto", "pixel", "fourier", "pyramid", "dip"]
 Optimizer = Literal["adam", "lbfgs"]
 TV_BASE = 2.0  # default TV weight: TV_BASE * sqrt(the layer's stride), chosen by looking
 LR_ADAM = 0.05  # 0.15 helped on the tuning photos and hurt on tubingen (issue 14; module docstring)
+LR_DIP = 0.01  # Adam on the deep image prior's weights (0.003 and 0.03 no better on chelsea relu4_3)
+ITERATIONS_PIXEL = 600  # relu2_2 needs them: layout r 0.68 at 200 steps, 0.93 at 600 (held-apart photos)
+ITERATIONS_DIP = 300  # the deep image prior's layout settles in 200-400 steps (chelsea relu4_3)
+DIP_FROM_STRIDE = 8  # param='auto': the deep image prior from relu4_x down, pixels above (module docstring)
 
 
-def auto_param(stride: float) -> str:
-    """The parameterisation ``param='auto'`` picks for a layer of this stride (measured; module docstring)."""
-    return "pixel"
+def auto_param(stride: float, optimizer: str = "adam") -> str:
+    """The parameterisation ``param='auto'`` picks for a layer of this stride (measured; module docstring).
+
+    L-BFGS always gets pixels: the deep image prior's input noise changes every step, which breaks its
+    curvature model.
+    """
+    return "dip" if stride >= DIP_FROM_STRIDE and optimizer == "adam" else "pixel"
 
 
 def auto_jitter(stride: float) -> int:
@@ -106,7 +114,7 @@ def invert_steps(
     layer: str | None = None,
     layers: str | None = None,
     size: int = 224,
-    iterations: int = 300,
+    iterations: int | None = None,
     lr: float | None = None,
     optimizer: Optimizer = "adam",
     loss: Loss = "normalized",
@@ -131,8 +139,8 @@ def invert_steps(
         layer: the layer to invert (default: the model's invert layer).
         layers: several layers, each inverted on its own, e.g. "relu1_2,relu3_3,relu5_3".
         size: longest side of the output in pixels.
-        iterations: optimisation steps per layer.
-        lr: learning rate (default 0.05 for adam, 1 for lbfgs).
+        iterations: optimisation steps per layer (default: 600 on pixels, fourier or pyramid, 300 on dip).
+        lr: learning rate (default 0.05 for adam on pixels, fourier or pyramid, 0.01 for adam on dip, 1 for lbfgs).
         optimizer: adam or lbfgs.
         loss: normalized (Mahendran & Vedaldi's distance over the target's energy) or l2 (mean squared error).
         alpha: exponent of the alpha-norm prior.
@@ -142,8 +150,10 @@ def invert_steps(
             deeper layers get more, as in M&V).
         jitter: largest random shift in pixels before each step (default 0: none).
         param: the image's parameterisation: pixel, fourier (a 1/f^decay_power spectrum in decorrelated colour),
-            pyramid (a Laplacian-like sum of levels at 1/1 .. 1/16 of the size, in decorrelated colour), or auto
-            (the measured best for the layer's depth; see the module docstring).
+            pyramid (a Laplacian-like sum of levels at 1/1 .. 1/16 of the size, in decorrelated colour), dip
+            (a deep image prior: the weights of a small random encoder-decoder fed fixed noise), or auto
+            (the measured best for the layer's depth: pixels down to relu3_x, dip from relu4_x on; see the
+            module docstring).
         decay_power: fourier and pyramid only: how much the coarse scales are favoured (higher: smoother).
         model: network from `deepcanvas models`, or a network object (models.LayeredNet).
         weights: local checkpoint for the model's architecture.
@@ -154,9 +164,11 @@ def invert_steps(
     """
     # -- check everything before any slow work -------------------------------------
     size = longest_side(size)
-    iterations = int(check_number("iterations", iterations, integer=True, positive=True))
+    if iterations is not None:
+        iterations = int(check_number("iterations", iterations, integer=True, positive=True))
     check_choice("optimizer", optimizer, Optimizer)
-    lr = check_number("lr", lr if lr is not None else (1.0 if optimizer == "lbfgs" else LR_ADAM), positive=True)
+    if lr is not None:
+        lr = check_number("lr", lr, positive=True)
     check_choice("loss", loss, Loss)
     alpha = check_number("alpha", alpha, positive=True)
     alpha_weight = check_number("alpha_weight", alpha_weight, minimum=0)
@@ -195,18 +207,22 @@ def invert_steps(
             objective = objective + alpha_weight * AlphaNorm(alpha)
         if tw > 0:
             objective = objective + tw * TotalVariation("beta", beta=beta)
-        kind = param if param != "auto" else auto_param(stride)
+        kind = param if param != "auto" else auto_param(stride, optimizer)
         if kind == "fourier":
             prm = FourierParam(1, *hw, sd=0.01, decay_power=decay_power, device=dev, generator=gen)
         elif kind == "pyramid":
             prm = PyramidParam(1, *hw, decay=decay_power, device=dev, generator=gen)
+        elif kind == "dip":
+            prm = DIPParam(1, *hw, device=dev, generator=gen, reg_noise=0 if optimizer == "lbfgs" else 1 / 30)
         else:
             init = (0.5 + 0.05 * torch.randn(1, 3, *hw, generator=gen)).clamp(0, 1)
             prm = PixelParam(init.to(dev), clip=optimizer != "lbfgs")
         j = jitter if jitter is not None else auto_jitter(stride)
-        return Stage(prm, objective, iterations,
+        steps = iterations or (ITERATIONS_DIP if kind == "dip" else ITERATIONS_PIXEL)
+        return Stage(prm, objective, steps,
                      name=f"{name} ({k + 1}/{len(layer_list)})" if len(layer_list) > 1 else name,
-                     optimizer=optimizer, lr=lr,
+                     optimizer=optimizer,
+                     lr=lr if lr is not None else 1.0 if optimizer == "lbfgs" else LR_DIP if kind == "dip" else LR_ADAM,
                      # Adam: big steps find the layout, small ones settle the detail.
                      lr_schedule=cosine_decay(0.1) if optimizer == "adam" else None,
                      transforms=T.random_roll(j, rng) if j else None,
