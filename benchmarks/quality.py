@@ -11,7 +11,8 @@
     before issue 14, same classes, same seeds.
 (b) Feature inversion from VGG16 layers of photos held apart from the two the defaults
     were tuned on (chelsea, coffee): tubingen, golden_gate, astronaut. Per layer: the
-    layout correlation (Pearson correlation of 64x64 greyscale thumbnails), the chroma
+    layout correlation (Pearson correlation of 64x64 greyscale thumbnails), the edge correlation (of
+    their gradient magnitudes: the edges in place, whichever side is lighter), the chroma
     correlation (16x16 thumbnails' RGB minus grey) and the mean colour error, with a
     contact sheet per photo. ``--invert-before`` adds pixels at every depth (the defaults before the
     deep image prior).
@@ -19,7 +20,7 @@
 Writes the images, grids, contact sheets and results.json to the output folder. Usage:
 
     python benchmarks/quality.py [OUT_DIR] [--size 224] [--iterations N] [--skip-invert] [--skip-classes]
-        [--classes-before] [--invert-before] [--invert-layers L1,L2] [--invert-photos P1,P2]
+        [--classes-before] [--invert-before] [--invert-layers L1,L2] [--invert-photos P1,P2] [--invert-param dip]
 """
 
 from __future__ import annotations
@@ -171,6 +172,22 @@ def layout_correlation(img: Image.Image, photo: Image.Image, side: int = 64) -> 
     return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum() + 1e-12))
 
 
+def edge_correlation(img: Image.Image, photo: Image.Image, side: int = 64) -> float:
+    """Pearson correlation of the gradient magnitudes of the two images' side x side greyscale thumbnails.
+
+    Are the edges where the photo's are, whichever side of them is the lighter: a deep layer's
+    inversion can put a bridge's tower in the right place and still get the sky's brightness wrong.
+    """
+    def grad(im):
+        a = np.asarray(im.convert("L").resize((side, side), Image.Resampling.BOX), dtype=np.float64)
+        gy, gx = np.gradient(a)
+        return np.hypot(gx, gy).ravel()
+
+    a, b = grad(img), grad(photo)
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum() + 1e-12))
+
+
 def colour_figures(img: Image.Image, photo: Image.Image, side: int = 16) -> tuple[float, float]:
     """(chroma correlation, mean colour error): are the colours right?
 
@@ -195,13 +212,15 @@ INVERT_BEFORE = {"param": "pixel"}
 
 
 def bench_invert(out: Path, size: int, iterations: int | None, seed: int, photos: list[Path] | None = None,
-                 layers: str = INVERT_LAYERS, before: bool = False) -> dict:
+                 layers: str = INVERT_LAYERS, before: bool = False, param: str | None = None) -> dict:
     """Invert each photo from each layer; print layout correlation, colour figures and feature distance."""
     photos = [p for p in (photos or INVERT_REPORT) if p.is_file()]
     if not photos:
         print("inversion: none of the photos is here; skipped")
         return {}
     kw = {"layers": layers, "size": size, "seed": seed, "device": "cpu"}
+    if param:
+        kw["param"] = param
     if before:
         kw.update(INVERT_BEFORE)
     if iterations:
@@ -210,7 +229,8 @@ def bench_invert(out: Path, size: int, iterations: int | None, seed: int, photos
     net = models.load_model("vgg16")
     rows = []
     print(f"feature inversion, vgg16, {size} px, {tag} ({', '.join(p.name for p in photos)})", flush=True)
-    print(f"{'photo':>16s} {'layer':>8s} {'layout r':>8s} {'chroma r':>8s} {'colour err':>10s} {'feat dist':>9s}")
+    print(f"{'photo':>16s} {'layer':>8s} {'layout r':>8s} {'edge r':>8s} {'chroma r':>8s} {'colour err':>10s} "
+          f"{'feat dist':>9s}")
     t_all = time.perf_counter()
     for photo in photos:
         result = invert.invert(photo, **kw)
@@ -227,16 +247,18 @@ def bench_invert(out: Path, size: int, iterations: int | None, seed: int, photos
                 a = net(io.image_to_tensor(im), [k])[k]
                 d = float((a - t_acts[k]).pow(2).sum() / t_acts[k].pow(2).sum())
                 r = layout_correlation(im, small)
+                edge = edge_correlation(im, small)
+                io.save_image(im, out / f"invert_{tag}_{photo.stem}_{k}.png")
                 chroma, err = colour_figures(im, small)
-                rows.append({"photo": photo.name, "layer": k, "layout_r": r, "chroma_r": chroma, "colour_err": err,
-                             "feature_distance": d})
-                print(f"{photo.name:>16s} {k:>8s} {r:8.3f} {chroma:8.3f} {err:10.1f} {d:9.4f}", flush=True)
+                rows.append({"photo": photo.name, "layer": k, "layout_r": r, "edge_r": edge, "chroma_r": chroma,
+                             "colour_err": err, "feature_distance": d})
+                print(f"{photo.name:>16s} {k:>8s} {r:8.3f} {edge:8.3f} {chroma:8.3f} {err:10.1f} {d:9.4f}", flush=True)
     print(f"{'mean':>16s}")
     means = {}
     for k in dict.fromkeys(r["layer"] for r in rows):
         sel = [r for r in rows if r["layer"] == k]
-        means[k] = {m: float(np.mean([r[m] for r in sel])) for m in ("layout_r", "chroma_r", "colour_err")}
-        print(f"{'':>16s} {k:>8s} {means[k]['layout_r']:8.3f} {means[k]['chroma_r']:8.3f} "
+        means[k] = {m: float(np.mean([r[m] for r in sel])) for m in ("layout_r", "edge_r", "chroma_r", "colour_err")}
+        print(f"{'':>16s} {k:>8s} {means[k]['layout_r']:8.3f} {means[k]['edge_r']:8.3f} {means[k]['chroma_r']:8.3f} "
               f"{means[k]['colour_err']:10.1f}")
     total = time.perf_counter() - t_all
     print(f"inversion ({tag}): {total:.0f} s for {len(photos)} photos")
@@ -260,6 +282,7 @@ def main(argv=None) -> int:
     ap.add_argument("--invert-photos", default=None,
                     help="comma-separated photo paths (default: the held-apart ones, tubingen, golden_gate, astronaut)")
     ap.add_argument("--invert-layers", default=INVERT_LAYERS)
+    ap.add_argument("--invert-param", default=None, help="the inversion's param (default: auto), e.g. dip")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -271,7 +294,8 @@ def main(argv=None) -> int:
             results["classes_before"] = bench_classes(out, args.size, args.iterations, args.seed, classes, before=True)
     if not args.skip_invert:
         photos = [Path(p) for p in args.invert_photos.split(",")] if args.invert_photos else None
-        results["invert"] = bench_invert(out, args.size, args.iterations, args.seed, photos, args.invert_layers)
+        results["invert"] = bench_invert(out, args.size, args.iterations, args.seed, photos, args.invert_layers,
+                                         param=args.invert_param)
         if args.invert_before:
             results["invert_before"] = bench_invert(out, args.size, args.iterations, args.seed, photos,
                                                     args.invert_layers, before=True)

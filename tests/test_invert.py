@@ -251,30 +251,33 @@ def test_every_parameterisation_lowers_the_feature_distance(param):
 
 def test_auto_defaults_per_depth():
     assert all(invert_mod.auto_jitter(s) == 0 for s in (1, 2, 4, 8, 16))  # measured: jitter hurt (docstring)
-    # measured (module docstring): pixels for shallow layers, the deep image prior from relu4_x (stride 8) on
-    assert [invert_mod.auto_param(s) for s in (1, 2, 4, 8, 16)] == ["pixel"] * 3 + ["dip"] * 2
-    assert invert_mod.auto_param(16, "lbfgs") == "pixel"  # DIP's per-step input noise breaks L-BFGS's model
+    # measured (module docstring): pixels at every depth; the deep image prior only when asked for
+    assert [invert_mod.auto_param(s) for s in (1, 2, 4, 8, 16)] == ["pixel"] * 5
+    assert [invert_mod.default_iterations(s, "pixel") for s in (2, 4, 8, 16)] == [600, 600, 300, 300]
+    assert invert_mod.default_iterations(2, "dip") == 300
 
 
-def test_auto_picks_dip_and_its_learning_rate_for_deep_layers(monkeypatch):
+def test_dip_gets_its_learning_rate_steps_and_colour_prior(monkeypatch):
     from conftest import tiny_relu_net
 
     seen = []
     real = invert_mod.Stage
 
     def spy(*a, **kw):
-        seen.append((type(a[0]).__name__, kw["lr"]))
+        seen.append((type(a[0]).__name__, a[2], kw["lr"], sorted(n for _, o in a[1].terms() for n in [o.name])))
         return real(*a, **kw)
 
     monkeypatch.setattr(invert_mod, "Stage", spy)
     photo = io.load_image(PHOTO).resize((32, 32))
-    # tiny_relu_net: r1 at stride 1, r3 at stride 4; DIP_FROM_STRIDE lowered so that r3 counts as deep
-    monkeypatch.setattr(invert_mod, "DIP_FROM_STRIDE", 4)
-    invert(photo, layers="r1,r3", model=tiny_relu_net(), size=32, iterations=1, seed=0, device="cpu")
-    assert seen == [("PixelParam", invert_mod.LR_ADAM), ("DIPParam", invert_mod.LR_DIP)]
-    seen.clear()
-    invert(photo, layers="r3", model=tiny_relu_net(), size=32, iterations=1, seed=0, device="cpu", lr=0.2)
-    assert seen == [("DIPParam", 0.2)]
+    monkeypatch.setattr(invert_mod, "ITERATIONS_SHALLOW", 3)  # keep the run tiny; r1 is stride 1
+    monkeypatch.setattr(invert_mod, "ITERATIONS_DEEP", 2)
+    invert(photo, layers="r1", model=tiny_relu_net(), size=32, seed=0, device="cpu")
+    invert(photo, layers="r1", model=tiny_relu_net(), size=32, seed=0, device="cpu", param="dip")
+    invert(photo, layers="r1", model=tiny_relu_net(), size=32, seed=0, device="cpu", param="dip", lr=0.2,
+           iterations=1, colour_weight=0)
+    assert seen[0] == ("PixelParam", 3, invert_mod.LR_ADAM, ["alpha", "features", "tv"])
+    assert seen[1] == ("DIPParam", 2, invert_mod.LR_DIP, ["alpha", "colour", "features", "tv"])
+    assert seen[2] == ("DIPParam", 1, 0.2, ["alpha", "features", "tv"])
 
 
 # -- the deep image prior (issue 14, item 1) ----------------------------------------------------------

@@ -34,13 +34,38 @@ checked on tubingen; ``benchmarks/quality.py`` reports on photos held apart):
   distances (0.04-0.17) far below the photo's own negative's (0.33-0.46). A search over
   colour-axis sign flips, a coarse-to-fine frequency schedule, a low-resolution first
   stage and a per-channel normalised loss were tried on chelsea/coffee and did not help;
-  they were removed. ``param='auto'`` is pixels at every depth.
+  they were removed. (``param='auto'`` was then pixels at every depth; see below for the change.)
 
 * Later (held-apart photos, 128 px): relu2_2's shortfall is the number of steps.
   Layout correlation 0.684 / 0.637 (tubingen / golden_gate) at 200 steps, 0.934 / 0.842
   at 400, golden_gate 0.908 and astronaut 0.919 at 600, colour error about 5/255; a
   leaky ReLU gradient (0.1 through inactive units) helped tubingen (0.756) and hurt
   golden_gate (0.611); relu4_3 stays at 0.0 even after 600 steps (tubingen -0.005).
+
+* The deep image prior (``param='dip'``, Ulyanov, Vedaldi & Lempitsky 2018; param.DIPParam): the image
+  is a small random encoder-decoder's output for fixed noise, and Adam moves the net's weights. On the
+  tuning photos (128 px) it is the first prior that brings a deep layer's layout back: relu4_3 layout r
+  0.31 (chelsea) and 0.44 (coffee) after 400 steps, against 0.12 and 0.04 for pixels, the cup and the
+  cat's eyes where they belong. The pixel runs reach far lower feature distances (coffee relu4_3: 0.008
+  against 0.067) with no layout at all: the features leave the picture open, and the prior decides.
+  The figures move a lot with the seed (coffee relu4_3 at 300 steps: 0.35 and -0.13 for seeds 1 and 2,
+  a large area coming back light instead of dark); a natural-colour prior (objectives.ColourPrior, a
+  Gaussian over ImageNet's colours, weight 0.01) keeps the drifting areas near plausible colours
+  (coffee relu4_3, seeds 0-2: 0.22 / 0.48 / 0.21, against 0.38 / 0.35 / -0.13 without; colour error
+  26 / 14 / 25 against 35 / 34 / 53; chelsea relu4_3 0.25 / 0.36 / -0.10). relu5_1 stays near 0 (chelsea
+  0.03 / 0.12 / -0.09, coffee -0.12 / 0.33 / -0.36), at 224 px too (chelsea 0.11). Tried and not kept:
+  lr 0.003 and 0.03 (chelsea relu4_3 0.21 and 0.25 against 0.31 at 0.01), no TV (coffee relu4_3 0.28
+  against 0.44), twice the TV (-0.25), no skip connections (-0.34), 800 steps (chelsea relu4_3 0.26,
+  coffee relu5_1 -0.08), a colour prior weight of 0.05 (coffee relu4_3 seed 0: -0.20).
+  On the photos held apart it did not carry over (README, "What each layer sees"): relu4_3 / relu5_1
+  mean layout r -0.05 / -0.19 (seed 0) and 0.09 / 0.11 (seed 1), against 0.07 / 0.11 for pixels at 600
+  steps; the edge correlation no better at relu4_3 (0.38 / 0.33 against 0.38), a little at relu5_1
+  (0.35 / 0.32 against 0.27), in about half the time (300 steps). Its pictures are smooth
+  and hold the coarse geometry (golden_gate's tower and deck), where pixels give a noisy texture with
+  finer detail (the astronaut's face); flat areas (skies) come back in an arbitrary tone either way,
+  since any uniform colour has the same deep features. So ``param='auto'`` stays pixels at every depth;
+  ``param='dip'`` is there to ask for, with its own step (0.01), steps (300) and the colour prior.
+  Default steps by depth: 600 down to relu3_x (relu2_2's layout needs them), 300 from relu4_x on.
 
 Several layers are inverted one after the other, each from its own noise.
 """
@@ -68,19 +93,23 @@ Optimizer = Literal["adam", "lbfgs"]
 TV_BASE = 2.0  # default TV weight: TV_BASE * sqrt(the layer's stride), chosen by looking
 LR_ADAM = 0.05  # 0.15 helped on the tuning photos and hurt on tubingen (issue 14; module docstring)
 LR_DIP = 0.01  # Adam on the deep image prior's weights (0.003 and 0.03 no better on chelsea relu4_3)
-ITERATIONS_PIXEL = 600  # relu2_2 needs them: layout r 0.68 at 200 steps, 0.93 at 600 (held-apart photos)
-ITERATIONS_DIP = 300  # the deep image prior's layout settles in 200-400 steps (chelsea relu4_3)
-COLOUR_WEIGHT_DIP = 0.01  # coffee relu4_3, 3 seeds: layout r 0.22 / 0.48 / 0.21 with it, ? / 0.35 / -0.13 without
-DIP_FROM_STRIDE = 8  # param='auto': the deep image prior from relu4_x down, pixels above (module docstring)
+ITERATIONS_SHALLOW = 600  # down to relu3_x on pixels: relu2_2's layout r 0.68 at 200 steps, 0.93 at 600 (README)
+ITERATIONS_DEEP = 300  # relu4_x on (stride 8), and dip: 600 steps on pixels gave relu4_3 no layout (mean 0.08)
+COLOUR_WEIGHT_DIP = 0.01  # dip only (coffee relu4_3, seeds 0-2: colour error 26 / 14 / 25; 35 / 34 / 53 without)
 
 
-def auto_param(stride: float, optimizer: str = "adam") -> str:
+def auto_param(stride: float) -> str:
     """The parameterisation ``param='auto'`` picks for a layer of this stride (measured; module docstring).
 
-    L-BFGS always gets pixels: the deep image prior's input noise changes every step, which breaks its
-    curvature model.
+    Pixels at every depth: the deep image prior won at relu4_3 on the tuning photos and did not on the
+    photos held apart (module docstring; README, "What each layer sees").
     """
-    return "dip" if stride >= DIP_FROM_STRIDE and optimizer == "adam" else "pixel"
+    return "pixel"
+
+
+def default_iterations(stride: float, kind: str) -> int:
+    """Steps per layer when ``iterations`` is not given."""
+    return ITERATIONS_SHALLOW if stride < 8 and kind != "dip" else ITERATIONS_DEEP
 
 
 def auto_jitter(stride: float) -> int:
@@ -141,7 +170,7 @@ def invert_steps(
         layer: the layer to invert (default: the model's invert layer).
         layers: several layers, each inverted on its own, e.g. "relu1_2,relu3_3,relu5_3".
         size: longest side of the output in pixels.
-        iterations: optimisation steps per layer (default: 600 on pixels, fourier or pyramid, 300 on dip).
+        iterations: optimisation steps per layer (default: 600 down to relu3_x, 300 from relu4_x on and on dip).
         lr: learning rate (default 0.05 for adam on pixels, fourier or pyramid, 0.01 for adam on dip, 1 for lbfgs).
         optimizer: adam or lbfgs.
         loss: normalized (Mahendran & Vedaldi's distance over the target's energy) or l2 (mean squared error).
@@ -156,8 +185,7 @@ def invert_steps(
         param: the image's parameterisation: pixel, fourier (a 1/f^decay_power spectrum in decorrelated colour),
             pyramid (a Laplacian-like sum of levels at 1/1 .. 1/16 of the size, in decorrelated colour), dip
             (a deep image prior: the weights of a small random encoder-decoder fed fixed noise), or auto
-            (the measured best for the layer's depth: pixels down to relu3_x, dip from relu4_x on; see the
-            module docstring).
+            (the measured best for the layer's depth, pixels at every depth for now; see the module docstring).
         decay_power: fourier and pyramid only: how much the coarse scales are favoured (higher: smoother).
         model: network from `deepcanvas models`, or a network object (models.LayeredNet).
         weights: local checkpoint for the model's architecture.
@@ -208,7 +236,7 @@ def invert_steps(
         target = targets[name]
         stride = max(hw) / max(target.shape[-2:])
         tw = tv_weight if tv_weight is not None else TV_BASE * math.sqrt(stride)
-        kind = param if param != "auto" else auto_param(stride, optimizer)
+        kind = param if param != "auto" else auto_param(stride)
         objective = Sum([]) + FeatureDistance(name, target, mode=loss)
         cw = colour_weight if colour_weight is not None else COLOUR_WEIGHT_DIP if kind == "dip" else 0.0
         if cw > 0:
@@ -227,7 +255,7 @@ def invert_steps(
             init = (0.5 + 0.05 * torch.randn(1, 3, *hw, generator=gen)).clamp(0, 1)
             prm = PixelParam(init.to(dev), clip=optimizer != "lbfgs")
         j = jitter if jitter is not None else auto_jitter(stride)
-        steps = iterations or (ITERATIONS_DIP if kind == "dip" else ITERATIONS_PIXEL)
+        steps = iterations or default_iterations(stride, kind)
         return Stage(prm, objective, steps,
                      name=f"{name} ({k + 1}/{len(layer_list)})" if len(layer_list) > 1 else name,
                      optimizer=optimizer,
