@@ -58,9 +58,9 @@ checked on tubingen; ``benchmarks/quality.py`` reports on photos held apart):
   against 0.44), twice the TV (-0.25), no skip connections (-0.34), 800 steps (chelsea relu4_3 0.26,
   coffee relu5_1 -0.08), a colour prior weight of 0.05 (coffee relu4_3 seed 0: -0.20).
   On the photos held apart it did not carry over (README, "What each layer sees"): relu4_3 / relu5_1
-  mean layout r -0.05 / -0.19 (seed 0) and 0.09 / 0.11 (seed 1), against 0.07 / 0.11 for pixels at 600
-  steps; the edge correlation no better at relu4_3 (0.38 / 0.33 against 0.38), a little at relu5_1
-  (0.35 / 0.32 against 0.27), in about half the time (300 steps). Its pictures are smooth
+  mean layout r -0.05 / -0.19, 0.09 / 0.11 and -0.03 / 0.04 (three draws of noise), against 0.07 / 0.11
+  for pixels at 600 steps; the edge correlation no better at relu4_3 (0.38, 0.33, 0.39 against 0.38), a
+  little at relu5_1 (0.35, 0.32, 0.40 against 0.27), in about half the time (300 steps). Its pictures are smooth
   and hold the coarse geometry (golden_gate's tower and deck), where pixels give a noisy texture with
   finer detail (the astronaut's face); flat areas (skies) come back in an arbitrary tone either way,
   since any uniform colour has the same deep features. So ``param='auto'`` stays pixels at every depth;
