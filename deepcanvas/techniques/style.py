@@ -62,7 +62,7 @@ class LossSetup:
     iterations: int = 60
     pad_borders: bool = False  # optimise with a mirrored margin (border_pad), cropped off the result
     # swd: weight of the sliced-Wasserstein term on the RGB values (the palette), as a share of style_weight
-    # like each layer's (1/5 each by default). Without it chelsea x swirls came out lilac instead of the
+    # like each layer's (2/7 or 1/7 by default). Without it chelsea x swirls came out lilac instead of the
     # painting's blues; at 1.0 the palette won over the photo's contours (edge_corr 0.56 at 256 px).
     pixel_weight: float = 0.0
     # swd: positions sorted per step at most (a fresh random subset; None: all), see SlicedWasserstein.
@@ -124,7 +124,7 @@ def loss_setup(preset: str, method: str | None = None) -> LossSetup:
         if method == "gram":
             return LossSetup("scaled", 0.3, 1.0, 2.0, TotalVariation("l2"), True, "adam", False, 1e-6,
                              method="gram", adam_eps_rel=0.1, pad_borders=True)
-        # Sliced Wasserstein: content weight 0.1 and a step of 0.05 paint boldly and keep the photo's contours
+        # Sliced Wasserstein: a content weight near 0.1 and a step of 0.05 paint boldly and keep the photo's contours
         # (256 px screens: content weight 0.03 lost edges, 0.3 barely painted). Sorting a random 64k of the
         # positions (relu1_1 has 200k at 512 px) makes a step 0.76x as long, which pays for 52 iterations
         # instead of 40; the step falling to 0.3x settles the last iterates, whose noise cost contours (384 px,
@@ -132,7 +132,8 @@ def loss_setup(preset: str, method: str | None = None) -> LossSetup:
         # The two shallowest style layers count twice: they carry the painting's colours and brush marks, which
         # the content loss at relu4_2 leaves free, while style weight on the deep layers is spent pulling against
         # it (384 px, 3 pairs: relu4_1/relu5_1 x3 gave edge_corr 0.900 / style_ratio 0.688, relu1_1/relu2_1 x3
-        # 0.780 / 0.396, against 0.861 / 0.519). Content weight 0.15 gives back some of the contours.
+        # 0.780 / 0.396, against 0.861 / 0.519). Content weight 0.15 gives back some of the contours (2x with 0.15:
+        # 0.834 / 0.467; 512 px, 8 pairs: 0.913 / 0.431 against 0.931 / 0.486, lower style_ratio on 7 of 8).
         return LossSetup("scaled", 0.15, 1.0, 2.0, TotalVariation("l2"), True, "adam", False, 1e-6,
                          method="swd", adam_eps_rel=0.1, pad_borders=True, lr=0.05, iterations=52,
                          pixel_weight=0.2, swd_positions=65536, lr_floor=0.3, style_layer_weights=(2, 2, 1, 1, 1))
