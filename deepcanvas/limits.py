@@ -66,6 +66,7 @@ LIMITS: dict[str, Range] = {
     "range_weight": Range(0, MAX_WEIGHT),
     "l2_weight": Range(0, MAX_WEIGHT),
     "alpha_weight": Range(0, MAX_WEIGHT),
+    "colour_weight": Range(0, MAX_WEIGHT),
     "adam_beta1": Range(0, 1, below=True),
     "adam_beta2": Range(0, 1, below=True),
     "adam_eps": Range(0, 1, above=True),
