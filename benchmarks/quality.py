@@ -164,12 +164,18 @@ def bench_classes(out: Path, size: int, iterations: int | None, seed: int, class
             "hf_ratio": ratio}
 
 
+def _thumb(im: Image.Image, side: int, mode: str = "L") -> np.ndarray:
+    return np.asarray(im.convert(mode).resize((side, side), Image.Resampling.BOX), dtype=np.float64)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+    return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum() + 1e-12))
+
+
 def layout_correlation(img: Image.Image, photo: Image.Image, side: int = 64) -> float:
     """Pearson correlation of the two images' side x side greyscale thumbnails (1: the same layout)."""
-    a = np.asarray(img.convert("L").resize((side, side), Image.Resampling.BOX), dtype=np.float64).ravel()
-    b = np.asarray(photo.convert("L").resize((side, side), Image.Resampling.BOX), dtype=np.float64).ravel()
-    a, b = a - a.mean(), b - b.mean()
-    return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum() + 1e-12))
+    return _pearson(_thumb(img, side), _thumb(photo, side))
 
 
 def edge_correlation(img: Image.Image, photo: Image.Image, side: int = 64) -> float:
@@ -179,13 +185,10 @@ def edge_correlation(img: Image.Image, photo: Image.Image, side: int = 64) -> fl
     inversion can put a bridge's tower in the right place and still get the sky's brightness wrong.
     """
     def grad(im):
-        a = np.asarray(im.convert("L").resize((side, side), Image.Resampling.BOX), dtype=np.float64)
-        gy, gx = np.gradient(a)
-        return np.hypot(gx, gy).ravel()
+        gy, gx = np.gradient(_thumb(im, side))
+        return np.hypot(gx, gy)
 
-    a, b = grad(img), grad(photo)
-    a, b = a - a.mean(), b - b.mean()
-    return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum() + 1e-12))
+    return _pearson(grad(img), grad(photo))
 
 
 def colour_figures(img: Image.Image, photo: Image.Image, side: int = 16) -> tuple[float, float]:
@@ -195,11 +198,8 @@ def colour_figures(img: Image.Image, photo: Image.Image, side: int = 16) -> tupl
     (each pixel's RGB minus its grey), 1 when every area has the photo's hue.
     Mean colour error: the mean absolute difference of the two images' mean R, G, B, in 0..255.
     """
-    a = np.asarray(img.convert("RGB").resize((side, side), Image.Resampling.BOX), dtype=np.float64)
-    b = np.asarray(photo.convert("RGB").resize((side, side), Image.Resampling.BOX), dtype=np.float64)
-    ca, cb = (a - a.mean(2, keepdims=True)).ravel(), (b - b.mean(2, keepdims=True)).ravel()
-    ca, cb = ca - ca.mean(), cb - cb.mean()
-    chroma = float((ca * cb).sum() / math.sqrt((ca * ca).sum() * (cb * cb).sum() + 1e-12))
+    a, b = _thumb(img, side, "RGB"), _thumb(photo, side, "RGB")
+    chroma = _pearson(a - a.mean(2, keepdims=True), b - b.mean(2, keepdims=True))
     err = float(np.abs(a.reshape(-1, 3).mean(0) - b.reshape(-1, 3).mean(0)).mean())
     return chroma, err
 

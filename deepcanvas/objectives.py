@@ -512,7 +512,7 @@ class AlphaNorm(Objective):
 
 
 # Natural photos' colours as a Gaussian: ImageNet's mean and per-channel spread, with the channel
-# correlations of lucid's colour matrix (param.COLOR_DECORRELATION); never the target photo's own.
+# correlations of lucid's colour matrix (param._COLOR_SVD_SQRT); never the target photo's own.
 _NATURAL_MEAN = (0.485, 0.456, 0.406)
 _NATURAL_STD = (0.229, 0.224, 0.225)
 

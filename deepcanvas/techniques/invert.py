@@ -112,6 +112,11 @@ def default_iterations(stride: float, kind: str) -> int:
     return ITERATIONS_SHALLOW if stride < 8 and kind != "dip" else ITERATIONS_DEEP
 
 
+def default_lr(optimizer: str, kind: str) -> float:
+    """The step when ``lr`` is not given."""
+    return 1.0 if optimizer == "lbfgs" else LR_DIP if kind == "dip" else LR_ADAM
+
+
 def auto_jitter(stride: float) -> int:
     """Default jitter: none at any depth (a roll of stride/4 made deep inversions of tubingen worse)."""
     return 0
@@ -259,7 +264,7 @@ def invert_steps(
         return Stage(prm, objective, steps,
                      name=f"{name} ({k + 1}/{len(layer_list)})" if len(layer_list) > 1 else name,
                      optimizer=optimizer,
-                     lr=lr if lr is not None else 1.0 if optimizer == "lbfgs" else LR_DIP if kind == "dip" else LR_ADAM,
+                     lr=lr if lr is not None else default_lr(optimizer, kind),
                      # Adam: big steps find the layout, small ones settle the detail.
                      lr_schedule=cosine_decay(0.1) if optimizer == "adam" else None,
                      transforms=T.random_roll(j, rng) if j else None,
