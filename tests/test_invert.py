@@ -250,9 +250,8 @@ def test_every_parameterisation_lowers_the_feature_distance(param):
 
 
 def test_auto_defaults_per_depth():
-    assert all(invert_mod.auto_jitter(s) == 0 for s in (1, 2, 4, 8, 16))  # measured: jitter hurt (docstring)
-    # measured (module docstring): pixels at every depth; the deep image prior only when asked for
-    assert [invert_mod.auto_param(s) for s in (1, 2, 4, 8, 16)] == ["pixel"] * 5
+    # param="auto" is pixels at every depth (test_dip_gets_its_learning_rate_steps_and_colour_prior checks
+    # that the default run builds a PixelParam); the deep image prior only when asked for
     assert [invert_mod.default_iterations(s, "pixel") for s in (2, 4, 8, 16)] == [600, 600, 300, 300]
     assert invert_mod.default_iterations(2, "dip") == 300
 
@@ -260,10 +259,11 @@ def test_auto_defaults_per_depth():
 def test_dip_gets_its_learning_rate_steps_and_colour_prior(monkeypatch):
     from conftest import tiny_relu_net
 
-    seen = []
+    seen, rolls = [], []
     real = invert_mod.Stage
 
     def spy(*a, **kw):
+        rolls.append(kw["transforms"])
         seen.append((type(a[0]).__name__, a[2], kw["lr"], sorted(n for _, o in a[1].terms() for n in [o.name])))
         return real(*a, **kw)
 
@@ -276,6 +276,7 @@ def test_dip_gets_its_learning_rate_steps_and_colour_prior(monkeypatch):
     invert(photo, layers="r1", model=tiny_relu_net(), size=32, seed=0, device="cpu", param="dip", lr=0.2,
            iterations=1, colour_weight=0)
     assert seen[0] == ("PixelParam", 3, invert_mod.LR_ADAM, ["alpha", "features", "tv"])
+    assert rolls[0] is None  # no jitter by default: a roll made deep inversions worse
     assert seen[1] == ("DIPParam", 2, invert_mod.LR_DIP, ["alpha", "colour", "features", "tv"])
     assert seen[2] == ("DIPParam", 1, 0.2, ["alpha", "features", "tv"])
 

@@ -5,24 +5,14 @@ Two configurations of the one loop:
 * ``param='fourier'`` (default), lucid's recipe: the image lives in a scaled
   Fourier basis with decorrelated colour, random pad / jitter / scale / rotate
   transforms are applied before every step, Adam ascends the class logit.
-  EfficientNet-Lite0 answers lucid's exact settings (1/f spectrum, ±10 %
-  scale, ±10° rotation) with fine, busy textures; the defaults here were
-  chosen by looking at results: a steeper 1/f^1.35 spectrum (rescaled to
-  lucid's RMS so the learning rate keeps its meaning), ±25 % scale, ±20°
-  rotation, 16 px jitter and a random crop of 50-100 % of the area zoomed back
-  to full size each step, which makes objects larger and whole. Those images
-  carried a dotted texture of 2-3 px period (the classifier's gradient loves
-  near-Nyquist patterns): 1.78x the photos' high-frequency share on ten classes
-  held apart. Issue 14: a steeper spectrum (``decay_power=1.6``) removed it but
-  moved energy to large, hazy shapes, and the result was sensitive to small
-  changes (1.40 with ``lr_floor=0.3``: flamingo no longer read as one). The
-  default now leaves the 1/f^1.35 falloff alone and tapers only the top of the
-  spectrum (``cutoff=0.4`` cycles/px, a Butterworth gain of order 4:
-  :func:`spectral_taper`), with the step falling along half a cosine to 0.3 of
-  itself by the end (``lr_floor``). Chosen on four tuning classes (goldfinch,
-  tarantula, flamingo, pizza: 0.63x the photos' share, p 1.00), reported on ten
-  held apart in the README and ``benchmarks/quality.py``.
-  ``tv_weight`` adds an optional TV penalty.
+  The defaults differ from lucid's where EfficientNet-Lite0 gave fine, busy
+  textures: a steeper 1/f^1.35 spectrum (rescaled to lucid's RMS so the
+  learning rate keeps its meaning), stronger scale / rotate / jitter and a
+  random zooming crop (larger, whole objects), and the top of the spectrum
+  tapered (``cutoff``, :func:`spectral_taper`) with the step falling to
+  ``lr_floor`` of itself, which removes the dotted 2-3 px texture a
+  classifier's gradient favours (high-frequency share 1.78x the photos' before,
+  0.60x after; docs/tuning.md). ``tv_weight`` adds an optional TV penalty.
 * ``param='pixel'``, the seed article's recipe: raw pixels from faint noise,
   plain gradient ascent of the class score with L2 decay, a random roll
   (jitter) every step, a Gaussian blur every ``blur_every`` steps, and clipping.
@@ -54,7 +44,7 @@ from .common import Precision, begin, check_layer_names, longest_side, seed_ever
 
 ParamKind = Literal["fourier", "pixel"]
 
-# Defaults chosen by looking at results on EfficientNet-Lite0 (see the module docstring).
+# Defaults chosen on EfficientNet-Lite0 (module docstring; docs/tuning.md).
 DEFAULTS = {
     "fourier": {"lr": 0.1, "l2_weight": 0.0, "lr_floor": 0.3},
     "pixel": {"lr": 0.01, "l2_weight": 0.01, "lr_floor": 1.0},

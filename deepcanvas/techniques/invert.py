@@ -1,7 +1,7 @@
 """Feature inversion (Mahendran & Vedaldi, "Understanding Deep Image Representations by Inverting Them", 2015).
 
-Configuration of the one loop: an image from faint noise, a small random roll
-for deep layers, and the objective
+Configuration of the one loop: an image from faint noise (optionally rolled at
+random each step) and the objective
 
     ‖φ(x) − φ0‖² / ‖φ0‖²  +  λα · mean|2(x − ½)|^α  +  λTV · mean((∂x x)² + (∂y x)²)^(β/2)
 
@@ -13,59 +13,9 @@ range (M&V's B), and the TV weight grows with the layer's depth as M&V's
 does, here as 2·sqrt(stride) (relu1_2: 2, relu3_3: 4, relu5_1: 8). Adam with
 a cosine-decayed step beat L-BFGS per second (tried on relu3_3 and relu5_3).
 
-What was measured for issue 14 (VGG16, 128 px; chosen on chelsea and coffee,
-checked on tubingen; ``benchmarks/quality.py`` reports on photos held apart):
-
-* On the tuning photos a larger step looked like the lever: at lr 0.05 flat areas
-  stayed near the grey start (coffee's dark table came back light orange at relu2_2:
-  layout correlation 0.70 after 150 steps, 0.92 after 400); lr 0.15 reached 0.84 in
-  150 steps, 0.93 on chelsea in 300, and raised chelsea's relu4_3 chroma correlation
-  from 0.36 to 0.81. On tubingen, held apart, the same change (with a stride/4 roll
-  for relu4/relu5) was worse everywhere (200 steps: relu2_2 layout 0.54 against 0.68,
-  the sky yellow-green instead of blue; relu4_3 and relu5_1 garish), so the defaults
-  stayed: lr 0.05, no jitter, pixels.
-* The decorrelated Fourier parameterisation (``param='fourier'``) and a Laplacian-like
-  pyramid (``param='pyramid'``) were worse at relu2_2 (chelsea 0.65 and coffee 0.40
-  with Fourier, against 0.84 and 0.70 for pixels) and no better at relu4_3/relu5_1:
-  their images show the shapes more crisply, but often as a negative (dark where the
-  photo is light, blue where it is red). The network is to blame more than the
-  optimiser: this HED-tuned VGG16 barely sees brightness (a +0.1 brightness shift moves
-  relu5_1 by 0.4% of its energy, half the contrast by 21%), and the runs reach feature
-  distances (0.04-0.17) far below the photo's own negative's (0.33-0.46). A search over
-  colour-axis sign flips, a coarse-to-fine frequency schedule, a low-resolution first
-  stage and a per-channel normalised loss were tried on chelsea/coffee and did not help;
-  they were removed. (``param='auto'`` was then pixels at every depth; see below for the change.)
-
-* Later (held-apart photos, 128 px): relu2_2's shortfall is the number of steps.
-  Layout correlation 0.684 / 0.637 (tubingen / golden_gate) at 200 steps, 0.934 / 0.842
-  at 400, golden_gate 0.908 and astronaut 0.919 at 600, colour error about 5/255; a
-  leaky ReLU gradient (0.1 through inactive units) helped tubingen (0.756) and hurt
-  golden_gate (0.611); relu4_3 stays at 0.0 even after 600 steps (tubingen -0.005).
-
-* The deep image prior (``param='dip'``, Ulyanov, Vedaldi & Lempitsky 2018; param.DIPParam): the image
-  is a small random encoder-decoder's output for fixed noise, and Adam moves the net's weights. On the
-  tuning photos (128 px) it is the first prior that brings a deep layer's layout back: relu4_3 layout r
-  0.31 (chelsea) and 0.44 (coffee) after 400 steps, against 0.12 and 0.04 for pixels, the cup and the
-  cat's eyes where they belong. The pixel runs reach far lower feature distances (coffee relu4_3: 0.008
-  against 0.067) with no layout at all: the features leave the picture open, and the prior decides.
-  The figures move a lot with the seed (coffee relu4_3 at 300 steps: 0.35 and -0.13 for seeds 1 and 2,
-  a large area coming back light instead of dark); a natural-colour prior (objectives.ColourPrior, a
-  Gaussian over ImageNet's colours, weight 0.01) keeps the drifting areas near plausible colours
-  (coffee relu4_3, seeds 0-2: 0.22 / 0.48 / 0.21, against 0.38 / 0.35 / -0.13 without; colour error
-  26 / 14 / 25 against 35 / 34 / 53; chelsea relu4_3 0.25 / 0.36 / -0.10). relu5_1 stays near 0 (chelsea
-  0.03 / 0.12 / -0.09, coffee -0.12 / 0.33 / -0.36), at 224 px too (chelsea 0.11). Tried and not kept:
-  lr 0.003 and 0.03 (chelsea relu4_3 0.21 and 0.25 against 0.31 at 0.01), no TV (coffee relu4_3 0.28
-  against 0.44), twice the TV (-0.25), no skip connections (-0.34), 800 steps (chelsea relu4_3 0.26,
-  coffee relu5_1 -0.08), a colour prior weight of 0.05 (coffee relu4_3 seed 0: -0.20).
-  On the photos held apart it did not carry over (README, "What each layer sees"): relu4_3 / relu5_1
-  mean layout r -0.05 / -0.19, 0.09 / 0.11 and -0.03 / 0.04 (three draws of noise), against 0.07 / 0.11
-  for pixels at 600 steps; the edge correlation no better at relu4_3 (0.38, 0.33, 0.39 against 0.38), a
-  little at relu5_1 (0.35, 0.32, 0.40 against 0.27), in about half the time (300 steps). Its pictures are smooth
-  and hold the coarse geometry (golden_gate's tower and deck), where pixels give a noisy texture with
-  finer detail (the astronaut's face); flat areas (skies) come back in an arbitrary tone either way,
-  since any uniform colour has the same deep features. So ``param='auto'`` stays pixels at every depth;
-  ``param='dip'`` is there to ask for, with its own step (0.01), steps (300) and the colour prior.
-  Default steps by depth: 600 down to relu3_x (relu2_2's layout needs them), 300 from relu4_x on.
+The image is pixels by default (``param='auto'``); the Fourier, pyramid and deep-image-prior
+parameterisations are there to ask for. None of them brought a deep layer's layout back on photos
+held apart, and more steps, not another prior, fix the shallow layers (docs/tuning.md).
 
 Several layers are inverted one after the other, each from its own noise.
 """
@@ -91,20 +41,11 @@ Loss = Literal["normalized", "l2"]
 ParamKind = Literal["auto", "pixel", "fourier", "pyramid", "dip"]
 Optimizer = Literal["adam", "lbfgs"]
 TV_BASE = 2.0  # default TV weight: TV_BASE * sqrt(the layer's stride), chosen by looking
-LR_ADAM = 0.05  # 0.15 helped on the tuning photos and hurt on tubingen (issue 14; module docstring)
-LR_DIP = 0.01  # Adam on the deep image prior's weights (0.003 and 0.03 no better on chelsea relu4_3)
-ITERATIONS_SHALLOW = 600  # down to relu3_x on pixels: relu2_2's layout r 0.68 at 200 steps, 0.93 at 600 (README)
-ITERATIONS_DEEP = 300  # relu4_x on (stride 8), and dip: 600 steps on pixels gave relu4_3 no layout (mean 0.08)
-COLOUR_WEIGHT_DIP = 0.01  # dip only (coffee relu4_3, seeds 0-2: colour error 26 / 14 / 25; 35 / 34 / 53 without)
-
-
-def auto_param(stride: float) -> str:
-    """The parameterisation ``param='auto'`` picks for a layer of this stride (measured; module docstring).
-
-    Pixels at every depth: the deep image prior won at relu4_3 on the tuning photos and did not on the
-    photos held apart (module docstring; README, "What each layer sees").
-    """
-    return "pixel"
+LR_ADAM = 0.05  # 0.15 helped on the tuning photos and hurt on a photo held apart (docs/tuning.md)
+LR_DIP = 0.01  # Adam on the deep image prior's weights (0.003 and 0.03 were no better)
+ITERATIONS_SHALLOW = 600  # down to relu3_x on pixels: relu2_2's layout r 0.68 at 200 steps, 0.93 at 600
+ITERATIONS_DEEP = 300  # relu4_x on, and dip: 600 steps on pixels bought the deep layers nothing
+COLOUR_WEIGHT_DIP = 0.01  # dip only: keeps the areas the features leave open near natural colours
 
 
 def default_iterations(stride: float, kind: str) -> int:
@@ -115,11 +56,6 @@ def default_iterations(stride: float, kind: str) -> int:
 def default_lr(optimizer: str, kind: str) -> float:
     """The step when ``lr`` is not given."""
     return 1.0 if optimizer == "lbfgs" else LR_DIP if kind == "dip" else LR_ADAM
-
-
-def auto_jitter(stride: float) -> int:
-    """Default jitter: none at any depth (a roll of stride/4 made deep inversions of tubingen worse)."""
-    return 0
 
 
 def _layer_list(layer, layers, info) -> list[str]:
@@ -186,11 +122,11 @@ def invert_steps(
             deeper layers get more, as in M&V).
         colour_weight: weight of a natural-colour prior (a Gaussian over ImageNet's colours, never the photo's;
             default: COLOUR_WEIGHT_DIP on dip, 0 on the others).
-        jitter: largest random shift in pixels before each step (default 0: none).
+        jitter: largest random shift in pixels before each step (default 0: none; a roll hurt deep inversions).
         param: the image's parameterisation: pixel, fourier (a 1/f^decay_power spectrum in decorrelated colour),
             pyramid (a Laplacian-like sum of levels at 1/1 .. 1/16 of the size, in decorrelated colour), dip
             (a deep image prior: the weights of a small random encoder-decoder fed fixed noise), or auto
-            (the measured best for the layer's depth, pixels at every depth for now; see the module docstring).
+            (pixels at every depth: none of the others did better on photos held apart).
         decay_power: fourier and pyramid only: how much the coarse scales are favoured (higher: smoother).
         model: network from `deepcanvas models`, or a network object (models.LayeredNet).
         weights: local checkpoint for the model's architecture.
@@ -217,6 +153,7 @@ def invert_steps(
     if jitter is not None:
         jitter = int(check_number("jitter", jitter, integer=True, minimum=0))
     check_choice("param", param, ParamKind)
+    kind = "pixel" if param == "auto" else param  # auto: measured best at every depth (docs/tuning.md)
     decay_power = check_number("decay_power", decay_power, minimum=0)
     info, dev = begin(model, device=device, precision=precision, pooling=pooling)
     layer_list = _layer_list(layer, layers, info)
@@ -240,16 +177,15 @@ def invert_steps(
     def layer_stage(k: int, name: str) -> Stage:
         target = targets[name]
         stride = max(hw) / max(target.shape[-2:])
-        tw = tv_weight if tv_weight is not None else TV_BASE * math.sqrt(stride)
-        kind = param if param != "auto" else auto_param(stride)
+        tv_w = tv_weight if tv_weight is not None else TV_BASE * math.sqrt(stride)
         objective = Sum([]) + FeatureDistance(name, target, mode=loss)
-        cw = colour_weight if colour_weight is not None else COLOUR_WEIGHT_DIP if kind == "dip" else 0.0
-        if cw > 0:
-            objective = objective + cw * ColourPrior()
+        colour_w = colour_weight if colour_weight is not None else COLOUR_WEIGHT_DIP if kind == "dip" else 0.0
+        if colour_w > 0:
+            objective = objective + colour_w * ColourPrior()
         if alpha_weight > 0:
             objective = objective + alpha_weight * AlphaNorm(alpha)
-        if tw > 0:
-            objective = objective + tw * TotalVariation("beta", beta=beta)
+        if tv_w > 0:
+            objective = objective + tv_w * TotalVariation("beta", beta=beta)
         if kind == "fourier":
             prm = FourierParam(1, *hw, sd=0.01, decay_power=decay_power, device=dev, generator=gen)
         elif kind == "pyramid":
@@ -259,7 +195,7 @@ def invert_steps(
         else:
             init = (0.5 + 0.05 * torch.randn(1, 3, *hw, generator=gen)).clamp(0, 1)
             prm = PixelParam(init.to(dev), clip=optimizer != "lbfgs")
-        j = jitter if jitter is not None else auto_jitter(stride)
+        j = jitter or 0
         steps = iterations or default_iterations(stride, kind)
         return Stage(prm, objective, steps,
                      name=f"{name} ({k + 1}/{len(layer_list)})" if len(layer_list) > 1 else name,
