@@ -121,7 +121,7 @@ def invert_steps(
         tv_weight: weight of the TV^beta prior (default: 2 times the square root of the layer's stride, so
             deeper layers get more, as in M&V).
         colour_weight: weight of a natural-colour prior (a Gaussian over ImageNet's colours, never the photo's;
-            default: COLOUR_WEIGHT_DIP on dip, 0 on the others).
+            default: 0.01 on dip, 0 on the others).
         jitter: largest random shift in pixels before each step (default 0: none; a roll hurt deep inversions).
         param: the image's parameterisation: pixel, fourier (a 1/f^decay_power spectrum in decorrelated colour),
             pyramid (a Laplacian-like sum of levels at 1/1 .. 1/16 of the size, in decorrelated colour), dip
