@@ -10,6 +10,7 @@ from PIL import Image
 
 from deepcanvas import cli
 from deepcanvas.errors import DeepCanvasError
+from deepcanvas.render import drive
 from deepcanvas.techniques import atlas as atlas_mod
 from deepcanvas.techniques.atlas import atlas, atlas_sheet, atlas_steps, parse_channels
 
@@ -63,16 +64,16 @@ def test_cache_is_used_for_named_networks(monkeypatch, tmp_path):
     info = models.NetworkInfo(net)
     monkeypatch.setattr(atlas_mod.models, "get_info", lambda m: info)
     monkeypatch.setattr(atlas_mod.models, "load_model", lambda m, **k: net)
-    calls = []
-    real = atlas_mod.render
-    monkeypatch.setattr(atlas_mod, "render", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
-    first = atlas(model="tinynet", layers="r1", channels="2", **FAST)
-    assert len(calls) == 1 and len(list((tmp_path / "atlas").rglob("*.png"))) == 2
-    again = atlas(model="tinynet", layers="r1", channels="2", **FAST)
-    assert len(calls) == 1  # nothing rendered: both tiles came from the cache
-    assert again.tobytes() == first.tobytes()
-    atlas(model="tinynet", layers="r1", channels="3", **FAST)  # one new channel: one more stage, 1 item
-    assert len(calls) == 2 and len(list((tmp_path / "atlas").rglob("*.png"))) == 3
+    def run(channels):  # the final Progress: its total counts the steps rendered
+        return drive(atlas_mod.atlas_steps(model="tinynet", layers="r1", channels=channels, **FAST))
+
+    first = run("2")
+    assert first.total == FAST["iterations"] and len(list((tmp_path / "atlas").rglob("*.png"))) == 2
+    again = run("2")
+    assert again.total == 0  # nothing rendered: both tiles came from the cache
+    assert again.output.tobytes() == first.output.tobytes()
+    third = run("3")  # one new channel: one more stage, 1 item
+    assert third.total == FAST["iterations"] and len(list((tmp_path / "atlas").rglob("*.png"))) == 3
 
 
 def test_photo_mode_pairs_each_channel_with_a_patch(net):
