@@ -32,80 +32,8 @@ from .objectives import Objective
 from .optimizers import make_optimizer
 from .param import Param
 from .precision import LossScale, autocast_for, resolve_precision
+from .progress import Clock, Interrupted, Progress, drive  # noqa: F401 (drive: part of this module's API)
 from .tiling import tiled_backward
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a run. ``image`` holds the best image so far (PIL)."""
-
-    def __init__(self, image):
-        super().__init__("interrupted")
-        self.image = image
-
-
-@dataclass
-class Progress:
-    """One step of a run. Unpacks as ``(iteration, image)``, like the article's generator.
-
-    The last one of a run has ``done=True``; its ``output`` holds whatever else the
-    technique produced (e.g. the files a zoom sequence wrote).
-    """
-
-    iteration: int
-    total: int
-    loss: float
-    parts: dict[str, float]
-    stage: str
-    tensor: torch.Tensor = field(repr=False)
-    elapsed: float = 0.0
-    done: bool = False
-    output: Any = field(default=None, repr=False)
-
-    @property
-    def image(self):
-        from .io import tensor_to_image
-
-        return tensor_to_image(self.tensor)
-
-    @property
-    def images(self):
-        from .io import tensor_to_image
-
-        return [tensor_to_image(t[None]) for t in self.tensor]
-
-    @property
-    def eta(self) -> float | None:
-        """Seconds left, from the mean time per step so far (None before the first step)."""
-        if self.done:
-            return 0.0
-        if self.iteration <= 0:
-            return None
-        return self.elapsed / self.iteration * max(0, self.total - self.iteration)
-
-    def __iter__(self):
-        yield self.iteration
-        yield self.image
-
-
-def drive(steps: Iterator[Progress], callback: Callable[[Progress], None] | None = None) -> Progress:
-    """Run a ``*_steps`` generator to the end, calling ``callback`` on each step; return the last.
-
-    Ctrl-C while the callback runs (not inside the generator) is thrown into the
-    generator, so it too ends as :class:`Interrupted` carrying the best image.
-    """
-    last = None
-    try:
-        for last in steps:
-            if callback is not None:
-                callback(last)
-    except KeyboardInterrupt as e:
-        if isinstance(e, Interrupted):
-            raise
-        steps.throw(KeyboardInterrupt())
-        raise
-    if last is None:
-        raise DeepCanvasError("nothing to do: the run had no steps")
-    return last
 
 
 class Renderer:
@@ -324,11 +252,16 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
             raise ValueError("render: give total= when stages are built on the way")
         total = sum(s.steps for s in stages)
     rng = rng or random.Random()
-    t0 = time.perf_counter()
+    clock = Clock(total)
     done, results, prev = 0, [], None
     running: Callable[[], torch.Tensor] | None = None  # the running stretch's best so far
     last: Progress | None = None
     final_loss, final_parts = math.nan, {}
+
+    def timed(p: Progress) -> Progress:
+        nonlocal last
+        last = clock.stamp(p)
+        return p
 
     try:
         for spec in stages:
@@ -348,9 +281,8 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
                         if r.tensor is not None:
                             shown["t"] = r.tensor
                         if shown["t"] is not None:
-                            last = Progress(done, total, r.loss, {}, r.stage or spec.name, shown["t"],
-                                            time.perf_counter() - t0)
-                            yield last
+                            yield timed(Progress(done, total, r.loss, {}, r.stage or spec.name, shown["t"],
+                                                 clock.elapsed()))
                 finally:
                     gen.close()
                 if result is None:
@@ -366,11 +298,10 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
                                 tile=stage.tile, tile_margin=stage.tile_margin, hooks=stage.hooks,
                                 precision=precision, rng=rng, **stage.optimizer_options)
             running = lambda r=renderer, f=shaped: f(r.current().detach())  # noqa: E731
-            for p in renderer.run(stage.steps, start=done, total=total, stage=stage.name, t0=t0):
+            for p in renderer.run(stage.steps, start=done, total=total, stage=stage.name, t0=clock.t0):
                 if stage.view is not None:
                     p.tensor = stage.view(p.tensor)
-                last = p
-                yield p
+                yield timed(p)
             done += stage.steps
             prev = shaped(renderer.current().detach())
             running = None
@@ -385,7 +316,7 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
             raise
         current = running() if running is not None else None
         if current is None and not results:
-            raise
+            raise Interrupted(None) from None  # before the first image: nothing to keep
         best = (finish or (lambda rs: rs[-1]))(results + ([current] if current is not None else [])).clamp(0, 1)
         if best.shape[0] > 1:  # a batch: side by side in one picture
             best = torch.cat(list(best), dim=-1)[None]
@@ -395,6 +326,6 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
     final = (finish or (lambda rs: rs[-1]))(results)
     if callable(output):
         output = output(final)
-    yield Progress(max(total, done), max(total, done), final_loss, final_parts, "done", final, time.perf_counter() - t0,
-                   done=True, output=output)
+    yield Progress(max(total, done), max(total, done), final_loss, final_parts, "done", final, clock.elapsed(),
+                   done=True, output=output, eta=0.0)
     return final

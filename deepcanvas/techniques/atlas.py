@@ -251,8 +251,6 @@ def atlas_steps(
     # -- which channels, and the photo's patches ------------------------------------
     patches: dict[str, dict[int, Image.Image]] = {}
     if photo_t is not None:
-        from .common import fit_size
-
         hw = fit_size(*photo_t.shape[-2:], max(224, size))
         from ..param import resize
 
