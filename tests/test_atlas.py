@@ -12,7 +12,8 @@ from deepcanvas import cli
 from deepcanvas.errors import DeepCanvasError
 from deepcanvas.render import drive
 from deepcanvas.techniques import atlas as atlas_mod
-from deepcanvas.techniques.atlas import atlas, atlas_sheet, atlas_steps, parse_channels
+from deepcanvas.sheet import contact_sheet
+from deepcanvas.techniques.atlas import atlas, atlas_steps, parse_channels
 
 from conftest import tiny_relu_net
 
@@ -84,10 +85,12 @@ def test_photo_mode_pairs_each_channel_with_a_patch(net):
 
 def test_sheet_layout():
     tile = Image.new("RGB", (20, 20), "red")
-    s = atlas_sheet([("a", [(0, tile, None), (1, tile, None)]), ("b", [(3, tile, None)])])
+    s = contact_sheet([("a", [("#0", tile, None), ("#1", tile, None)]), ("b", [("#3", tile, None)])])
     assert s.size == (64 + 2 * 24 + 4, 2 * (20 + 14 + 4) + 4)
+    assert s.getpixel((64 + 10, 4 + 10)) == (255, 0, 0) and s.getpixel((64 + 24 + 10, 4 + 10)) == (255, 0, 0)
+    assert s.getpixel((64 + 24 + 10, 4 + 38 + 10)) == (255, 255, 255)  # row b has one cell
     with pytest.raises(DeepCanvasError):
-        atlas_sheet([])
+        contact_sheet([])
 
 
 @pytest.mark.parametrize("spec, expected", [("8", (8, None)), (5, (5, None)), ("3,1,3", (None, [3, 1])),

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Callable, Iterator, Literal
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from .. import io, models
 from ..models.layered import probe_layers
+from ..sheet import contact_sheet
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import Channel, Sum
@@ -108,41 +109,6 @@ def estimate_bytes(elems_per_pixel: float, size: int, batch: int) -> float:
     """Peak memory of one atlas stage: activations (forward, kept) and their gradients, fp32, ×1.5 for
     the transforms' copies and the allocator."""
     return elems_per_pixel * size * size * batch * 4 * 2 * 1.5
-
-
-# -- the sheet --------------------------------------------------------------------------------------
-def _font():
-    return ImageFont.load_default()
-
-
-def atlas_sheet(rows: list[tuple[str, list[tuple[int, Image.Image, Image.Image | None]]]], title: str = "",
-                gap: int = 4, label_w: int = 64, label_h: int = 14) -> Image.Image:
-    """Rows of (layer, [(channel, visualization, photo patch or None), ...]) as one labelled sheet."""
-    if not rows or not any(r[1] for r in rows):
-        raise DeepCanvasError("atlas sheet: no tiles")
-    tw, th = rows[0][1][0][1].size
-    pair = any(t[2] is not None for _, tiles in rows for t in tiles)
-    cell_w = tw * (2 if pair else 1) + (2 if pair else 0)
-    cols = max(len(tiles) for _, tiles in rows)
-    title_h = label_h + gap if title else 0
-    sheet = Image.new("RGB", (label_w + cols * (cell_w + gap) + gap, title_h + len(rows) * (th + label_h + gap) + gap),
-                      "white")
-    draw = ImageDraw.Draw(sheet)
-    font = _font()
-    if title:
-        draw.text((gap, gap), title, fill="black", font=font)
-    for r, (layer, tiles) in enumerate(rows):
-        y = title_h + gap + r * (th + label_h + gap)
-        draw.text((gap, y + th // 2 - 6), layer[:11], fill="black", font=font)
-        for c, (ch, vis, patch) in enumerate(tiles):
-            x = label_w + c * (cell_w + gap)
-            sheet.paste(vis.convert("RGB").resize((tw, th)), (x, y))
-            if patch is not None:
-                sheet.paste(patch.convert("RGB").resize((tw, th), Image.Resampling.LANCZOS), (x + tw + 2, y))
-            text = f"#{ch}"
-            draw.text((x + (cell_w - draw.textlength(text, font=font)) / 2, y + th + 1), text, fill="black",
-                      font=font)
-    return sheet
 
 
 # -- caching ----------------------------------------------------------------------------------------
@@ -336,9 +302,9 @@ def atlas_steps(
         for (name, chs), result in zip(todo.items(), results):
             for i, ch in enumerate(chs):
                 got[name].setdefault(ch, io.tensor_to_image(result[i:i + 1]))
-        rows = [(name, [(ch, got[name][ch], patches.get(name, {}).get(ch)) for ch in picks[name]])
+        rows = [(name, [(f"#{ch}", got[name][ch], patches.get(name, {}).get(ch)) for ch in picks[name]])
                 for name in layer_list if all(ch in got[name] for ch in picks[name])]
-        sheet["image"] = atlas_sheet(rows, title)
+        sheet["image"] = contact_sheet(rows, title)
         return io.image_to_tensor(sheet["image"])
 
     stages = [layer_stage(k, name, chs) for k, (name, chs) in enumerate(todo.items())]
