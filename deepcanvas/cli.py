@@ -76,6 +76,9 @@ def run_technique(func: Callable, positional: list, kwargs: dict, args) -> int:
         result = func(*positional, callback=reporter, **kwargs)
     except Interrupted as e:
         reporter.close()
+        if e.image is None:
+            print("interrupted before the first step: nothing written", file=sys.stderr)
+            return 130
         save_image(e.image, out)
         print(f"interrupted: wrote the best image so far to {out}", file=sys.stderr)
         return 130

@@ -90,6 +90,42 @@ def random_rotate(degrees: Sequence[float], rng: random.Random | None = None) ->
     return apply
 
 
+def random_crop(min_area: float, rng: random.Random) -> Transform:
+    """A random square-ish crop of ``min_area``..1 of the area, resized back: the network sees a zoomed part."""
+
+    def apply(x):
+        if min_area >= 1:
+            return x
+        h, w = x.shape[-2:]
+        a = rng.uniform(min_area, 1.0)
+        ch, cw = max(8, round(h * a ** 0.5)), max(8, round(w * a ** 0.5))
+        if ch >= h and cw >= w:
+            return x
+        y0, x0 = rng.randint(0, h - ch), rng.randint(0, w - cw)
+        return F.interpolate(x[..., y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear", align_corners=False)
+
+    return apply
+
+
+def robust(shift: int, scale: float, rotate: float, crop: float, rng: random.Random) -> Transform:
+    """Lucid's standard transforms with adjustable strength (``shift`` px jitter), then a random zooming crop.
+
+    Lucid's own: pad 12, jitter 8, scale ±10 %, rotate ±10°, jitter 4 (crop=1).
+    """
+    n = 11
+    scales = [1 + scale * (2 * i / (n - 1) - 1) for i in range(n)]
+    deg = max(0, round(rotate))
+    angles = list(range(-deg, deg + 1)) + [0] * (deg // 2)
+    return compose(
+        pad(max(12, shift + shift // 2)),
+        jitter(shift, rng),
+        random_scale(scales, rng),
+        random_rotate(angles or [0], rng),
+        jitter(max(1, shift // 2), rng),
+        random_crop(crop, rng),
+    )
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur with reflected borders."""
     if sigma <= 0:

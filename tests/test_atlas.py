@@ -10,8 +10,10 @@ from PIL import Image
 
 from deepcanvas import cli
 from deepcanvas.errors import DeepCanvasError
+from deepcanvas.render import drive
 from deepcanvas.techniques import atlas as atlas_mod
-from deepcanvas.techniques.atlas import atlas, atlas_sheet, atlas_steps, parse_channels
+from deepcanvas.sheet import contact_sheet
+from deepcanvas.techniques.atlas import atlas, atlas_steps, parse_channels
 
 from conftest import tiny_relu_net
 
@@ -63,16 +65,16 @@ def test_cache_is_used_for_named_networks(monkeypatch, tmp_path):
     info = models.NetworkInfo(net)
     monkeypatch.setattr(atlas_mod.models, "get_info", lambda m: info)
     monkeypatch.setattr(atlas_mod.models, "load_model", lambda m, **k: net)
-    calls = []
-    real = atlas_mod.render
-    monkeypatch.setattr(atlas_mod, "render", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
-    first = atlas(model="tinynet", layers="r1", channels="2", **FAST)
-    assert len(calls) == 1 and len(list((tmp_path / "atlas").rglob("*.png"))) == 2
-    again = atlas(model="tinynet", layers="r1", channels="2", **FAST)
-    assert len(calls) == 1  # nothing rendered: both tiles came from the cache
-    assert again.tobytes() == first.tobytes()
-    atlas(model="tinynet", layers="r1", channels="3", **FAST)  # one new channel: one more stage, 1 item
-    assert len(calls) == 2 and len(list((tmp_path / "atlas").rglob("*.png"))) == 3
+    def run(channels):  # the final Progress: its total counts the steps rendered
+        return drive(atlas_mod.atlas_steps(model="tinynet", layers="r1", channels=channels, **FAST))
+
+    first = run("2")
+    assert first.total == FAST["iterations"] and len(list((tmp_path / "atlas").rglob("*.png"))) == 2
+    again = run("2")
+    assert again.total == 0  # nothing rendered: both tiles came from the cache
+    assert again.output.tobytes() == first.output.tobytes()
+    third = run("3")  # one new channel: one more stage, 1 item
+    assert third.total == FAST["iterations"] and len(list((tmp_path / "atlas").rglob("*.png"))) == 3
 
 
 def test_photo_mode_pairs_each_channel_with_a_patch(net):
@@ -83,10 +85,12 @@ def test_photo_mode_pairs_each_channel_with_a_patch(net):
 
 def test_sheet_layout():
     tile = Image.new("RGB", (20, 20), "red")
-    s = atlas_sheet([("a", [(0, tile, None), (1, tile, None)]), ("b", [(3, tile, None)])])
+    s = contact_sheet([("a", [("#0", tile, None), ("#1", tile, None)]), ("b", [("#3", tile, None)])])
     assert s.size == (64 + 2 * 24 + 4, 2 * (20 + 14 + 4) + 4)
+    assert s.getpixel((64 + 10, 4 + 10)) == (255, 0, 0) and s.getpixel((64 + 24 + 10, 4 + 10)) == (255, 0, 0)
+    assert s.getpixel((64 + 24 + 10, 4 + 38 + 10)) == (255, 255, 255)  # row b has one cell
     with pytest.raises(DeepCanvasError):
-        atlas_sheet([])
+        contact_sheet([])
 
 
 @pytest.mark.parametrize("spec, expected", [("8", (8, None)), (5, (5, None)), ("3,1,3", (None, [3, 1])),

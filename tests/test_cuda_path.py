@@ -157,7 +157,7 @@ def _zeros(g):
 
 
 def test_loss_scale_halves_on_overflow_and_grows_after_clean_steps():
-    from deepcanvas.render import LossScale
+    from deepcanvas.precision import LossScale
 
     p = torch.zeros(3, requires_grad=True)
     ls = LossScale(True, init=8.0, growth_interval=2)
@@ -173,7 +173,7 @@ def test_loss_scale_halves_on_overflow_and_grows_after_clean_steps():
 
 
 def test_fp16_gradients_underflow_without_loss_scaling_and_not_with_it():
-    from deepcanvas.render import LossScale
+    from deepcanvas.precision import LossScale
 
     setup = _setup("scaled", 1e-3)
     ref, _ = _grad(setup, "fp32")
@@ -186,7 +186,7 @@ def test_fp16_gradients_underflow_without_loss_scaling_and_not_with_it():
 
 
 def test_fp16_overflow_halves_the_scale_and_redoes_the_evaluation():
-    from deepcanvas.render import LossScale
+    from deepcanvas.precision import LossScale
 
     setup = _setup("mse", 100.0)  # neural-style-pt's losses
     net, obj, start = setup
@@ -214,7 +214,7 @@ def test_fp16_loss_scaling_in_tiled_gradients():
 
 def test_auto_precision_and_bad_names():
     from deepcanvas.errors import DeepCanvasError
-    from deepcanvas.render import resolve_precision
+    from deepcanvas.precision import resolve_precision
 
     assert resolve_precision(torch.device("cpu"), "auto") == "fp32"
     assert resolve_precision(torch.device("cpu"), "fp16") == "fp16"

@@ -82,7 +82,7 @@ def test_build_layout():
     assert not any(p.requires_grad for p in net.parameters())
     # stage modules live in body (or wrap its modules): nothing of their own to load
     body_params = {id(p) for p in net.body.parameters()}
-    for name, stage in net._stages:
+    for name, stage in net.stages:
         assert all(id(p) in body_params for p in stage.parameters()), name
     # preprocess: (rgb * 255 - 127) / 128
     x = torch.tensor([0.0, 127 / 255, 1.0]).view(1, 3, 1, 1)

@@ -33,7 +33,7 @@ def test_vgg_layer_names_and_shapes():
 def test_forward_stops_at_deepest_requested_layer():
     net = models.get_info("vgg16").build("max")
     ran = []
-    for name, stage in net._stages:
+    for name, stage in net.stages:
         stage.register_forward_hook(lambda m, i, o, name=name: ran.append(name))
     net(torch.rand(1, 3, 32, 32), ["relu2_1"])
     assert ran[-1] == "relu2_1"

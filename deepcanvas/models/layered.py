@@ -52,7 +52,7 @@ class LayeredNet(nn.Module):
         self.body = body
         self.preprocess = preprocess
         # A plain list, not a ModuleList: the stage modules already live in ``body``.
-        self._stages = list(stages)
+        self.stages = list(stages)
         self.layer_names = [n for n, _ in stages]
         self.name = name
         self.requires_grad_(False)
@@ -67,7 +67,7 @@ class LayeredNet(nn.Module):
         out: dict[str, torch.Tensor] = {}
         if preprocess:
             x = self.preprocess(x)
-        for name, stage in self._stages:
+        for name, stage in self.stages:
             if not wanted:
                 break
             x = stage(x)
@@ -92,3 +92,34 @@ class LayeredNet(nn.Module):
                     f"{source}: tensor {k!r} has shape {shape}, {self.name} needs {tuple(v.shape)}"
                 )
         self.body.load_state_dict({k: state_dict[k] for k in own}, strict=True)
+
+
+def probe_layers(net, layers: Iterable[str], size: int = 64) -> tuple[dict[str, tuple[int, ...]], float]:
+    """Each layer's activation shape (without the batch) on a grey ``size`` x ``size`` image, and the
+    activation elements per input pixel that a forward pass up to the deepest of them keeps (for memory
+    estimates). Works on any network with ``forward(x, layers)``; a LayeredNet is walked stage by stage."""
+    layers = list(layers)
+    try:
+        dev = next(net.parameters()).device
+    except (StopIteration, AttributeError):
+        dev = torch.device("cpu")
+    grey = torch.full((1, 3, size, size), 0.5, device=dev)
+    shapes: dict[str, tuple[int, ...]] = {}
+    kept = 0
+    with torch.no_grad():
+        if isinstance(net, LayeredNet):
+            net.check_layers(layers)
+            x, wanted = net.preprocess(grey), set(layers)
+            for name, stage in net.stages:
+                if not wanted:
+                    break
+                x = stage(x)
+                kept += x.numel()
+                if name in wanted:
+                    wanted.discard(name)
+                    shapes[name] = tuple(x.shape[1:])
+        else:  # only the asked-for activations are seen: count them generously
+            for name, a in net(grey, layers).items():
+                shapes[name] = tuple(a.shape[1:])
+                kept += a.numel() * 8
+    return shapes, kept / (size * size)

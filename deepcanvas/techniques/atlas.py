@@ -26,14 +26,16 @@ from pathlib import Path
 from typing import Callable, Iterator, Literal
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from .. import io, models
+from ..models.layered import probe_layers
+from ..sheet import contact_sheet
+from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import Channel, Sum
 from ..param import FourierParam
 from ..render import Progress, Stage, drive, render
-from .classviz import _robust
 from .common import Precision, begin, check_layer_names, longest_side, seed_everything
 
 VERSION = 2  # part of every cache key: bump when the recipe changes
@@ -103,69 +105,10 @@ def objective_layer(net, layer: str) -> str:
     return layer
 
 
-def _probe(net, layers: list[str], dev) -> tuple[dict[str, int], dict[str, tuple[int, int]], float]:
-    """Channel counts and shapes of ``layers`` at 64 px, and the bytes of activations per pixel of input
-    needed up to the deepest one (every stage's output is kept for the backward pass)."""
-    probe = 64
-    counts, shapes = {}, {}
-    with torch.no_grad():
-        x = net.preprocess(torch.full((1, 3, probe, probe), 0.5, device=dev))
-        wanted, total = set(layers), 0
-        for name, stage in net._stages if hasattr(net, "_stages") else []:
-            if not wanted:
-                break
-            x = stage(x)
-            total += x.numel()
-            if name in wanted:
-                wanted.discard(name)
-                counts[name], shapes[name] = x.shape[1], tuple(x.shape[1:])
-        if not hasattr(net, "_stages"):
-            acts = net(torch.full((1, 3, probe, probe), 0.5, device=dev), layers)
-            for name, a in acts.items():
-                counts[name], shapes[name] = a.shape[1], tuple(a.shape[1:])
-                total += a.numel() * 8
-    return counts, shapes, total / (probe * probe)
-
-
 def estimate_bytes(elems_per_pixel: float, size: int, batch: int) -> float:
     """Peak memory of one atlas stage: activations (forward, kept) and their gradients, fp32, ×1.5 for
     the transforms' copies and the allocator."""
     return elems_per_pixel * size * size * batch * 4 * 2 * 1.5
-
-
-# -- the sheet --------------------------------------------------------------------------------------
-def _font():
-    return ImageFont.load_default()
-
-
-def atlas_sheet(rows: list[tuple[str, list[tuple[int, Image.Image, Image.Image | None]]]], title: str = "",
-                gap: int = 4, label_w: int = 64, label_h: int = 14) -> Image.Image:
-    """Rows of (layer, [(channel, visualization, photo patch or None), ...]) as one labelled sheet."""
-    if not rows or not any(r[1] for r in rows):
-        raise DeepCanvasError("atlas sheet: no tiles")
-    tw, th = rows[0][1][0][1].size
-    pair = any(t[2] is not None for _, tiles in rows for t in tiles)
-    cell_w = tw * (2 if pair else 1) + (2 if pair else 0)
-    cols = max(len(tiles) for _, tiles in rows)
-    title_h = label_h + gap if title else 0
-    sheet = Image.new("RGB", (label_w + cols * (cell_w + gap) + gap, title_h + len(rows) * (th + label_h + gap) + gap),
-                      "white")
-    draw = ImageDraw.Draw(sheet)
-    font = _font()
-    if title:
-        draw.text((gap, gap), title, fill="black", font=font)
-    for r, (layer, tiles) in enumerate(rows):
-        y = title_h + gap + r * (th + label_h + gap)
-        draw.text((gap, y + th // 2 - 6), layer[:11], fill="black", font=font)
-        for c, (ch, vis, patch) in enumerate(tiles):
-            x = label_w + c * (cell_w + gap)
-            sheet.paste(vis.convert("RGB").resize((tw, th)), (x, y))
-            if patch is not None:
-                sheet.paste(patch.convert("RGB").resize((tw, th), Image.Resampling.LANCZOS), (x + tw + 2, y))
-            text = f"#{ch}"
-            draw.text((x + (cell_w - draw.textlength(text, font=font)) / 2, y + th + 1), text, fill="black",
-                      font=font)
-    return sheet
 
 
 # -- caching ----------------------------------------------------------------------------------------
@@ -244,7 +187,8 @@ def atlas_steps(
 
         photo_t = load_tensor(photo, "photo")
     net = models.load_model(model, weights=weights, device=dev)
-    counts, shapes, per_pixel = _probe(net, layer_list, dev)
+    shapes, per_pixel = probe_layers(net, layer_list)
+    counts = {name: shape[0] for name, shape in shapes.items()}
     for name in layer_list:
         if len(shapes[name]) != 3:
             raise DeepCanvasError(f"layer {name!r} has no positions; pick a convolutional layer "
@@ -273,8 +217,6 @@ def atlas_steps(
     # -- which channels, and the photo's patches ------------------------------------
     patches: dict[str, dict[int, Image.Image]] = {}
     if photo_t is not None:
-        from .common import fit_size
-
         hw = fit_size(*photo_t.shape[-2:], max(224, size))
         from ..param import resize
 
@@ -316,53 +258,58 @@ def atlas_steps(
             else:
                 todo.setdefault(name, []).append(ch)
 
-    total = iterations * len(todo)
-    done = 0
-    last = None
-    for k, (name, chs) in enumerate(todo.items()):
-        spectra = []
-        for ch in chs:
-            g = torch.Generator().manual_seed(_channel_seed(seed, name, ch))
-            spectra.append(FourierParam(1, size, size, device="cpu", generator=g).spectrum.detach())
-        prm = FourierParam(len(chs), size, size, device=dev)
-        with torch.no_grad():
-            prm.spectrum.copy_(torch.cat(spectra).to(dev))
-        objective = Sum([])
-        target = objective_layer(net, name)
+    def layer_stage(k: int, name: str, chs: list[int]):
+        def build(prev):
+            spectra = []
+            for ch in chs:
+                g = torch.Generator().manual_seed(_channel_seed(seed, name, ch))
+                spectra.append(FourierParam(1, size, size, device="cpu", generator=g).spectrum.detach())
+            prm = FourierParam(len(chs), size, size, device=dev)
+            with torch.no_grad():
+                prm.spectrum.copy_(torch.cat(spectra).to(dev))
+            objective = Sum([])
+            target = objective_layer(net, name)
+            for i, ch in enumerate(chs):
+                b = i if len(chs) > 1 else None
+                objective = objective + Channel(name, ch, batch=b)
+                if target != name:  # the convolution's channel too, weakly: a way out for a ReLU dead at grey
+                    objective = objective + PRE_RELU_WEIGHT * Channel(target, ch, batch=b)
+            rng = random.Random(_channel_seed(seed, name, -1))
+            return Stage(prm, objective, iterations, name=f"{name} ({k + 1}/{len(todo)})", optimizer="adam", lr=lr,
+                         transforms=T.robust(8, 0.1, 10, 1.0, rng), keep_best=False,
+                         after=lambda result: save_tiles(name, chs, result))
+        return build
+
+    def save_tiles(name: str, chs: list[int], result: torch.Tensor) -> None:
         for i, ch in enumerate(chs):
-            b = i if len(chs) > 1 else None
-            objective = objective + Channel(name, ch, batch=b)
-            if target != name:  # the convolution's channel too, weakly: a way out for a ReLU dead at grey
-                objective = objective + PRE_RELU_WEIGHT * Channel(target, ch, batch=b)
-        rng = random.Random(_channel_seed(seed, name, -1))
-        stage = Stage(prm, objective, iterations, name=f"{name} ({k + 1}/{len(todo)})", optimizer="adam", lr=lr,
-                      transforms=_robust(8, 0.1, 10, 1.0, rng), keep_best=False)
-        for p in render(net, [stage], precision=precision, rng=rng):
-            if p.done:
-                last = p
-                break
-            p.iteration += done
-            p.total = total
-            yield p
-        done += iterations
-        for i, ch in enumerate(chs):
-            img = io.tensor_to_image(last.tensor[i:i + 1])
+            img = io.tensor_to_image(result[i:i + 1])
             tiles[name][ch] = img
             if use_cache:
                 try:
-                    path = _tile_path(net_name, name, ch, {**key, "layer": name, "target": target})
+                    path = _tile_path(net_name, name, ch, {**key, "layer": name, "target": objective_layer(net, name)})
                     io.save_image(img, _mkdir(path))
                 except DeepCanvasError:
                     pass  # an unwritable cache costs only the time next run
 
-    rows = [(name, [(ch, tiles[name][ch], patches.get(name, {}).get(ch)) for ch in picks[name]])
-            for name in layer_list]
     title = f"{info.name}: " + ("channels most active on the photo" if photo_t is not None else
                                  f"{'first ' + str(count) if chosen is None else 'chosen'} channels") + \
         f", {size} px, {iterations} steps, seed {seed}"
-    sheet = atlas_sheet(rows, title)
-    yield Progress(total, total, last.loss if last else 0.0, dict(last.parts) if last else {}, "done",
-                   io.image_to_tensor(sheet), 0.0 if last is None else last.elapsed, done=True, output=sheet)
+    sheet: dict[str, Image.Image] = {}
+
+    def finish(results: list[torch.Tensor]) -> torch.Tensor:
+        """The sheet of every layer whose channels are all drawn (on Ctrl-C: those finished so far)."""
+        got = {name: dict(tiles[name]) for name in layer_list}
+        for (name, chs), result in zip(todo.items(), results):
+            for i, ch in enumerate(chs):
+                got[name].setdefault(ch, io.tensor_to_image(result[i:i + 1]))
+        rows = [(name, [(f"#{ch}", got[name][ch], patches.get(name, {}).get(ch)) for ch in picks[name]])
+                for name in layer_list if all(ch in got[name] for ch in picks[name])]
+        sheet["image"] = contact_sheet(rows, title)
+        return io.image_to_tensor(sheet["image"])
+
+    stages = [layer_stage(k, name, chs) for k, (name, chs) in enumerate(todo.items())]
+    yield from render(net, stages, total=iterations * len(todo), precision=precision, finish=finish,
+                      output=lambda final: sheet["image"])
 
 
 def _mkdir(p: Path) -> Path:

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import models
+from ..models.layered import probe_layers
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
 from ..objectives import L2, Channel, ClassScore, Neuron, Sum, TotalVariation
@@ -164,53 +165,14 @@ def _check_terms(net, terms, size: int, dev) -> None:
     """Channel and layer checks on a small dry run, before any slow work."""
     layers = sorted({t[1] for t in terms})
     net.check_layers(layers)
-    probe = max(32, min(size, 64))
-    with torch.no_grad():
-        acts = net(torch.full((1, 3, probe, probe), 0.5, device=dev), layers)
+    shapes, _ = probe_layers(net, layers, size=max(32, min(size, 64)))
     for kind, layer, ch, _ in terms:
-        a = acts[layer]
-        if not 0 <= ch < a.shape[1]:
+        shape = shapes[layer]
+        if not 0 <= ch < shape[0]:
             raise DeepCanvasError(
-                f"channel {ch} is out of range for layer {layer!r}, which has channels 0..{a.shape[1] - 1}")
-        if kind == "neuron" and a.dim() != 4:
+                f"channel {ch} is out of range for layer {layer!r}, which has channels 0..{shape[0] - 1}")
+        if kind == "neuron" and len(shape) != 3:
             raise DeepCanvasError(f"neuron objectives need a spatial layer; {layer!r} has no positions")
-
-
-# -- transforms -----------------------------------------------------------------------------
-def _random_crop(min_area: float, rng: random.Random) -> T.Transform:
-    """A random square-ish crop of ``min_area``..1 of the area, resized back: the network sees a zoomed part."""
-
-    def apply(x):
-        if min_area >= 1:
-            return x
-        h, w = x.shape[-2:]
-        a = rng.uniform(min_area, 1.0)
-        ch, cw = max(8, round(h * a ** 0.5)), max(8, round(w * a ** 0.5))
-        if ch >= h and cw >= w:
-            return x
-        y0, x0 = rng.randint(0, h - ch), rng.randint(0, w - cw)
-        return F.interpolate(x[..., y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear", align_corners=False)
-
-    return apply
-
-
-def _robust(jitter: int, scale: float, rotate: float, crop: float, rng: random.Random) -> T.Transform:
-    """Lucid's standard transforms with adjustable strength, then a random zooming crop.
-
-    Lucid's own: pad 12, jitter 8, scale ±10 %, rotate ±10°, jitter 4 (crop=1).
-    """
-    n = 11
-    scales = [1 + scale * (2 * i / (n - 1) - 1) for i in range(n)]
-    deg = max(0, round(rotate))
-    angles = list(range(-deg, deg + 1)) + [0] * (deg // 2)
-    return T.compose(
-        T.pad(max(12, jitter + jitter // 2)),
-        T.jitter(jitter, rng),
-        T.random_scale(scales, rng),
-        T.random_rotate(angles or [0], rng),
-        T.jitter(max(1, jitter // 2), rng),
-        _random_crop(crop, rng),
-    )
 
 
 def spectral_taper(height: int, width: int, cutoff: float, order: float = 4.0) -> torch.Tensor:
@@ -365,7 +327,7 @@ def visualize_class_steps(
     hooks = []
     if param == "fourier":
         p = _fourier(batch, size, decay_power, decorrelate, dev, gen, cutoff)
-        transform = _robust(jitter, scale, rotate, crop, rng)
+        transform = T.robust(jitter, scale, rotate, crop, rng)
         optimizer = "adam"
     else:
         # The seed's start: faint noise around grey.

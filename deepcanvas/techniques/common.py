@@ -10,7 +10,7 @@ import torch
 
 from .. import io, models
 from ..errors import DeepCanvasError, check_number
-from ..render import resolve_precision
+from ..precision import resolve_precision
 from ..signature import check_choice
 
 #: Choices every technique shares (the CLI and the studio read them from the signatures).

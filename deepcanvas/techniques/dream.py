@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import models
+from ..models.layered import probe_layers
 from .. import regions as R
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
@@ -193,16 +194,15 @@ def _setup(image, *, layers, channels, octaves, octave_scale, iterations, lr, ji
     net = models.load_model(model, weights=weights, pooling=pooling, device=dev)
 
     # A dry run at a tiny size tells each layer's channel count and shape.
-    with torch.no_grad():
-        probe = net(torch.full((1, 3, 64, 64), 0.5, device=dev), list(layer_w))
-    for layer, a in probe.items():
+    shapes, _ = probe_layers(net, list(layer_w))
+    for layer, shape in shapes.items():
         if chans is not None:
-            bad = [c for c in chans if c >= a.shape[1]]
+            bad = [c for c in chans if c >= shape[0]]
             if bad:
                 raise DeepCanvasError(
-                    f"channel {bad[0]} is out of range for layer {layer!r}, which has channels 0..{a.shape[1] - 1}"
+                    f"channel {bad[0]} is out of range for layer {layer!r}, which has channels 0..{shape[0] - 1}"
                 )
-        if guide_img is not None and a.dim() != 4:
+        if guide_img is not None and len(shape) != 3:
             raise DeepCanvasError(f"a guide needs spatial layers; {layer!r} has no positions")
     return _Setup(net, dev, layer_w, chans, guide_img, octaves, octave_scale, iterations, lr, jitter, size, tile,
                   precision, rng), base

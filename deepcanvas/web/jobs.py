@@ -244,7 +244,7 @@ class JobQueue:
 
         from .store import checkpoint_name
 
-        last = {"p": None, "saved": time.monotonic()}
+        last = {"saved": time.monotonic()}
 
         def checkpoint(p) -> None:
             """The current image(s) on disk, so that a crash keeps them (store.recover adopts them)."""
@@ -256,7 +256,6 @@ class JobQueue:
                 pass  # a full disk: the run goes on, the final save reports it
 
         def callback(p) -> None:
-            last["p"] = p
             if self.store is not None and not p.done and time.monotonic() - last["saved"] >= self.checkpoint_every:
                 checkpoint(p)
             preview = None
@@ -266,7 +265,7 @@ class JobQueue:
                 job.iteration, job.total, job.stage = p.iteration, p.total, p.stage
                 job.loss, job.elapsed = _finite(p.loss), p.elapsed
                 job.parts = {k: _finite(v) for k, v in p.parts.items()}
-                job.eta = (p.elapsed / p.iteration * (p.total - p.iteration)) if p.iteration else None
+                job.eta = p.eta
                 if preview is not None:
                     job.preview, job.preview_count = preview, job.preview_count + 1
                 if job.cancel_requested:
@@ -280,10 +279,7 @@ class JobQueue:
             final = job.run(callback)
             images = progress_images(final)
         except Interrupted as e:
-            state, images = "cancelled", [e.image]
-        except KeyboardInterrupt:  # a technique that did not turn it into Interrupted
-            state = "cancelled"
-            images = progress_images(last["p"]) if last["p"] is not None else None
+            state, images = "cancelled", ([e.image] if e.image is not None else None)
         except DeepCanvasError as e:
             state, error = "failed", str(e)
         except MemoryError:

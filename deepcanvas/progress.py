@@ -1,0 +1,97 @@
+"""What a run reports: a Progress per step, the clock behind its time left, Ctrl-C as Interrupted, and
+``drive``, which runs a technique's step generator to its end."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+
+from .errors import DeepCanvasError
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run. ``image`` holds the best image so far (PIL), None if there was none yet."""
+
+    def __init__(self, image):
+        super().__init__("interrupted")
+        self.image = image
+
+
+@dataclass
+class Progress:
+    """One step of a run. Unpacks as ``(iteration, image)``, like the article's generator.
+
+    The last one of a run has ``done=True``; its ``output`` holds whatever else the
+    technique produced (e.g. the files a zoom sequence wrote).
+    """
+
+    iteration: int
+    total: int
+    loss: float
+    parts: dict[str, float]
+    stage: str
+    tensor: torch.Tensor = field(repr=False)
+    elapsed: float = 0.0
+    done: bool = False
+    output: Any = field(default=None, repr=False)
+    eta: float | None = None  # seconds left (render's estimate; None until it has one)
+
+    @property
+    def image(self):
+        from .io import tensor_to_image
+
+        return tensor_to_image(self.tensor)
+
+    @property
+    def images(self):
+        from .io import tensor_to_image
+
+        return [tensor_to_image(t[None]) for t in self.tensor]
+
+    def __iter__(self):
+        yield self.iteration
+        yield self.image
+
+
+def drive(steps: Iterator[Progress], callback: Callable[[Progress], None] | None = None) -> Progress:
+    """Run a ``*_steps`` generator to the end, calling ``callback`` on each step; return the last.
+
+    Ctrl-C while the callback runs (not inside the generator) is thrown into the
+    generator, so it too ends as :class:`Interrupted` carrying the best image.
+    """
+    last = None
+    try:
+        for last in steps:
+            if callback is not None:
+                callback(last)
+    except KeyboardInterrupt as e:
+        if isinstance(e, Interrupted):
+            raise
+        steps.throw(KeyboardInterrupt())
+        raise
+    if last is None:
+        raise DeepCanvasError("nothing to do: the run had no steps")
+    return last
+
+
+class Clock:
+    """Elapsed time and time left over a whole run: the mean time per step since the first step (which
+    also pays for warming up) times the steps left."""
+
+    def __init__(self, total: int):
+        self.t0 = time.perf_counter()
+        self.total = total
+        self.first: tuple[int, float] | None = None  # (iteration, elapsed) at the first step
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def stamp(self, p: Progress) -> Progress:
+        if self.first is None:
+            self.first = (p.iteration, p.elapsed)
+        elif p.iteration > self.first[0]:
+            p.eta = (p.elapsed - self.first[1]) / (p.iteration - self.first[0]) * max(0, self.total - p.iteration)
+        return p

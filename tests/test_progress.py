@@ -1,0 +1,130 @@
+"""One progress stream for runs made of many parts: an atlas (a stage per layer), a batch (a stage per image),
+a video (a stage per frame), and stretches run elsewhere (render.Elsewhere).
+
+The time-left estimate (Progress.eta) must hold over the whole run: before, the atlas restarted its clock at
+every layer while the iteration count kept going, so the estimate came out far too short.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from deepcanvas.param import PixelParam
+from deepcanvas.render import Elsewhere, Interrupted, Report, Stage, drive, render
+from deepcanvas.techniques.atlas import atlas_steps
+
+from conftest import tiny_relu_net
+from test_engine import PullTo
+
+
+def check_eta(run, tolerance=0.2):
+    """Drive ``run``; at each step after the first quarter, the estimate is within ``tolerance`` of the
+    time that really remained, up to the last tenth of the steps (where what remains is a step or two,
+    and one step's jitter is more than 20 % of it). Returns the final Progress."""
+    seen = []
+
+    def callback(p):
+        seen.append((time.perf_counter(), p.eta, p.iteration, p.total, p.done))
+
+    last = drive(run, callback)
+    end = time.perf_counter()
+    steps = [s for s in seen if not s[4]]
+    total = steps[-1][3]
+    assert [s[2] for s in steps] == list(range(1, total + 1))  # one count over the whole run
+    checked = 0
+    for t, eta, it, _, _ in steps:
+        if it <= total // 4 or it > total - max(2, total // 10):
+            continue
+        remaining = end - t
+        assert eta == pytest.approx(remaining, rel=tolerance), (it, total, eta, remaining)
+        checked += 1
+    assert checked >= total // 2
+    assert last.eta == 0.0
+    return last
+
+
+def test_atlas_time_left_holds_over_all_layers():
+    torch.set_num_threads(1)
+    net = tiny_relu_net()
+    last = check_eta(atlas_steps(model=net, layers="r1,r2,r3", channels="4", size=128, iterations=12,
+                                 cache=False, device="cpu"))
+    assert last.done and last.total == 36
+
+
+def test_ctrl_c_in_an_atlas_keeps_the_layers_so_far():
+    net = tiny_relu_net()
+
+    def callback(p):
+        if p.iteration == 8:  # in the second layer
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        drive(atlas_steps(model=net, layers="r1,r2,r3", channels="2", size=32, iterations=5, cache=False,
+                          device="cpu"), callback)
+    full = drive(atlas_steps(model=net, layers="r1,r2,r3", channels="2", size=32, iterations=5, cache=False,
+                             device="cpu")).output
+    # a sheet with the finished layer and the running one's best so far: two rows of three
+    assert e.value.image is not None and e.value.image.width == full.width
+    assert e.value.image.height < full.height
+
+
+def _pixels(value: float, steps: int, name: str):
+    x = torch.full((1, 3, 8, 8), value)
+    return Stage(PixelParam(x), PullTo(0.5), steps, name=name, optimizer="adam", lr=0.05)
+
+
+def test_elsewhere_reports_count_in_the_one_stream():
+    """Stretches run elsewhere report steps; render counts them with the local stages and keeps their result."""
+    remote = torch.full((1, 3, 8, 8), 0.25)
+
+    def reports():
+        for k in range(3):
+            yield Report(2, remote if k == 2 else None, loss=float(k), stage=f"far {k}")
+        return remote
+
+    steps = list(render(None, [_pixels(0.0, 3, "near"), Elsewhere(6, reports, "far")]))
+    assert [p.iteration for p in steps] == [1, 2, 3, 5, 7, 9, 9] and steps[-1].done
+    assert {p.total for p in steps} == {9}
+    assert steps[4].stage == "far 1" and steps[4].loss == 1.0
+    assert torch.equal(steps[-1].tensor, remote)
+    assert [p.elapsed for p in steps] == sorted(p.elapsed for p in steps)  # one clock
+
+
+def test_ctrl_c_in_an_elsewhere_stretch_closes_it_and_keeps_the_last_image():
+    closed = []
+    shown = torch.full((1, 3, 8, 8), 0.75)
+
+    def reports():
+        try:
+            yield Report(1, shown)
+            yield Report(1)
+            yield Report(1)
+        finally:
+            closed.append(True)
+
+    def callback(p):
+        if p.iteration == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        drive(render(None, [Elsewhere(3, reports, "far")]), callback)
+    assert closed == [True]
+    assert e.value.image.getpixel((0, 0)) == (191, 191, 191)
+
+
+def test_ctrl_c_before_any_image_is_still_interrupted():
+    def reports():
+        raise KeyboardInterrupt
+        yield  # a generator
+
+    with pytest.raises(Interrupted) as e:
+        drive(render(None, [Elsewhere(3, reports, "far")]))
+    assert e.value.image is None
+
+
+def test_a_run_without_stages_needs_a_finish():
+    final = drive(render(None, [], total=0, finish=lambda results: torch.zeros(1, 3, 4, 4), output=lambda f: "sheet"))
+    assert final.done and final.output == "sheet" and final.total == 0
