@@ -85,7 +85,7 @@ def test_elsewhere_reports_count_in_the_one_stream():
             yield Report(2, remote if k == 2 else None, loss=float(k), stage=f"far {k}")
         return remote
 
-    steps = list(render(None, [_pixels(0.0, 3, "near"), Elsewhere(6, reports, "far")]))
+    steps = list(render(tiny_relu_net(), [_pixels(0.0, 3, "near"), Elsewhere(6, reports, "far")]))
     assert [p.iteration for p in steps] == [1, 2, 3, 5, 7, 9, 9] and steps[-1].done
     assert {p.total for p in steps} == {9}
     assert steps[4].stage == "far 1" and steps[4].loss == 1.0
