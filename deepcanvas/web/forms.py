@@ -10,8 +10,6 @@ images (picked from the bundled ones or uploaded, never a path typed by a person
 from __future__ import annotations
 
 import importlib
-import inspect
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
