@@ -22,7 +22,7 @@ def _post(client, path, name="clip.mp4", **fields):
 
 
 def test_bad_clips_are_refused_before_a_job_is_queued(client, tmp_path, monkeypatch):
-    import deepcanvas.web.video as v
+    import deepcanvas.web.routes.videos as v
 
     long = make_mp4(tmp_path / "long.mp4", n=6, rate=Fraction(1, 2))  # 12 s
     r = _post(client, long)

@@ -145,7 +145,7 @@ class _Setup:
     feather: float = 0.0
 
 
-def _parse_channels(channels) -> list[int] | None:
+def parse_channels(channels) -> list[int] | None:
     if channels is None or channels == "":
         return None
     if isinstance(channels, str):
@@ -177,7 +177,7 @@ def _setup(image, *, layers, channels, octaves, octave_scale, iterations, lr, ji
     jitter = int(check_number("jitter", jitter, integer=True, minimum=0))
     size = None if size is None else longest_side(size)
     tile = int(check_number("tile", tile, integer=True, minimum=MIN_TILE))
-    chans = _parse_channels(channels)
+    chans = parse_channels(channels)
     if guide is not None and chans is not None:
         raise DeepCanvasError("channels cannot be combined with a guide image (the guide picks the features)")
     rng = seed_everything(seed)

@@ -10,8 +10,6 @@ images (picked from the bundled ones or uploaded, never a path typed by a person
 from __future__ import annotations
 
 import importlib
-import inspect
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -253,9 +251,9 @@ def check_job(tech: Technique, inputs: dict, params: dict) -> None:
             raise DeepCanvasError(f"style_masks: got {n_masks} masks for {n_styles} style images; give one "
                                   "mask per style image, in the same order")
     if tech.name == "dream" and params.get("channels") not in (None, ""):
-        from ..techniques.dream import _parse_channels
+        from ..techniques.dream import parse_channels
 
-        _parse_channels(params["channels"])
+        parse_channels(params["channels"])
     # -- layer atlas (issue 14) -------------------------------------------------------------------
     if tech.name == "atlas":
         from ..techniques.atlas import parse_channels

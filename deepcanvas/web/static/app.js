@@ -1,4 +1,4 @@
-// deepcanvas studio: the page. No build step; talks to the JSON API in deepcanvas/web/app.py.
+// deepcanvas studio: the page. No build step; talks to the JSON API in deepcanvas/web/routes/.
 "use strict";
 
 const $ = (sel, el = document) => el.querySelector(sel);

@@ -1,0 +1,120 @@
+"""Jobs: submit (checked in full first), list, watch as server-sent events, cancel, resubmit, fetch results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from PIL import Image
+
+from ..errors import ApiError
+from ..jobs import TERMINAL, Job
+from ..jsonbody import parse_json, read_body
+from ..state import MAX_JOB_BODY, MAX_QUEUED, Studio, get_studio, jpeg_bytes
+from ..submission import JobRequest, prepare
+
+router = APIRouter(prefix="/api/jobs")
+
+# The body is read by hand (strict JSON, size limit), so its schema is given to OpenAPI here.
+_BODY_SCHEMA = {"requestBody": {"required": True,
+                                "content": {"application/json": {"schema": JobRequest.model_json_schema()}}}}
+
+
+def job_of(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
+    """The job named in the path, or 404 (a FastAPI dependency)."""
+    job = studio.queue.get(job_id)
+    if job is None:
+        raise ApiError(404, f"no job {job_id!r}")
+    return job
+
+
+async def _enqueue(studio: Studio, body) -> dict:
+    submission = await prepare(studio, body)
+    with studio.queue.cond:
+        queued = sum(1 for j in studio.queue.jobs.values() if j.state == "queued")
+    if queued >= MAX_QUEUED:
+        raise ApiError(429, f"{queued} jobs are already waiting; cancel some or wait")
+    return studio.snapshot(studio.queue.submit(**submission))
+
+
+@router.post("", status_code=201, openapi_extra=_BODY_SCHEMA)
+async def submit(request: Request, studio: Studio = Depends(get_studio)):
+    """A job: {"technique", "inputs", "params", "preview_every"}, every parameter checked -> the queued job."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise ApiError(415, "send the job as JSON (Content-Type: application/json)")
+    return await _enqueue(studio, parse_json(await read_body(request, MAX_JOB_BODY)))
+
+
+@router.post("/{job_id}/resubmit", status_code=201)
+async def resubmit(old: Job = Depends(job_of), studio: Studio = Depends(get_studio)):
+    """A new job from an earlier one's request, checked again (e.g. one a restart interrupted)."""
+    if not old.request:
+        raise ApiError(400, f"job {old.id} has no stored request to resubmit")
+    return await _enqueue(studio, old.request)
+
+
+@router.get("")
+async def jobs(studio: Studio = Depends(get_studio)):
+    """Every stored job, newest first (the gallery)."""
+    with studio.queue.cond:
+        items = [j.public(with_preview=False) for j in studio.queue.jobs.values()]
+    return sorted(items, key=lambda d: d["created"], reverse=True)
+
+
+@router.get("/{job_id}")
+async def job(job: Job = Depends(job_of), studio: Studio = Depends(get_studio)):
+    return studio.snapshot(job)
+
+
+@router.post("/{job_id}/cancel")
+async def cancel(job: Job = Depends(job_of), studio: Studio = Depends(get_studio)):
+    """Queued: removed; running: stopped, the best image so far kept."""
+    return studio.snapshot(studio.queue.cancel(job.id))
+
+
+@router.get("/{job_id}/events")
+async def events(request: Request, job: Job = Depends(job_of), studio: Studio = Depends(get_studio)):
+    """Server-sent events: the job (state, queue position, progress, loss, time left, preview data URL)
+    on every change, until it ends."""
+
+    async def stream():
+        sent_version, sent_preview, last_write = None, -1, time.monotonic()
+        yield "retry: 2000\n\n"
+        while True:
+            with studio.queue.cond:
+                version, state, preview_count = job.version, job.state, job.preview_count
+                data = job.public(with_preview=preview_count != sent_preview) if version != sent_version else None
+            if data is not None:
+                sent_version, sent_preview, last_write = version, preview_count, time.monotonic()
+                yield f"id: {version}\ndata: {json.dumps(data)}\n\n"
+                if state in TERMINAL:
+                    return
+            elif time.monotonic() - last_write > 15:
+                last_write = time.monotonic()
+                yield ": keep-alive\n\n"
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(0.1)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/{job_id}/result/{index}")
+async def result(index: int, download: bool = False, thumb: bool = False,
+                 job: Job = Depends(job_of), studio: Studio = Depends(get_studio)):
+    """The result as a full-size PNG (?download=1: as an attachment; ?thumb=1: a small JPEG)."""
+    if not job.results:
+        raise ApiError(404, f"job {job.id} has no result (it is {job.state})")
+    if not 0 <= index < len(job.results):
+        raise ApiError(404, f"job {job.id} has {len(job.results)} result(s); no index {index}")
+    path = studio.results / job.results[index]["file"]
+    if thumb:
+        data = await asyncio.to_thread(lambda: jpeg_bytes(Image.open(path), 320))
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    fname = f"deepcanvas-{job.technique}-{job.id[:8]}{'' if len(job.results) == 1 else f'-{index}'}.png"
+    return FileResponse(path, media_type="image/png", filename=fname if download else None,
+                        content_disposition_type="attachment" if download else "inline")

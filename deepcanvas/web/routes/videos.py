@@ -1,0 +1,151 @@
+"""The studio's video tab: upload a short clip, watch its frames being styled, download the MP4.
+
+    POST /api/videos                      multipart "file" (the clip) plus fields "style" (an image id),
+                                          "size", "iterations", "consistent": the clip is probed (container,
+                                          first frame, resolution, duration, frame count) against the studio's
+                                          limits before anything is queued -> the queued job
+    GET  /api/videos/{job_id}.mp4         the finished clip (?download=1: as an attachment)
+
+The job is an ordinary studio job (``/api/jobs/{id}`` and its events: stage "frame 3/24", time left,
+and a preview of the frame being styled, so the frames appear as they are made). Its result image is
+the last frame; the MP4 lives in ``DATA_DIR/videos/`` and goes when its job does. The page is
+``static/video.html`` (routes/pages.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+
+from ...errors import DeepCanvasError, check_number
+from ..errors import ApiError
+from ..forms import save_upload
+from ..jobs import TERMINAL
+from ..state import Studio, get_studio
+
+#: The studio's limits for a clip, checked by probing it before any work is queued.
+MAX_VIDEO_BYTES = 50 * 1024 * 1024
+MAX_VIDEO_SECONDS = 10.0
+MAX_VIDEO_PIXELS = 1920 * 1080
+MAX_VIDEO_FRAMES = 300
+MAX_VIDEO_SIZE = 384  # longest side of the styled frames
+VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".gif", ".avi", ".m4v"}
+_JOB_RE = re.compile(r"^[0-9a-f]{32}$")
+
+router = APIRouter(prefix="/api/videos")
+
+
+def _int_field(form, name: str, default: int, lo: int, hi: int) -> int:
+    """A whole-number form field inside the studio's own (narrower) bounds; errors.check_number's messages."""
+    v = form.get(name)
+    if v in (None, ""):
+        return default
+    try:
+        return int(check_number(name, v, integer=True, minimum=lo, maximum=hi))
+    except DeepCanvasError as e:
+        raise ApiError(400, str(e)) from None
+
+
+def _sweep(studio: Studio) -> None:
+    """MP4s and clips whose job is gone (retention), and pieces a crash left."""
+    with studio.queue.cond:
+        live = set(studio.queue.jobs)
+    for p in studio.videos.iterdir():
+        stem = p.name.split(".")[0]
+        if stem not in live and not p.name.startswith("up-"):
+            p.unlink(missing_ok=True)
+
+
+@router.post("", status_code=201)
+async def upload_video(request: Request, studio: Studio = Depends(get_studio)):
+    """A clip and how to style it -> the queued job, with the clip's probed facts and its video URL."""
+    too_big = ApiError(413, f"the clip is too large; the limit is {MAX_VIDEO_BYTES / 1024 / 1024:.0f} MB")
+    length = request.headers.get("content-length")
+    if length is None:
+        raise ApiError(411, "the upload needs a Content-Length header")
+    if not length.isdigit() or int(length) > MAX_VIDEO_BYTES + 64 * 1024:
+        raise too_big
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError(400, "send the clip as multipart/form-data in a field called 'file'")
+    await asyncio.to_thread(_sweep, studio)
+    form = await request.form(max_files=1, max_fields=8)
+    part = None
+    try:
+        f = form.get("file")
+        if f is None or isinstance(f, str):
+            raise ApiError(400, "no file: send the clip in a multipart field called 'file'")
+        suffix = Path(f.filename or "clip.mp4").suffix.lower()
+        if suffix not in VIDEO_SUFFIXES:
+            raise ApiError(400, f"not a video file name ({suffix or 'no extension'}); "
+                                f"send one of {', '.join(sorted(VIDEO_SUFFIXES))}")
+        style = form.get("style") or "bundled:swirls.jpg"
+        style_path = studio.image_path(style)
+        size = _int_field(form, "size", 256, 32, MAX_VIDEO_SIZE)
+        iterations = _int_field(form, "iterations", 40, 1, 200)
+        consistent = str(form.get("consistent", "1")).lower() not in ("0", "false", "off", "no")
+        part = studio.videos / f"up-{uuid.uuid4().hex}{suffix}"
+        await save_upload(f, part, MAX_VIDEO_BYTES, too_big)
+        try:
+            info = await asyncio.to_thread(_check_clip, part, size)
+        except DeepCanvasError as e:
+            raise ApiError(400, str(e).replace(str(part), Path(f.filename or "clip").name)) from None
+    except BaseException:
+        if part is not None:
+            part.unlink(missing_ok=True)
+        raise
+    finally:
+        await form.close()
+
+    holder: dict = {}
+
+    def run(callback):
+        from ...render import drive
+        from ...techniques.video import style_video_steps
+
+        out = studio.videos / f"{holder['id']}.mp4"
+        try:
+            return drive(style_video_steps(str(part), [str(style_path)], str(out), size=size,
+                                           iterations=iterations, consistent=consistent, seed=0), callback)
+        finally:
+            part.unlink(missing_ok=True)
+
+    params = {"size": size, "iterations": iterations, "consistent": consistent, "frames": info["frames"]}
+    job = studio.queue.submit(technique="style-video", title="Video style transfer",
+                              inputs={"clip": Path(f.filename or "clip").name, "styles": [style]},
+                              params=params, preview_every=1, run=run, request={})
+    holder["id"] = job.id
+    out = studio.snapshot(job)
+    out["video_url"] = f"/api/videos/{job.id}.mp4"
+    out["clip"] = info
+    return out
+
+
+@router.get("/{name}")
+async def video_file(name: str, download: bool = False, studio: Studio = Depends(get_studio)):
+    """The finished MP4 of a video job (``{job_id}.mp4``)."""
+    job_id = name[:-4] if name.endswith(".mp4") else name
+    if not _JOB_RE.match(job_id):
+        raise ApiError(404, f"no video {name!r}")
+    job = studio.queue.get(job_id)
+    path = studio.videos / f"{job_id}.mp4"
+    if job is None or not path.is_file():
+        raise ApiError(404, f"video {job_id} is not ready (the job is {job.state})"
+                       if job is not None and job.state not in TERMINAL else f"no video {name!r}")
+    return FileResponse(path, media_type="video/mp4",
+                        filename=f"deepcanvas-video-{job_id[:8]}.mp4" if download else None,
+                        content_disposition_type="attachment" if download else "inline")
+
+
+def _check_clip(path: Path, size: int) -> dict:
+    """Probe the clip against the studio's limits; a one-line DeepCanvasError if it is unusable."""
+    from ... import clip
+
+    info = clip.probe(str(path), max_pixels=MAX_VIDEO_PIXELS, max_seconds=MAX_VIDEO_SECONDS)
+    pl = clip.plan(info, size=size, max_frames=MAX_VIDEO_FRAMES)
+    return {"width": info.width, "height": info.height, "fps": round(pl.fps, 3), "frames": len(pl.times),
+            "seconds": round(pl.duration, 3), "audio": info.has_audio}
