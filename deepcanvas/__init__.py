@@ -30,7 +30,7 @@ _API = {
     "load_model": "models", "LayeredNet": "models",
     "Interrupted": "render", "Progress": "render", "Stage": "render", "Renderer": "render", "drive": "render",
 }
-_MODULES = ("objectives", "param", "transforms", "models", "io", "flow", "clip")
+_MODULES = ("objectives", "param", "transforms", "models", "io", "imaging", "flow", "clip")
 
 __all__ = ["DeepCanvasError", *_API, *_MODULES]
 

@@ -138,7 +138,7 @@ VIDEO_COMMANDS = [
      "dream_video_steps", "dream_video",
      [("input", {"help": "video file (mp4, mov, webm, gif...) or a folder or glob of frames"})], "dream.mp4"),
 ]
-ZOOM_HELP = "DeepDream zoom: N frames, each dreamt on a slightly zoomed previous one; PNG frames and a GIF"
+ZOOM_HELP = "DeepDream zoom: N frames, each dreamt on a slightly zoomed previous one; PNG frames, a GIF and an MP4"
 
 
 def _technique(module: str):
@@ -206,7 +206,7 @@ def _fill_zoom_command(p) -> None:
                    help="a folder (frame_0001.png ..., dream.gif) or a prefix like out/zoom (default: zoom/)")
     p.add_argument("--frames", type=int, default=30, help="number of frames (default: 30)")
     p.add_argument("--zoom", type=float, default=1.05, help="zoom factor per frame (default: 1.05)")
-    p.add_argument("--fps", type=float, default=10.0, help="frames per second of the GIF (default: 10)")
+    p.add_argument("--fps", type=float, default=10.0, help="frames per second of the GIF and MP4 (default: 10)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     kw = add_api_arguments(p, dream.dream_steps, skip=zoom.ZOOM_SKIPS)
     p.set_defaults(octaves=2, iterations=10)  # the sequence's defaults: each frame builds on the last

@@ -21,6 +21,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import io
+from .atomic import atomic_path
 from .errors import DeepCanvasError
 
 FRAME_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -321,26 +322,29 @@ def write_mp4(frames, path, fps: float, *, audio_from: str | None = None, start:
     h, w = first.shape[:2]
     h2, w2 = h - h % 2, w - w % 2  # yuv420p needs even sides
     rate = Fraction(fps).limit_denominator(1001)
-    with io.atomic_path(p) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as out:
-            vs = out.add_stream("libx264", rate=rate)
-            vs.width, vs.height, vs.pix_fmt = w2, h2, "yuv420p"
-            vs.options = {"crf": str(crf), "preset": "medium"}
-            audio = _audio_source(audio_from) if audio_from else None
-            aus = None
-            if audio is not None:
-                aus = out.add_stream("aac", rate=audio[1])
-                aus.layout = "stereo"
-            for i, f in enumerate(frames):
-                a = _as_array(f)[:h2, :w2]
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24")
-                vf.pts = i
-                for pkt in vs.encode(vf):
+    try:
+        with atomic_path(p) as tmp:
+            with av.open(str(tmp), mode="w", format="mp4") as out:
+                vs = out.add_stream("libx264", rate=rate)
+                vs.width, vs.height, vs.pix_fmt = w2, h2, "yuv420p"
+                vs.options = {"crf": str(crf), "preset": "medium"}
+                audio = _audio_source(audio_from) if audio_from else None
+                aus = None
+                if audio is not None:
+                    aus = out.add_stream("aac", rate=audio[1])
+                    aus.layout = "stereo"
+                for i, f in enumerate(frames):
+                    a = _as_array(f)[:h2, :w2]
+                    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24")
+                    vf.pts = i
+                    for pkt in vs.encode(vf):
+                        out.mux(pkt)
+                for pkt in vs.encode():
                     out.mux(pkt)
-            for pkt in vs.encode():
-                out.mux(pkt)
-            if aus is not None:
-                _mux_audio(out, aus, audio_from, start, duration if duration is not None else len(frames) / fps)
+                if aus is not None:
+                    _mux_audio(out, aus, audio_from, start, duration if duration is not None else len(frames) / fps)
+    except av.error.FFmpegError as e:
+        raise DeepCanvasError(f"cannot write video '{p}': {_ff(e)}") from None
     return p
 
 
@@ -403,6 +407,11 @@ def write_gif(frames, path, fps: float) -> pathlib.Path:
     """Frames (arrays, PIL images or PNG paths) as an endlessly looping GIF, atomically."""
     from PIL import Image
 
-    from .video import write_gif as _write
-
-    return _write([Image.fromarray(_as_array(f)) for f in frames], path, fps)
+    images = [Image.fromarray(_as_array(f)) for f in frames]
+    p = pathlib.Path(path)
+    with atomic_path(p) as tmp:
+        with open(tmp, "wb") as fh:
+            images[0].save(fh, format="GIF", save_all=True, append_images=images[1:],
+                           duration=max(10, round(1000 / fps)), loop=0)
+            fh.flush()
+    return p

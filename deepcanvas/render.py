@@ -60,13 +60,13 @@ class Progress:
 
     @property
     def image(self):
-        from .io import tensor_to_image
+        from .imaging import tensor_to_image
 
         return tensor_to_image(self.tensor)
 
     @property
     def images(self):
-        from .io import tensor_to_image
+        from .imaging import tensor_to_image
 
         return [tensor_to_image(t[None]) for t in self.tensor]
 
@@ -419,7 +419,7 @@ def render(net, stages: Sequence[StageSpec], *, total: int | None = None, precis
     Returns the final image. Ctrl-C, in a step or thrown in at a yield by :func:`drive`, becomes
     :class:`Interrupted` carrying the current stage's best image (its ``result``).
     """
-    from .io import tensor_to_image
+    from .imaging import tensor_to_image
 
     if total is None:
         if not all(isinstance(s, Stage) for s in stages):

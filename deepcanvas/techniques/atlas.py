@@ -28,7 +28,7 @@ from typing import Callable, Iterator, Literal
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .. import io, models
+from .. import imaging, io, models
 from ..errors import DeepCanvasError, check_number
 from ..objectives import Channel, Sum
 from ..param import FourierParam
@@ -281,7 +281,7 @@ def atlas_steps(
         x = resize(photo_t, hw).to(dev)
         with torch.no_grad():
             acts = net(x, layer_list)
-        full = io.tensor_to_image(x.cpu())
+        full = imaging.tensor_to_image(x.cpu())
         for name in layer_list:
             a = acts[name][0].float()  # (C, h, w)
             peak = a.flatten(1).max(1).values
@@ -346,7 +346,7 @@ def atlas_steps(
             yield p
         done += iterations
         for i, ch in enumerate(chs):
-            img = io.tensor_to_image(last.tensor[i:i + 1])
+            img = imaging.tensor_to_image(last.tensor[i:i + 1])
             tiles[name][ch] = img
             if use_cache:
                 try:
@@ -362,7 +362,7 @@ def atlas_steps(
         f", {size} px, {iterations} steps, seed {seed}"
     sheet = atlas_sheet(rows, title)
     yield Progress(total, total, last.loss if last else 0.0, dict(last.parts) if last else {}, "done",
-                   io.image_to_tensor(sheet), 0.0 if last is None else last.elapsed, done=True, output=sheet)
+                   imaging.image_to_tensor(sheet), 0.0 if last is None else last.elapsed, done=True, output=sheet)
 
 
 def _mkdir(p: Path) -> Path:
