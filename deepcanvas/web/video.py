@@ -113,7 +113,7 @@ def add_video_routes(app, studio, api_error) -> None:
         holder: dict = {}
 
         def run(callback):
-            from ..techniques.video import style_video_steps
+            from ..techniques.style_video import style_video_steps
 
             job_id = holder["id"]
             try:
