@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pathlib
 import shutil
 from dataclasses import dataclass, field
@@ -24,6 +25,47 @@ from .errors import DeepCanvasError
 from .render import Progress
 
 STATE = ".deepcanvas-video.json"
+VIDEO_OUTPUTS = {".mp4": "mp4", ".gif": "gif"}
+
+
+def output_kind(output) -> tuple[str, pathlib.Path]:
+    """('folder' | 'mp4' | 'gif', path): an OUTPUT ending in '/' or without an extension is a folder of PNGs."""
+    try:
+        text = os.fspath(output)
+    except TypeError:
+        raise DeepCanvasError(f"cannot write output: expected a path, got {type(output).__name__}") from None
+    if not text:
+        raise DeepCanvasError("cannot write output: no output given")
+    p = pathlib.Path(os.path.expanduser(text))
+    if text.endswith(("/", os.sep)) or p.is_dir() or not p.suffix:
+        return "folder", p
+    kind = VIDEO_OUTPUTS.get(p.suffix.lower())
+    if kind is None:
+        raise DeepCanvasError(f"cannot write output '{text}': write a .mp4, a .gif, or a folder of PNG frames "
+                              f"(a name ending in '/')")
+    return kind, p
+
+
+def check_output(output) -> tuple[str, pathlib.Path]:
+    """Fail now, not after an hour, if the output cannot be written. Returns :func:`output_kind`."""
+    kind, p = output_kind(output)
+    if kind == "folder":
+        if p.exists() and not p.is_dir():
+            raise DeepCanvasError(f"cannot write output '{p}': it is a file, and frames go into a folder")
+        parent = p if p.exists() else p.parent
+        if not parent.exists():
+            raise DeepCanvasError(f"cannot write output '{p}': directory '{parent}' does not exist")
+        io.check_output_path(parent / "probe.png")
+    else:
+        io.check_output_path(p.with_suffix(".png"))  # the directory exists and is writable
+        if p.is_dir():
+            raise DeepCanvasError(f"cannot write output '{p}': it is an existing directory")
+    return kind, p
+
+
+def frame_name(i: int) -> str:
+    """The file name of frame ``i`` (0-based) in a folder of frames: frame_00001.png ..."""
+    return f"frame_{i + 1:05d}.png"
 
 
 @dataclass
@@ -50,13 +92,13 @@ class FrameStore:
 
     @classmethod
     def for_output(cls, output, n: int) -> FrameStore:
-        kind, p = clip.check_output(output)
+        kind, p = check_output(output)
         if kind == "folder":
             return cls(kind, p, p, n)
         return cls(kind, p, p.parent / f".{p.name}.deepcanvas-video", n)
 
     def frame(self, i: int) -> pathlib.Path:
-        return self.folder / clip.frame_name(i)
+        return self.folder / frame_name(i)
 
     def finished(self) -> int:
         """How many frames from the first on are already written (frames are written atomically)."""
@@ -87,7 +129,7 @@ class FrameStore:
                 raise DeepCanvasError(f"'{self.folder}' holds frames of another run (a different input or settings); "
                                       f"delete them, choose another output, or pass --restart to start over")
         elif self.folder.is_dir() and self.frame(0).exists():
-            raise DeepCanvasError(f"'{self.folder}' already holds {clip.frame_name(0)} from something else; "
+            raise DeepCanvasError(f"'{self.folder}' already holds {frame_name(0)} from something else; "
                                   f"choose another output, or pass --restart to overwrite")
 
     def begin(self, digest: str, restart: bool) -> int:
