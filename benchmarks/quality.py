@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from deepcanvas import io, models
+from deepcanvas import imaging, io, models
 from deepcanvas.techniques import classviz, invert
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def random_views(x: torch.Tensor, n: int, rng: random.Random, out: int = 224) ->
 
 
 def target_probability(net, img: Image.Image, index: int, rng: random.Random) -> float:
-    x = io.image_to_tensor(img)
+    x = imaging.image_to_tensor(img)
     with torch.no_grad():
         p = F.softmax(net(random_views(x, EVAL_VIEWS, rng), ["logits"])["logits"].float(), dim=1)
     return float(p[:, index].mean())
@@ -148,7 +148,7 @@ def bench_classes(out: Path, size: int, iterations: int | None, seed: int, class
         images.append(img)
         p = target_probability(net, img, index, rng)
         with torch.no_grad():
-            p_full = float(F.softmax(net(io.image_to_tensor(img), ["logits"])["logits"], 1)[0, index])
+            p_full = float(F.softmax(net(imaging.image_to_tensor(img), ["logits"])["logits"], 1)[0, index])
         hf = high_frequency_share(img)
         rows.append({"class": name, "index": index, "p_views": p, "p_full": p_full, "hf_share": hf, "seconds": dt})
         print(f"{name:>20s} {index:5d} {p:9.3f} {p_full:8.3f} {hf:8.4f} {dt:7.1f}", flush=True)
@@ -240,11 +240,11 @@ def bench_invert(out: Path, size: int, iterations: int | None, seed: int, photos
         small = original.resize(next(iter(result.values())).size, Image.LANCZOS)
         sheet = invert.contact_sheet(result, small)
         io.save_image(sheet, out / f"invert_{tag}_{photo.stem}.png")
-        target = io.image_to_tensor(small)
+        target = imaging.image_to_tensor(small)
         with torch.no_grad():
             t_acts = net(target, list(result))
             for k, im in result.items():
-                a = net(io.image_to_tensor(im), [k])[k]
+                a = net(imaging.image_to_tensor(im), [k])[k]
                 d = float((a - t_acts[k]).pow(2).sum() / t_acts[k].pow(2).sum())
                 r = layout_correlation(im, small)
                 edge = edge_correlation(im, small)

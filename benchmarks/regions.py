@@ -68,7 +68,8 @@ def main(argv=None):
     import torch
 
     import deepcanvas
-    from deepcanvas.io import image_to_tensor, load_image
+    from deepcanvas.imaging import image_to_tensor
+    from deepcanvas.io import load_image
     from deepcanvas.param import resize
     from deepcanvas.techniques.common import fit_size
     from style_quality import Judge, image_path  # the judge by path, and the procedural stand-in styles
@@ -93,7 +94,7 @@ def main(argv=None):
             photo = resize(photo, hw)
             right, left = half_masks(hw, tmp)
             photo_png = tmp / f"{content_name}.png"
-            deepcanvas.io.save_image(deepcanvas.io.tensor_to_image(photo), photo_png)
+            deepcanvas.io.save_image(deepcanvas.imaging.tensor_to_image(photo), photo_png)
             c_l, c_r = halves(photo_png, tmp, content_name)
             res = {"pair": f"{content_name} x {a_name} | {b_name}", "size": list(hw)}
             runs = {}

@@ -36,7 +36,7 @@ def nspt_losses(image, size: int, device="cpu") -> dict:
     the objective both neural-style-pt and the preset minimise."""
     import torch
 
-    from deepcanvas import io, models
+    from deepcanvas import imaging, io, models
     from deepcanvas.objectives import Content, Style, gram
     from deepcanvas.param import resize
     from deepcanvas.techniques.common import fit_size
@@ -44,9 +44,9 @@ def nspt_losses(image, size: int, device="cpu") -> dict:
 
     nspt = loss_setup("neural-style-pt")  # its weights and TV, as the preset uses them
     net = models.load_model("vgg16", device=device)
-    x = io.image_to_tensor(image)
-    c = io.image_to_tensor(io.load_image(CONTENT))
-    s = io.image_to_tensor(io.load_image(STYLE))
+    x = imaging.image_to_tensor(image)
+    c = imaging.image_to_tensor(io.load_image(CONTENT))
+    s = imaging.image_to_tensor(io.load_image(STYLE))
     hw = x.shape[-2:]
     c = resize(c, tuple(hw))
     s = resize(s, fit_size(*s.shape[-2:], size))
@@ -61,12 +61,12 @@ def nspt_losses(image, size: int, device="cpu") -> dict:
 
 def io_image(path, size: int):
     """``path`` at ``size`` px on its longest side, as the runs' outputs are."""
-    from deepcanvas import io
+    from deepcanvas import imaging, io
     from deepcanvas.param import resize
     from deepcanvas.techniques.common import fit_size
 
-    t = io.image_to_tensor(io.load_image(path))
-    return io.tensor_to_image(resize(t, fit_size(*t.shape[-2:], size)))
+    t = imaging.image_to_tensor(io.load_image(path))
+    return imaging.tensor_to_image(resize(t, fit_size(*t.shape[-2:], size)))
 
 
 def run_one(cfg: dict) -> dict:
@@ -108,7 +108,7 @@ def per_iteration_cost(size: int) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from deepcanvas import io, models
+    from deepcanvas import imaging, io, models
     from deepcanvas.techniques.common import fit_size
 
     net = models.load_model("vgg16")
@@ -140,7 +140,7 @@ def levers(size: int, out: str, threads: int) -> None:
     from deepcanvas import models
     from deepcanvas.techniques.common import fit_size
     from deepcanvas.techniques.style import style_targets
-    from deepcanvas import io
+    from deepcanvas import imaging, io
 
     net = models.load_model("vgg16")
     h, w = fit_size(768, 1024, size)
@@ -192,7 +192,7 @@ def levers(size: int, out: str, threads: int) -> None:
             best[name] = min(best[name], timed(fn))
     base = best[configs[0][0]]
     rows = list(best.items())
-    s_img = io.image_to_tensor(io.load_image(STYLE))
+    s_img = imaging.image_to_tensor(io.load_image(STYLE))
     t0 = time.perf_counter()
     style_targets(net, [s_img], [1.0], tuple(layers), size, "chw")
     cold = time.perf_counter() - t0

@@ -138,7 +138,7 @@ def judge(content: pathlib.Path, style, output: pathlib.Path) -> dict:
 
 
 def run_clip(kind, frames, style, out: pathlib.Path, args, consistent: bool):
-    from deepcanvas.techniques.video import style_video
+    from deepcanvas.techniques.style_video import style_video
 
     src = out / f"{kind}_input"
     src.mkdir(parents=True, exist_ok=True)
@@ -158,7 +158,7 @@ def run_clip(kind, frames, style, out: pathlib.Path, args, consistent: bool):
 
 def ray_seams(args, out: pathlib.Path, photos) -> dict:
     """The pan clip styled in overlapping chunks on a local Ray cluster: warping error at the seams vs elsewhere."""
-    from deepcanvas.techniques.video import style_video
+    from deepcanvas.techniques.style_video import style_video
 
     hw = (round(args.size * 3 / 4), args.size)
     frames, flows, masks = make_clip("pan", args.frames, hw, photos["pan"])
@@ -168,15 +168,15 @@ def ray_seams(args, out: pathlib.Path, photos) -> dict:
         Image.fromarray(f).save(src / f"f{i:03d}.png")
     import ray
 
-    from deepcanvas.techniques import video
+    from deepcanvas import temporal
 
-    real_join, raw = video.join_chunks, {}
+    real_join, raw = temporal.join_chunks, {}
 
     def keep(ranges, outputs, n):  # the chunks as styled, before the join (for looking at the seams)
         raw.update(ranges=np.array(ranges), **{f"chunk{i}": np.stack(o) for i, o in enumerate(outputs)})
         return real_join(ranges, outputs, n)
 
-    video.join_chunks = keep
+    temporal.join_chunks = keep
     os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(num_cpus=args.ray_workers, include_dashboard=False, log_to_driver=False)
     try:
@@ -185,7 +185,7 @@ def ray_seams(args, out: pathlib.Path, photos) -> dict:
                           ray="local", chunk=args.chunk, overlap=args.overlap)
     finally:
         ray.shutdown()
-        video.join_chunks = real_join
+        temporal.join_chunks = real_join
     if raw:
         np.savez_compressed(out / "ray_chunks.npz", **raw)
     outs = [np.asarray(Image.open(p).convert("RGB")) for p in res.frames]
@@ -214,7 +214,7 @@ def ray_seams(args, out: pathlib.Path, photos) -> dict:
         sweep = {}
         for k in range(0, b - p + 1):
             later = list(raw["chunk1"][b - k - p:])
-            e = warping_errors(video.join_chunks([(a0, b), (b - k, c)], [list(raw["chunk0"]), later], c),
+            e = warping_errors(temporal.join_chunks([(a0, b), (b - k, c)], [list(raw["chunk0"]), later], c),
                                flows, masks)
             s_, o_ = split(e, res.seams, k)
             sweep[k] = {"seam_mean": float(np.mean(s_)), "seam_max": max(s_), "other_mean": float(np.mean(o_)),
@@ -234,7 +234,7 @@ def dream_clips(args, out: pathlib.Path, photos) -> dict:
     not make the dream fade or run away), and the cost: later frames' time over the first's, and the
     consistent run's wall time over the independent one's (the flows are the overhead).
     """
-    from deepcanvas.techniques.video import dream_video
+    from deepcanvas.techniques.dream_video import dream_video
 
     hw = (round(args.size * 3 / 4), args.size)
     summary = {}

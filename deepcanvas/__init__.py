@@ -24,13 +24,13 @@ _API = {
     "dream_zoom": "techniques.zoom", "dream_zoom_steps": "techniques.zoom",
     "visualize_class": "techniques.classviz", "visualize_class_steps": "techniques.classviz",
     "invert": "techniques.invert", "invert_steps": "techniques.invert", "contact_sheet": "techniques.invert",
-    "style_video": "techniques.video", "style_video_steps": "techniques.video",
-    "dream_video": "techniques.video", "dream_video_steps": "techniques.video",
+    "style_video": "techniques.style_video", "style_video_steps": "techniques.style_video",
+    "dream_video": "techniques.dream_video", "dream_video_steps": "techniques.dream_video",
     "atlas": "techniques.atlas", "atlas_steps": "techniques.atlas",
     "load_model": "models", "LayeredNet": "models",
     "Interrupted": "render", "Progress": "render", "Stage": "render", "Renderer": "render", "drive": "render",
 }
-_MODULES = ("objectives", "param", "transforms", "models", "io", "flow", "clip")
+_MODULES = ("objectives", "param", "transforms", "models", "io", "imaging", "flow", "clip")
 
 __all__ = ["DeepCanvasError", *_API, *_MODULES]
 

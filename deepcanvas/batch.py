@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import io as _io
 from pathlib import Path
 from typing import Callable
 
-from . import io
+from . import distributed, imaging, io
+from .atomic import save_bytes_atomic
 from .errors import DeepCanvasError
 from .render import Progress, drive
 
@@ -80,59 +80,34 @@ class _Worker:
     """A Ray actor: loads the network once, then styles the images it is sent (as bytes)."""
 
     def __init__(self, style_bytes: list[bytes], kwargs: dict):
-        from PIL import Image
-
         from .models import load_model
 
-        self.styles = [Image.open(_io.BytesIO(b)) for b in style_bytes]
+        self.styles = [imaging.image_from_bytes(b) for b in style_bytes]
         self.kwargs = kwargs
         load_model(kwargs.get("model", "vgg16"), weights=kwargs.get("weights"), pooling=kwargs.get("pooling", "max"))
 
     def run(self, name: str, content: bytes) -> tuple[str, bytes]:
-        from PIL import Image
-
         from .techniques.style import style_transfer
 
-        img = style_transfer(Image.open(_io.BytesIO(content)), self.styles, **self.kwargs)
-        buf = _io.BytesIO()
-        img.save(buf, format="PNG")
-        return name, buf.getvalue()
+        img = style_transfer(imaging.image_from_bytes(content), self.styles, **self.kwargs)
+        return name, imaging.image_png(img)
 
 
 def _run_on_ray(todo, styles, kwargs, address, callback, n_total):
-    try:
-        import ray
-        from ray.util import ActorPool
-    except ImportError:
-        raise DeepCanvasError("--ray needs Ray: pip install 'deepcanvas[ray]'") from None
+    distributed.check_ray()
     if isinstance(styles, (str, Path)):
         styles = [styles]
-    style_bytes = [Path(s).read_bytes() if not hasattr(s, "save") else _png_bytes(s) for s in styles]
+    style_bytes = [Path(s).read_bytes() if not hasattr(s, "save") else imaging.image_png(s) for s in styles]
     for s in styles:  # fail here, not on a worker
         io.load_image(s, what="style image")
-    started = False
-    if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, include_dashboard=False,
-                 log_to_driver=False, ignore_reinit_error=True)
-        started = True
-    try:
-        n_workers = max(1, int(ray.available_resources().get("CPU", 1) // 2))
-        remote = ray.remote(num_cpus=min(2, ray.available_resources().get("CPU", 1)))(_Worker)
-        pool = ActorPool([remote.remote(style_bytes, kwargs) for _ in range(min(n_workers, max(1, len(todo))))])
+    with distributed.connect(address) as cpus:
         dst_of = {str(src): dst for src, dst in todo}
         done = n_total - len(todo)
-        for name, png in pool.map_unordered(lambda a, item: a.run.remote(str(item[0]), item[0].read_bytes()), todo):
-            io.save_bytes_atomic(png, dst_of[name])
+        for name, png in distributed.map_unordered(
+                _Worker, (style_bytes, kwargs), todo, lambda a, item: a.run.remote(str(item[0]), item[0].read_bytes()),
+                workers=max(1, int(cpus // 2)), cpus_per_worker=min(2, cpus)):
+            save_bytes_atomic(png, dst_of[name])
             done += 1
             if callback is not None:
                 callback(Progress(done, n_total, float("nan"), {}, f"{Path(name).name} [ray]",
-                                  io.image_to_tensor(io.load_image(dst_of[name]))))
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def _png_bytes(img) -> bytes:
-    buf = _io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+                                  imaging.image_to_tensor(io.load_image(dst_of[name]))))

@@ -131,17 +131,17 @@ TECHNIQUES = [
     ("atlas", "layer atlas: what each layer's channels respond to, one sheet per network", "atlas", "atlas_steps",
      "atlas", [], "atlas.png"),
 ]
-#: The video commands (techniques/video.py): (name, help, *_steps function, plain function, positionals, output).
+#: The video commands: (name, help, module, *_steps function, plain function, positionals, output).
 VIDEO_COMMANDS = [
     ("style-video", "style a video clip (or a folder of frames), frame by frame with temporal consistency",
-     "style_video_steps", "style_video",
+     "style_video", "style_video_steps", "style_video",
      [("input", {"help": "video file (mp4, mov, webm, gif...) or a folder or glob of frames"}),
       ("styles", {"nargs": "+", "help": "style image(s)"})], "styled.mp4"),
     ("dream-video", "DeepDream a video clip, each frame seeded by the previous dream moved by the optical flow",
-     "dream_video_steps", "dream_video",
+     "dream_video", "dream_video_steps", "dream_video",
      [("input", {"help": "video file (mp4, mov, webm, gif...) or a folder or glob of frames"})], "dream.mp4"),
 ]
-ZOOM_HELP = "DeepDream zoom: N frames, each dreamt on a slightly zoomed previous one; PNG frames and a GIF"
+ZOOM_HELP = "DeepDream zoom: N frames, each dreamt on a slightly zoomed previous one; PNG frames, a GIF and an MP4"
 
 
 def _technique(module: str):
@@ -180,10 +180,10 @@ def build_parser(only: str | None = None):
     p = sub.add_parser("dream-zoom", help=ZOOM_HELP, description=ZOOM_HELP)
     if only in (None, "dream-zoom"):
         _fill_zoom_command(p)
-    for name, help_, steps, plain, positionals, default_out in VIDEO_COMMANDS:
+    for name, help_, module, steps, plain, positionals, default_out in VIDEO_COMMANDS:
         p = sub.add_parser(name, help=help_, description=help_)
         if only in (None, name):
-            _fill_video_command(p, steps, plain, positionals, default_out)
+            _fill_video_command(p, module, steps, plain, positionals, default_out)
     from .demo import add_demo_command
     from .web import add_serve_command  # imports no web dependency
 
@@ -209,7 +209,7 @@ def _fill_zoom_command(p) -> None:
                    help="a folder (frame_0001.png ..., dream.gif) or a prefix like out/zoom (default: zoom/)")
     p.add_argument("--frames", type=int, default=30, help="number of frames (default: 30)")
     p.add_argument("--zoom", type=float, default=1.05, help="zoom factor per frame (default: 1.05)")
-    p.add_argument("--fps", type=float, default=10.0, help="frames per second of the GIF (default: 10)")
+    p.add_argument("--fps", type=float, default=10.0, help="frames per second of the GIF and MP4 (default: 10)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     kw = add_api_arguments(p, dream.dream_steps, skip=zoom.ZOOM_SKIPS)
     p.set_defaults(octaves=2, iterations=10)  # the sequence's defaults: each frame builds on the last
@@ -230,9 +230,9 @@ def _fill_zoom_command(p) -> None:
     p.set_defaults(handler=handler)
 
 
-def _fill_video_command(p, steps: str, plain: str, positionals, default_out: str) -> None:
+def _fill_video_command(p, module: str, steps: str, plain: str, positionals, default_out: str) -> None:
     """``style-video`` / ``dream-video``: the API function's flags, one progress bar over the whole clip."""
-    video = _technique("video")
+    video = _technique(module)
     for pname, opts in positionals:
         p.add_argument(pname, **opts)
     p.add_argument("-o", "--output", default=default_out,

@@ -1,9 +1,10 @@
-"""Video clips in and out: probe, pick frames, decode, and write MP4 (H.264), GIF or a folder of PNGs.
+"""Video clips in and out: probe, pick frames, decode, and write MP4 (H.264) or GIF.
 
 Decoding and encoding go through PyAV (FFmpeg's libraries in a wheel), imported only when a clip is
-touched. Everything a person can get wrong is found by :func:`probe` and :func:`check_output`, which
-read headers and the first frame only, so a bad clip fails in a second with one line, before any
-network is loaded. Files are written atomically (see :mod:`io`): a finished movie or none.
+touched. Everything a person can get wrong about a clip is found by :func:`probe`, which reads
+headers and the first frame only, so a bad clip fails in a second with one line, before any
+network is loaded (framestore.check_output does the same for the output). Files are written
+atomically (:mod:`atomic`): a finished movie or none.
 
 A clip is either a video file (mp4, mov, webm, mkv, avi, animated gif...) or a folder or glob
 pattern of still frames (sorted by name; all of one size).
@@ -21,10 +22,10 @@ from fractions import Fraction
 import numpy as np
 
 from . import io
+from .atomic import atomic_path
 from .errors import DeepCanvasError
 
 FRAME_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-VIDEO_OUTPUTS = {".mp4": "mp4", ".gif": "gif"}
 #: Frame rate given to a folder of frames when no --fps is set.
 FOLDER_FPS = 25.0
 #: Limits on what is decoded (the studio sets tighter ones).
@@ -268,46 +269,6 @@ def read_frames(info: ClipInfo, pl: Plan) -> list[np.ndarray]:
 # --------------------------------------------------------------------------- writing
 
 
-def output_kind(output) -> tuple[str, pathlib.Path]:
-    """('folder' | 'mp4' | 'gif', path): an OUTPUT ending in '/' or without an extension is a folder of PNGs."""
-    try:
-        text = os.fspath(output)
-    except TypeError:
-        raise DeepCanvasError(f"cannot write output: expected a path, got {type(output).__name__}") from None
-    if not text:
-        raise DeepCanvasError("cannot write output: no output given")
-    p = pathlib.Path(os.path.expanduser(text))
-    if text.endswith(("/", os.sep)) or p.is_dir() or not p.suffix:
-        return "folder", p
-    kind = VIDEO_OUTPUTS.get(p.suffix.lower())
-    if kind is None:
-        raise DeepCanvasError(f"cannot write output '{text}': write a .mp4, a .gif, or a folder of PNG frames "
-                              f"(a name ending in '/')")
-    return kind, p
-
-
-def check_output(output) -> tuple[str, pathlib.Path]:
-    """Fail now, not after an hour, if the output cannot be written. Returns :func:`output_kind`."""
-    kind, p = output_kind(output)
-    if kind == "folder":
-        if p.exists() and not p.is_dir():
-            raise DeepCanvasError(f"cannot write output '{p}': it is a file, and frames go into a folder")
-        parent = p if p.exists() else p.parent
-        if not parent.exists():
-            raise DeepCanvasError(f"cannot write output '{p}': directory '{parent}' does not exist")
-        io.check_output_path(parent / "probe.png")
-    else:
-        io.check_output_path(p.with_suffix(".png"))  # the directory exists and is writable
-        if p.is_dir():
-            raise DeepCanvasError(f"cannot write output '{p}': it is an existing directory")
-    return kind, p
-
-
-def frame_name(i: int) -> str:
-    """The file name of frame ``i`` (0-based) in a folder of frames: frame_00001.png ..."""
-    return f"frame_{i + 1:05d}.png"
-
-
 def write_mp4(frames, path, fps: float, *, audio_from: str | None = None, start: float = 0.0,
               duration: float | None = None, crf: int = 18) -> pathlib.Path:
     """Encode (H, W, 3) uint8 arrays (or PIL images, or PNG paths) as an H.264 MP4, atomically.
@@ -321,26 +282,29 @@ def write_mp4(frames, path, fps: float, *, audio_from: str | None = None, start:
     h, w = first.shape[:2]
     h2, w2 = h - h % 2, w - w % 2  # yuv420p needs even sides
     rate = Fraction(fps).limit_denominator(1001)
-    with io.atomic_path(p) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as out:
-            vs = out.add_stream("libx264", rate=rate)
-            vs.width, vs.height, vs.pix_fmt = w2, h2, "yuv420p"
-            vs.options = {"crf": str(crf), "preset": "medium"}
-            audio = _audio_source(audio_from) if audio_from else None
-            aus = None
-            if audio is not None:
-                aus = out.add_stream("aac", rate=audio[1])
-                aus.layout = "stereo"
-            for i, f in enumerate(frames):
-                a = _as_array(f)[:h2, :w2]
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24")
-                vf.pts = i
-                for pkt in vs.encode(vf):
+    try:
+        with atomic_path(p) as tmp:
+            with av.open(str(tmp), mode="w", format="mp4") as out:
+                vs = out.add_stream("libx264", rate=rate)
+                vs.width, vs.height, vs.pix_fmt = w2, h2, "yuv420p"
+                vs.options = {"crf": str(crf), "preset": "medium"}
+                audio = _audio_source(audio_from) if audio_from else None
+                aus = None
+                if audio is not None:
+                    aus = out.add_stream("aac", rate=audio[1])
+                    aus.layout = "stereo"
+                for i, f in enumerate(frames):
+                    a = _as_array(f)[:h2, :w2]
+                    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24")
+                    vf.pts = i
+                    for pkt in vs.encode(vf):
+                        out.mux(pkt)
+                for pkt in vs.encode():
                     out.mux(pkt)
-            for pkt in vs.encode():
-                out.mux(pkt)
-            if aus is not None:
-                _mux_audio(out, aus, audio_from, start, duration if duration is not None else len(frames) / fps)
+                if aus is not None:
+                    _mux_audio(out, aus, audio_from, start, duration if duration is not None else len(frames) / fps)
+    except av.error.FFmpegError as e:
+        raise DeepCanvasError(f"cannot write video '{p}': {_ff(e)}") from None
     return p
 
 
@@ -403,6 +367,11 @@ def write_gif(frames, path, fps: float) -> pathlib.Path:
     """Frames (arrays, PIL images or PNG paths) as an endlessly looping GIF, atomically."""
     from PIL import Image
 
-    from .video import write_gif as _write
-
-    return _write([Image.fromarray(_as_array(f)) for f in frames], path, fps)
+    images = [Image.fromarray(_as_array(f)) for f in frames]
+    p = pathlib.Path(path)
+    with atomic_path(p) as tmp:
+        with open(tmp, "wb") as fh:
+            images[0].save(fh, format="GIF", save_all=True, append_images=images[1:],
+                           duration=max(10, round(1000 / fps)), loop=0)
+            fh.flush()
+    return p

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+
 import time
 from pathlib import Path
 

@@ -82,7 +82,7 @@ LIMITS: dict[str, Range] = {
     "beta": Range(0, 100, above=True),
     "zoom": Range(1, 100),
     "fps": Range(0, 240, above=True),
-    # video (techniques/video.py)
+    # video (techniques/style_video.py, dream_video.py)
     "temporal_weight": Range(0, MAX_WEIGHT),
     "later_iterations": Range(1, MAX_ITERATIONS, integer=True),
     "blend": Range(0, 1),

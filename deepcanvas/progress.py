@@ -41,13 +41,13 @@ class Progress:
 
     @property
     def image(self):
-        from .io import tensor_to_image
+        from .imaging import tensor_to_image
 
         return tensor_to_image(self.tensor)
 
     @property
     def images(self):
-        from .io import tensor_to_image
+        from .imaging import tensor_to_image
 
         return [tensor_to_image(t[None]) for t in self.tensor]
 

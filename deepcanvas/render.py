@@ -244,7 +244,7 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
     Returns the final image. Ctrl-C, in a step or thrown in at a yield by :func:`drive`, becomes
     :class:`Interrupted` carrying the best image so far.
     """
-    from .io import tensor_to_image
+    from .imaging import tensor_to_image
 
     if total is None:
         stages = list(stages)

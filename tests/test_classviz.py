@@ -132,7 +132,7 @@ def effnet():
 
 
 def _logit(net, img, index):
-    from deepcanvas.io import image_to_tensor
+    from deepcanvas.imaging import image_to_tensor
 
     with torch.no_grad():
         return float(net(image_to_tensor(img), ["logits"])["logits"][0, index])

@@ -50,7 +50,7 @@ def test_style_transfer_in_the_cuda_layout_matches_fp32(cuda_layout, monkeypatch
     models._load.cache_clear()
     monkeypatch.setattr(models, "prefers_channels_last", lambda device: False)
     ref = list(deepcanvas.style_transfer_steps(CONTENT, STYLE, precision="fp32", **kw))
-    photo = deepcanvas.param.resize(deepcanvas.io.image_to_tensor(deepcanvas.io.load_image(CONTENT)),
+    photo = deepcanvas.param.resize(deepcanvas.imaging.image_to_tensor(deepcanvas.io.load_image(CONTENT)),
                                     tuple(ref[-1].tensor.shape[-2:]))
     moved = (ref[-1].tensor - photo).abs().mean()  # from the photo: the kept image is never the start now
     assert moved > 0.01
@@ -66,7 +66,8 @@ def test_style_transfer_in_the_cuda_layout_matches_fp32(cuda_layout, monkeypatch
 def test_bf16_gradient_points_where_fp32_does(cuda_layout):
     # What the optimiser is handed, for both style losses: in bf16 with channels-last it must point the
     # same way as fp32's (Adam's later paths diverge with any rounding, so pictures are no fair test).
-    from deepcanvas.io import image_to_tensor, load_image
+    from deepcanvas.imaging import image_to_tensor
+    from deepcanvas.io import load_image
     from deepcanvas.param import resize
     from deepcanvas.techniques.style import style_objective
 
@@ -113,13 +114,13 @@ LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 
 
 def _setup(mode: str, weight: float, layers=tuple(LAYERS)):
-    from deepcanvas import io
+    from deepcanvas import imaging, io
     from deepcanvas.objectives import Style, Sum, gram
     from deepcanvas.param import resize
 
     net = models.load_model("vgg16")
-    c = resize(io.image_to_tensor(io.load_image(CONTENT)), (48, 64))
-    s = resize(io.image_to_tensor(io.load_image(STYLE)), (48, 64))
+    c = resize(imaging.image_to_tensor(io.load_image(CONTENT)), (48, 64))
+    s = resize(imaging.image_to_tensor(io.load_image(STYLE)), (48, 64))
     with torch.no_grad():
         sa = net(s, list(layers))
     obj = Sum([])

@@ -127,7 +127,7 @@ def test_a_technique_accepts_a_network_object():
 
     net = tiny_relu_net()
     img = torch.rand(1, 3, 24, 32)
-    from deepcanvas.io import tensor_to_image
+    from deepcanvas.imaging import tensor_to_image
 
     out = style_transfer(tensor_to_image(img), [tensor_to_image(torch.rand(1, 3, 20, 20))], model=net, size=32,
                          content_layers="r2", style_layers="r1,r2", iterations=2, multiscale=False, seed=0,

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from deepcanvas import io
+from deepcanvas import imaging, io
 from deepcanvas.errors import DeepCanvasError
 from deepcanvas.models import get_info
 from deepcanvas.models.layered import LayeredNet, Preprocess
@@ -92,7 +92,7 @@ def vgg():
 
 def _distance(net, img: Image.Image, target: torch.Tensor, layer: str) -> float:
     with torch.no_grad():
-        a = net(io.image_to_tensor(img), [layer])[layer]
+        a = net(imaging.image_to_tensor(img), [layer])[layer]
     return float((a - target).pow(2).sum() / target.pow(2).sum())
 
 
@@ -101,7 +101,7 @@ def test_two_layers_lower_the_feature_distance(vgg):
     assert len(steps) == 31 and steps[-1].done
     assert [p.stage for p in steps[:-1]] == ["relu1_2 (1/2)"] * 15 + ["relu2_2 (2/2)"] * 15
     assert steps[-1].tensor.shape == (2, 3, 48, 48)
-    photo = io.image_to_tensor(io.load_image(PHOTO).resize((48, 48), Image.LANCZOS))
+    photo = imaging.image_to_tensor(io.load_image(PHOTO).resize((48, 48), Image.LANCZOS))
     with torch.no_grad():
         targets = vgg(photo, ["relu1_2", "relu2_2"])
     grey = Image.new("RGB", (48, 48), (128, 128, 128))  # where the faint noise starts

@@ -15,17 +15,10 @@ import torch
 from PIL import Image, ImageCms
 
 import deepcanvas.io as dcio
+from deepcanvas.atomic import atomic_path, save_bytes_atomic
 from deepcanvas.errors import DeepCanvasError
-from deepcanvas.io import (
-    atomic_path,
-    check_output_path,
-    image_to_tensor,
-    load_image,
-    resize_longest,
-    save_bytes_atomic,
-    save_image,
-    tensor_to_image,
-)
+from deepcanvas.imaging import image_to_tensor, resize_longest, tensor_to_image
+from deepcanvas.io import check_output_path, load_image, save_image
 
 
 # --------------------------------------------------------------------------- helpers

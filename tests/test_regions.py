@@ -19,7 +19,8 @@ import deepcanvas
 from deepcanvas import regions as R
 from deepcanvas.cli import main
 from deepcanvas.errors import DeepCanvasError
-from deepcanvas.io import image_to_tensor, load_image
+from deepcanvas.imaging import image_to_tensor
+from deepcanvas.io import load_image
 from deepcanvas.objectives import GuideMatch, LayerEnergy, Mask, Region, Style, gram, masked_gram
 from deepcanvas.param import PixelParam, resize
 from deepcanvas.render import Renderer

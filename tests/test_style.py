@@ -50,7 +50,7 @@ def test_colour_control_keeps_the_content_palette(colors):
     content = deepcanvas.io.load_image(CONTENT).resize(kept.size)
 
     def chroma(im):
-        yuv = color.rgb_to_yuv(deepcanvas.io.image_to_tensor(im))
+        yuv = color.rgb_to_yuv(deepcanvas.imaging.image_to_tensor(im))
         return yuv[:, 1:].mean((2, 3))
 
     d_kept = (chroma(kept) - chroma(content)).abs().sum()

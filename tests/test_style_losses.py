@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import deepcanvas
-from deepcanvas import io, models
+from deepcanvas import imaging, io, models
 from deepcanvas.errors import DeepCanvasError
 from deepcanvas.objectives import Objective, Style, gram
 from deepcanvas.param import PixelParam, resize
@@ -160,14 +160,14 @@ def test_style_strength_moves_from_content_to_style(method):
     """Higher strength: nearer the painting's texture statistics, farther from the photo, by measures no run
     optimises here (Gram distance at relu2_2 and relu3_3; pixel distance to the photo)."""
     net = models.load_model("vgg16", device="cpu")
-    content = io.image_to_tensor(io.load_image(CONTENT))
-    style = io.image_to_tensor(io.load_image(STYLE))
+    content = imaging.image_to_tensor(io.load_image(CONTENT))
+    style = imaging.image_to_tensor(io.load_image(STYLE))
     layers = ["relu2_2", "relu3_3"]
     with torch.no_grad():
         sg = {l: gram(a) for l, a in net(resize(style, (48, 64)), layers).items()}
 
     def measure(img):
-        x = io.image_to_tensor(img)
+        x = imaging.image_to_tensor(img)
         with torch.no_grad():
             acts = net(x, layers)
         style_d = sum(float((gram(acts[l]) - sg[l]).pow(2).sum() / sg[l].pow(2).sum()) for l in layers)

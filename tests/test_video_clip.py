@@ -11,7 +11,7 @@ from PIL import Image
 
 av = pytest.importorskip("av")
 
-from deepcanvas import clip  # noqa: E402
+from deepcanvas import clip, framestore  # noqa: E402
 from deepcanvas.cli import main  # noqa: E402
 from deepcanvas.errors import DeepCanvasError  # noqa: E402
 
@@ -109,12 +109,12 @@ def test_gif_and_folder_inputs(tmp_path):
 
 
 def test_output_kinds():
-    assert clip.output_kind("out/")[0] == "folder"
-    assert clip.output_kind("frames")[0] == "folder"
-    assert clip.output_kind("a.MP4")[0] == "mp4"
-    assert clip.output_kind("a.gif")[0] == "gif"
+    assert framestore.output_kind("out/")[0] == "folder"
+    assert framestore.output_kind("frames")[0] == "folder"
+    assert framestore.output_kind("a.MP4")[0] == "mp4"
+    assert framestore.output_kind("a.gif")[0] == "gif"
     with pytest.raises(DeepCanvasError, match="write a .mp4, a .gif, or a folder"):
-        clip.output_kind("a.avi")
+        framestore.output_kind("a.avi")
 
 
 # -- bad input: one line, exit 1, before the network is loaded, nothing written -------------------------------

@@ -138,7 +138,7 @@ def test_temporal_loss_in_tiles_sums_to_the_whole():
 
 
 def test_long_term_targets_tie_each_pixel_to_the_nearest_frame_it_was_seen_in():
-    from deepcanvas.techniques.video import _parse_offsets, temporal_targets
+    from deepcanvas.temporal import parse_offsets, temporal_targets
 
     h, w = 6, 8
     m1 = np.ones((h, w), np.float32)
@@ -151,10 +151,10 @@ def test_long_term_targets_tie_each_pixel_to_the_nearest_frame_it_was_seen_in():
             return np.zeros((h, w, 2), np.float32), {1: m1, 2: m2}[t - j]
 
     outputs = {3: torch.full((1, 3, h, w), 0.3), 2: torch.full((1, 3, h, w), 0.6)}
-    (w1, c1), (w2, c2) = temporal_targets(4, _parse_offsets("2"), Flows(), outputs)
+    (w1, c1), (w2, c2) = temporal_targets(4, parse_offsets("2"), Flows(), outputs)
     assert torch.allclose(w1, outputs[3]) and torch.allclose(w2, outputs[2])
     assert c1[0, 0].tolist() == m1.tolist()
     expected = np.zeros((h, w), np.float32)
     expected[:, 1:3] = 1  # only what t-1 could not give
     assert c2[0, 0].tolist() == expected.tolist()
-    assert _parse_offsets(None) == [1] and _parse_offsets("4,2") == [1, 2, 4]
+    assert parse_offsets(None) == [1] and parse_offsets("4,2") == [1, 2, 4]

@@ -13,7 +13,8 @@ pytest.importorskip("cv2")
 from deepcanvas import clip  # noqa: E402
 from deepcanvas.errors import DeepCanvasError  # noqa: E402
 from deepcanvas.render import Interrupted  # noqa: E402
-from deepcanvas.techniques import video  # noqa: E402
+from deepcanvas import framestore, temporal  # noqa: E402
+from deepcanvas.techniques import dream_video, style_video  # noqa: E402
 
 from conftest import DATA, tiny_relu_net  # noqa: E402
 
@@ -47,7 +48,7 @@ def test_style_video_writes_frames_as_they_finish_with_one_progress_bar(frames_d
         seen.append(p)
         written_when.append(len(list(out.glob("frame_*.png"))) if out.exists() else 0)
 
-    res = video.style_video(str(frames_dir), [STYLE], str(out) + "/", fps=10, later_iterations=2, callback=cb,
+    res = style_video.style_video(str(frames_dir), [STYLE], str(out) + "/", fps=10, later_iterations=2, callback=cb,
                             **tiny())
     assert [p.name for p in res.frames] == [f"frame_{i:05d}.png" for i in range(1, 7)]
     assert all(Image.open(p).size == (40, 30) for p in res.frames)
@@ -56,37 +57,37 @@ def test_style_video_writes_frames_as_they_finish_with_one_progress_bar(frames_d
     assert its == list(range(1, 15)) and {p.total for p in seen} == {14}
     assert written_when[4] == 1 and written_when[-2] == 5  # frames appear as they finish, not at the end
     assert len(res.seconds_per_frame) == 6
-    state = json.loads((out / video.STATE).read_text())
+    state = json.loads((out / framestore.STATE).read_text())
     assert state["frames"] == 6
 
 
 def test_an_interrupted_run_resumes_from_the_last_finished_frame(frames_dir, tmp_path, monkeypatch):
     out = str(tmp_path / "out.mp4")
     stages = []
-    real = video.style_frames
+    real = style_video.style_frames
 
     def counting(plan, frames, todo, *a, **k):
         stages.append(list(todo))
         return real(plan, frames, todo, *a, **k)
 
-    monkeypatch.setattr(video, "style_frames", counting)
+    monkeypatch.setattr(style_video, "style_frames", counting)
 
     def stop_in_frame_4(p):
         if p.stage.startswith("frame 4/"):
             raise KeyboardInterrupt
 
     with pytest.raises(Interrupted):
-        video.style_video(str(frames_dir), [STYLE], out, fps=10, callback=stop_in_frame_4, **tiny())
+        style_video.style_video(str(frames_dir), [STYLE], out, fps=10, callback=stop_in_frame_4, **tiny())
     work = tmp_path / ".out.mp4.deepcanvas-video"
     assert sorted(p.name for p in work.glob("frame_*.png")) == [f"frame_{i:05d}.png" for i in (1, 2, 3)]
     assert not (tmp_path / "out.mp4").exists()  # the movie is written at the end, whole
     first = (work / "frame_00001.png").read_bytes()
     seen = []
-    res = video.style_video(str(frames_dir), [STYLE], out, fps=10, callback=seen.append, **tiny())
+    res = style_video.style_video(str(frames_dir), [STYLE], out, fps=10, callback=seen.append, **tiny())
     assert stages[-1] == [3, 4, 5]  # only the unfinished frames
     assert len(res.seconds_per_frame) == 3
     # the resumed frame 4 is warm-started from frame 3 on disk: the later frames' iteration count
-    later = max(1, round(video.LATER_SHARE * 4))
+    later = max(1, round(style_video.LATER_SHARE * 4))
     assert seen[-1].total == 3 * later
     info = clip.probe(out)
     assert info.frames == 6 and (info.width, info.height) == (40, 30)
@@ -96,17 +97,18 @@ def test_an_interrupted_run_resumes_from_the_last_finished_frame(frames_dir, tmp
 
 def test_other_settings_are_refused_or_restarted(frames_dir, tmp_path):
     out = str(tmp_path / "frames") + "/"
-    video.style_video(str(frames_dir), [STYLE], out, fps=10, duration=0.2, **tiny())
+    style_video.style_video(str(frames_dir), [STYLE], out, fps=10, duration=0.2, **tiny())
     with pytest.raises(DeepCanvasError, match="holds frames of another run"):
-        video.style_video(str(frames_dir), [STYLE], out, fps=10, duration=0.2, **tiny(iterations=3))
-    res = video.style_video(str(frames_dir), [STYLE], out, fps=10, duration=0.2, restart=True, **tiny(iterations=3))
+        style_video.style_video(str(frames_dir), [STYLE], out, fps=10, duration=0.2, **tiny(iterations=3))
+    res = style_video.style_video(str(frames_dir), [STYLE], out, fps=10, duration=0.2, restart=True,
+                                  **tiny(iterations=3))
     assert len(res.seconds_per_frame) == 2
     # a folder holding someone else's frames is not overwritten
     other = tmp_path / "other"
     other.mkdir()
     Image.new("RGB", (8, 8)).save(other / "frame_00001.png")
     with pytest.raises(DeepCanvasError, match="already holds frame_00001.png"):
-        video.style_video(str(frames_dir), [STYLE], str(other), fps=10, **tiny())
+        style_video.style_video(str(frames_dir), [STYLE], str(other), fps=10, **tiny())
 
 
 def test_consistency_lowers_the_warping_error_on_a_pan(frames_dir, tmp_path):
@@ -115,7 +117,7 @@ def test_consistency_lowers_the_warping_error_on_a_pan(frames_dir, tmp_path):
 
     errs = {}
     for consistent in (False, True):
-        res = video.style_video(str(frames_dir), [STYLE], str(tmp_path / f"c{consistent}/"), fps=10,
+        res = style_video.style_video(str(frames_dir), [STYLE], str(tmp_path / f"c{consistent}/"), fps=10,
                                 consistent=consistent, **tiny(size=48, iterations=6, lr=0.1))
         outs = [torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1)[None].float() / 255 for p in res.frames]
         truth = np.zeros((36, 48, 2), np.float32)
@@ -129,7 +131,7 @@ def test_consistency_lowers_the_warping_error_on_a_pan(frames_dir, tmp_path):
 def test_dream_video_feeds_the_warped_dream_forward(frames_dir, tmp_path):
     net = tiny_relu_net()
     seen = []
-    res = video.dream_video(str(frames_dir), str(tmp_path / "d.gif"), fps=10, model=net, layers="r2", octaves=1,
+    res = dream_video.dream_video(str(frames_dir), str(tmp_path / "d.gif"), fps=10, model=net, layers="r2", octaves=1,
                             iterations=5, size=40, jitter=2, seed=0, device="cpu", callback=seen.append)
     info = clip.probe(str(res.output))
     assert info.frames == 6 and (info.width, info.height) == (40, 30)
@@ -138,11 +140,11 @@ def test_dream_video_feeds_the_warped_dream_forward(frames_dir, tmp_path):
 
 
 def test_chunks_overlap_and_join_with_a_cross_fade():
-    assert video.chunk_ranges(10, 4, 2) == [(0, 4), (2, 8), (6, 10)]
+    assert temporal.chunk_ranges(10, 4, 2) == [(0, 4), (2, 8), (6, 10)]
     a = [np.full((2, 2, 3), 0, np.uint8)] * 4  # chunk 1: frames 0..3, all 0
     b = [np.full((2, 2, 3), 90, np.uint8)] * 6  # chunk 2: frames 2..7, all 90
     c = [np.full((2, 2, 3), 180, np.uint8)] * 4  # chunk 3: frames 6..9, all 180
-    joined = video.join_chunks([(0, 4), (2, 8), (6, 10)], [a, b, c], 10)
+    joined = temporal.join_chunks([(0, 4), (2, 8), (6, 10)], [a, b, c], 10)
     got = [int(j[0, 0, 0]) for j in joined]
     # overlap of 2: thirds of the way; the jump between chunks is spread over 3 frame pairs
     assert got == [0, 0, 30, 60, 90, 90, 120, 150, 180, 180]
@@ -169,17 +171,17 @@ def test_chunks_on_a_local_ray_cluster_join_no_worse_than_any_other_pair(long_pa
 
     frames_dir, truth, vis = long_pan
     raw = {}
-    real_join = video.join_chunks
+    real_join = temporal.join_chunks
 
     def keep(ranges, outs, n):
         raw.update(ranges=ranges, outs=outs)
         return real_join(ranges, outs, n)
 
-    monkeypatch.setattr(video, "join_chunks", keep)
+    monkeypatch.setattr(temporal, "join_chunks", keep)
     monkeypatch.setenv("RAY_worker_niceness", "0")  # Ray's default 15 starves the workers on a busy machine
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        res = video.style_video(str(frames_dir), [STYLE], str(tmp_path / "r/"), fps=10, ray="local", chunk=7,
+        res = style_video.style_video(str(frames_dir), [STYLE], str(tmp_path / "r/"), fps=10, ray="local", chunk=7,
                                 overlap=5, **tiny(size=48, iterations=6, lr=0.1))
     finally:
         ray.shutdown()

@@ -28,14 +28,14 @@ from typing import Callable, Iterator, Literal
 import torch
 from PIL import Image
 
-from .. import io, models
-from ..models.layered import probe_layers
-from ..sheet import contact_sheet
+from .. import imaging, io, models
 from .. import transforms as T
 from ..errors import DeepCanvasError, check_number
+from ..models.layered import probe_layers
 from ..objectives import Channel, Sum
 from ..param import FourierParam
 from ..render import Progress, Stage, drive, render
+from ..sheet import contact_sheet
 from .common import Precision, begin, check_layer_names, longest_side, seed_everything
 
 VERSION = 2  # part of every cache key: bump when the recipe changes
@@ -223,7 +223,7 @@ def atlas_steps(
         x = resize(photo_t, hw).to(dev)
         with torch.no_grad():
             acts = net(x, layer_list)
-        full = io.tensor_to_image(x.cpu())
+        full = imaging.tensor_to_image(x.cpu())
         for name in layer_list:
             a = acts[name][0].float()  # (C, h, w)
             peak = a.flatten(1).max(1).values
@@ -282,7 +282,7 @@ def atlas_steps(
 
     def save_tiles(name: str, chs: list[int], result: torch.Tensor) -> None:
         for i, ch in enumerate(chs):
-            img = io.tensor_to_image(result[i:i + 1])
+            img = imaging.tensor_to_image(result[i:i + 1])
             tiles[name][ch] = img
             if use_cache:
                 try:
@@ -301,11 +301,11 @@ def atlas_steps(
         got = {name: dict(tiles[name]) for name in layer_list}
         for (name, chs), result in zip(todo.items(), results):
             for i, ch in enumerate(chs):
-                got[name].setdefault(ch, io.tensor_to_image(result[i:i + 1]))
+                got[name].setdefault(ch, imaging.tensor_to_image(result[i:i + 1]))
         rows = [(name, [(f"#{ch}", got[name][ch], patches.get(name, {}).get(ch)) for ch in picks[name]])
                 for name in layer_list if all(ch in got[name] for ch in picks[name])]
         sheet["image"] = contact_sheet(rows, title)
-        return io.image_to_tensor(sheet["image"])
+        return imaging.image_to_tensor(sheet["image"])
 
     stages = [layer_stage(k, name, chs) for k, (name, chs) in enumerate(todo.items())]
     yield from render(net, stages, total=iterations * len(todo), precision=precision, finish=finish,

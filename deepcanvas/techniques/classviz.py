@@ -26,12 +26,10 @@ class term when no class is given.
 from __future__ import annotations
 
 import difflib
-import random
 import re
 from typing import Callable, Iterator, Literal
 
 import torch
-import torch.nn.functional as F
 
 from .. import models
 from ..models.layered import probe_layers

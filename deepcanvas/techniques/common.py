@@ -8,7 +8,7 @@ from typing import Literal, Mapping
 import numpy as np
 import torch
 
-from .. import io, models
+from .. import imaging, io, models
 from ..errors import DeepCanvasError, check_number
 from ..precision import resolve_precision
 from ..signature import check_choice
@@ -92,7 +92,7 @@ def begin(model, *, device, precision, pooling: str = "max"):
 
 def load_tensor(path_or_image, what: str) -> torch.Tensor:
     """An image (path or PIL) as a (1, 3, H, W) tensor in [0, 1]; a clear error if it is not one."""
-    return io.image_to_tensor(io.load_image(path_or_image, what=what))
+    return imaging.image_to_tensor(io.load_image(path_or_image, what=what))
 
 
 def check_layer_names(info, names) -> None:

@@ -2,8 +2,8 @@
 
 A run of frames, each frame the octaves of :mod:`dream` (fewer of them: the previous
 frame already holds the large patterns) started from the previous frame zoomed in.
-Frames are written as they are finished; the GIF (and an MP4 when imageio-ffmpeg is
-installed) when the last one is.
+Frames are written as they are finished; the GIF and the MP4 (:mod:`clip`, PyAV) when the
+last one is.
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ import inspect
 import os
 import pathlib
 import random
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from .. import io
+from .. import clip, imaging, io
 from ..errors import DeepCanvasError, check_number
 from ..render import Progress, drive, render
-from ..video import write_gif, write_mp4
 from .dream import _setup, dream_steps, octave_sizes, octave_stages
 
 
@@ -82,8 +82,8 @@ def dream_zoom_steps(image, output, *, frames: int = 30, zoom: float = 1.05, oct
                      iterations: int = 10, fps: float = 10.0, **dream_kw):
     """Dream, zoom in, dream again: yield a Progress per step, then one ``done=True`` with the last frame.
 
-    Frames are written as they are finished; the GIF (and an MP4 when
-    imageio-ffmpeg is installed) at the end. The generator's return value
+    Frames are written as they are finished; the GIF and the MP4 at the end
+    (the MP4 is None if it could not be encoded: a warning says why). The generator's return value
     is a :class:`ZoomResult`.
 
     Args:
@@ -117,11 +117,11 @@ def dream_zoom_steps(image, output, *, frames: int = 30, zoom: float = 1.05, oct
 
     def save_frame(i: int):
         def after(img: torch.Tensor) -> None:
-            images.append(io.tensor_to_image(img))
+            images.append(imaging.tensor_to_image(img))
             io.save_image(images[-1], frame_paths[i])
             if i == frames - 1:
-                write_gif(images, gif_path, fps)
-                written.mp4 = write_mp4(images, mp4_path, fps)
+                clip.write_gif(images, gif_path, fps)
+                written.mp4 = _write_mp4(images, mp4_path, fps)
         return after
 
     first = frame
@@ -131,6 +131,15 @@ def dream_zoom_steps(image, output, *, frames: int = 30, zoom: float = 1.05, oct
     yield from render(s.net, stages, total=frames * per_frame, precision=s.precision,
                        rng=random.Random(s.rng.getrandbits(32)), output=written)
     return written
+
+
+def _write_mp4(images, path: pathlib.Path, fps: float) -> pathlib.Path | None:
+    """The MP4 beside the GIF; a warning rather than a failure, since the frames and the GIF are written."""
+    try:
+        return clip.write_mp4(images, path, fps)
+    except DeepCanvasError as e:
+        warnings.warn(str(e), stacklevel=2)
+        return None
 
 
 def dream_zoom(image, output, *, frames: int = 30, zoom: float = 1.05, octaves: int = 2, iterations: int = 10,

@@ -52,7 +52,8 @@ async def upload(request: Request, studio: Studio = Depends(get_studio)):
 
 def accept_upload(studio: Studio, part: Path, uid: str, name: str) -> dict:
     """Check an uploaded file with io.load_image; keep it (server-chosen name) and a small JPEG of it."""
-    from ...io import load_image, save_bytes_atomic
+    from ...atomic import save_bytes_atomic
+    from ...io import load_image
 
     try:
         with _DECODE_LOCK:  # one upload decoded at a time: memory bounded by one image at the working limit

@@ -105,7 +105,7 @@ async def upload_video(request: Request, studio: Studio = Depends(get_studio)):
 
     def run(callback):
         from ...render import drive
-        from ...techniques.video import style_video_steps
+        from ...techniques.style_video import style_video_steps
 
         out = studio.videos / f"{holder['id']}.mp4"
         try:

@@ -1,0 +1,147 @@
+"""The frames of a style video, each one stage of the one loop (render.py), built from the previous one.
+
+Frame t starts from the previous *output* warped along the optical flow (the new frame's own content
+where the warp cannot be trusted), so most of the picture is already styled and a few steps finish
+it; the objective adds a temporal loss (objectives.Temporal): the masked squared difference to the
+warped previous output, optionally to several earlier outputs too (``long_term``), each pixel tied
+to the nearest earlier frame in which it was visible (temporal.py).
+
+With Ray (:func:`style_on_ray`), the clip is cut into overlapping chunks styled in parallel by the
+one actor pool (distributed.py), joined with a cross-fade.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .. import distributed, imaging, io, temporal
+from ..framestore import FrameStore, VideoResult
+from ..objectives import Temporal
+from ..render import Progress, Stage, cosine_decay, drive, render
+from .style import pad_image, prepare_style
+
+#: A warm-started frame's learning rate decays to this share of the first frame's.
+LR_FLOOR = 0.1
+
+
+def style_frames(plan, frames: list[np.ndarray], todo, outputs: dict[int, torch.Tensor],
+                 write: Callable[[int, torch.Tensor], None], *, consistent: bool, tw: float, offsets: list[int],
+                 later: int, preset: str, result: VideoResult | None = None,
+                 label: str = "") -> Iterator[Progress]:
+    """Style ``frames[i]`` for i in ``todo`` (consecutive), one stage each, through render().
+
+    ``outputs`` holds earlier finished outputs (for the warm start and the temporal loss) and gets each new
+    one; ``write(i, img)`` stores a finished frame. The first frame of ``todo`` without a previous output
+    gets the full ``plan.iterations``; the others ``later`` when consistent.
+    """
+    todo = list(todo)
+    flows = temporal.Flows(frames, preset)
+    n = len(frames)
+    side = max(frames[0].shape[:2])
+    steps = {i: plan.iterations if (not consistent or (i - 1) not in outputs and i == todo[0]) else later
+             for i in todo}
+    clock = {"t": time.perf_counter()}
+
+    def frame_stage(i: int):
+        def build(prev: torch.Tensor | None) -> Stage:
+            content = plan.work(imaging.array_to_tensor(frames[i]))
+            extra = None
+            start_img = content
+            if consistent and (i - 1) in outputs:
+                targets = temporal.temporal_targets(i, offsets, flows, outputs)
+                warped, mask = targets[0]
+                start_img = mask * warped + (1 - mask) * content  # the new frame where the warp is not trusted
+                if tw > 0:
+                    mode = plan.setup.mode
+
+                    def extra(box, targets=targets):
+                        obj = None
+                        for tgt, m in targets:
+                            term = Temporal(pad_image(tgt, box).to(plan.dev),
+                                            torch.nn.functional.pad(m, (box[2], box[3], box[0], box[1])).to(plan.dev),
+                                            mode)
+                            obj = term if obj is None else obj + term
+                        return tw * obj
+
+            def after(img: torch.Tensor, i=i):
+                outputs[i] = img
+                for k in [k for k in outputs if k < i - max(offsets)]:
+                    del outputs[k]
+                write(i, plan.finish(img, imaging.array_to_tensor(frames[i])))
+                now = time.perf_counter()
+                if result is not None:
+                    result.seconds_per_frame.append(now - clock["t"])
+                clock["t"] = now
+
+            # A warm-started frame: the step size decays along half a cosine, so that the last steps settle
+            # on the optimum instead of jittering around it by Adam's full step (which is flicker).
+            warm = consistent and (i - 1) in outputs
+            return plan.stage(content, start_img, side, steps[i], name=f"{label}frame {i + 1}/{n}", extra=extra,
+                              after=after, lr_schedule=cosine_decay(LR_FLOOR) if warm and LR_FLOOR < 1 else None)
+        return build
+
+    yield from render(plan.net, [frame_stage(i) for i in todo], total=sum(steps.values()), precision=plan.precision,
+                      rng=plan.rng)
+
+
+# --------------------------------------------------------------------------- Ray: overlapping chunks
+
+
+class ChunkWorker:
+    """A Ray actor: styles the chunks it is sent, returns PNG bytes per frame."""
+
+    def __init__(self, style_bytes: list[bytes], style_kw: dict, opts: dict):
+        self.styles = [imaging.image_from_bytes(b).convert("RGB") for b in style_bytes]
+        self.style_kw, self.opts = style_kw, opts
+
+    def run(self, first: int, frames: list[np.ndarray]) -> tuple[int, list[bytes]]:
+        from PIL import Image
+
+        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+        plan = prepare_style(Image.fromarray(frames[0]), self.styles, **self.style_kw)
+        out: dict[int, bytes] = {}
+        o = self.opts
+        drive(style_frames(plan, frames, range(len(frames)), {},
+                           lambda i, img: out.__setitem__(i, imaging.tensor_png(img)),
+                           consistent=o["consistent"], tw=o["tw"], offsets=o["offsets"], later=o["later"],
+                           preset=o["preset"]))
+        return first, [out[i] for i in range(len(frames))]
+
+
+def style_on_ray(address, frames, styles, style_kw, done, store: FrameStore, chunk, overlap, opts,
+                 result: VideoResult) -> Iterator[Progress]:
+    """Style the frames from ``done`` on in overlapping chunks on Ray; write the joined frames into ``store``."""
+    style_bytes = [imaging.image_png(io.load_image(s, what="style image")) for s in styles]
+    with distributed.connect(address) as cpus:
+        n_workers = max(1, int(cpus))
+        n = len(frames)
+        # Resume: chunks wholly finished are skipped; the rest restart from their first frame.
+        if not chunk:
+            chunk = max(overlap + 2, -(-(n - done) // n_workers))
+        ranges = [(a, b) for a, b in temporal.chunk_ranges(n, chunk, overlap) if b > done]
+        t0 = time.perf_counter()
+        results: dict[int, list[np.ndarray]] = {}
+        for first, pngs in distributed.map_unordered(ChunkWorker, (style_bytes, style_kw, opts), ranges,
+                                                     lambda a, r: a.run.remote(r[0], frames[r[0]:r[1]]),
+                                                     workers=n_workers, cpus_per_worker=1):
+            results[first] = [np.asarray(imaging.image_from_bytes(b).convert("RGB")) for b in pngs]
+            yield _chunk_progress(len(results), len(ranges), results[first][-1], t0)
+        # A chunk's first frame is already written when the run resumed inside it: keep the written ones.
+        outs = [results[a] for a, _ in ranges]
+        starts = [a for a, _ in ranges]
+        joined = temporal.join_chunks(ranges, outs, n)
+        for i in range(min(starts), n):
+            if i >= done:
+                store.write(i, imaging.array_to_tensor(joined[i]))
+        result.seams = [b for _, b in ranges[:-1]]  # where each later chunk takes over alone
+
+
+def _chunk_progress(finished: int, chunks: int, last: np.ndarray, t0: float) -> Progress:
+    """The Ray path reports per chunk: ``finished`` of ``chunks`` done, the last frame of the newest one."""
+    return Progress(finished, chunks, float("nan"), {}, f"chunk {finished}/{chunks} [ray]",
+                    imaging.array_to_tensor(last), time.perf_counter() - t0)

@@ -1,0 +1,171 @@
+"""Style transfer on video clips, temporally consistent (Ruder, Dosovitskiy & Brox 2016).
+
+Styling each frame on its own flickers: every frame's optimisation paints its texture in other
+places. Here each frame is one stage of the one loop, warm-started from the previous output moved
+by the optical flow, with a temporal loss tying it to the earlier outputs (style_frames.py,
+temporal.py); later frames take ``later_iterations`` steps instead of ``iterations``. Frames are
+written as they finish and a stopped run resumes (framestore.py); ``ray`` cuts a long clip into
+overlapping chunks styled in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterator, Literal
+
+from .. import clip, distributed, io, models, temporal
+from ..errors import DeepCanvasError, check_number
+from ..framestore import VideoResult, final_progress, image_digest, input_identity, open_clip, relay, settings_digest
+from ..render import Progress, drive
+from ..signature import check_choice
+from .common import Pooling, Precision, longest_side
+from .style import prepare_style
+from .style_frames import style_frames, style_on_ray
+
+#: Share of the first frame's iterations a later frame takes (warm start from the warped previous
+#: output): the visible pixels are already styled, only the disoccluded strips start from the photo.
+LATER_SHARE = 0.3
+
+
+def style_video_steps(
+    input,
+    styles,
+    output,
+    *,
+    fps: float | None = None,
+    start: float = 0.0,
+    duration: float | None = None,
+    size: int | None = 512,
+    consistent: bool = True,
+    temporal_weight: float = 5.0,
+    long_term: str | None = None,
+    later_iterations: int | None = None,
+    flow_preset: temporal.FlowPreset = "medium",
+    restart: bool = False,
+    keep_frames: bool = False,
+    chunk: int = 0,
+    overlap: int = 8,
+    ray: str | None = None,
+    style_blend_weights: str | None = None,
+    style_scale: float = 1.0,
+    model: str | models.LayeredNet = "vgg16",
+    weights: str | None = None,
+    pooling: Pooling = "max",
+    content_layers: str | None = None,
+    style_layers: str | None = None,
+    content_weight: float | None = None,
+    style_weight: float | None = None,
+    tv_weight: float | None = None,
+    method: Literal["swd", "gram"] | None = None,
+    style_strength: float = 0.5,
+    lr: float | None = None,
+    iterations: int | None = None,
+    colors: Literal["style", "luma", "luminance", "histogram"] = "style",
+    seed: int | None = 0,
+    device: str = "auto",
+    precision: Precision = "auto",
+) -> Iterator[Progress]:
+    """Style a clip frame by frame, each frame warm-started from the previous output moved by the optical flow.
+
+    Yields a Progress per step over the whole clip; the last has ``done=True`` and a VideoResult as ``output``.
+
+    Args:
+        input: a video file (mp4, mov, webm, animated gif...) or a folder or glob of frames.
+        styles: one or more style images (paths or PIL images).
+        output: an .mp4 (H.264, with the input's audio), a .gif, or a folder of PNG frames (a name ending in /
+            or without an extension).
+        fps: frames per second to process and write (default: the clip's own; 25 for a folder of frames).
+        start: where to start in the clip, in seconds.
+        duration: how many seconds to process (default: to the end).
+        size: longest side of the output frames in pixels (None keeps the clip's size).
+        consistent: temporal consistency (warm start from the warped previous output and a temporal loss);
+            off styles every frame on its own, as a still picture.
+        temporal_weight: weight of the temporal loss (the masked difference to the warped previous output),
+            against the style loss's 1.
+        long_term: also tie each frame to these earlier frames, e.g. "2,4" (Ruder et al.'s long-term loss).
+        later_iterations: iterations for every frame after the first (default: 0.3 x iterations).
+        flow_preset: DIS optical flow preset: ultrafast, fast or medium.
+        restart: discard the frames of an earlier, unfinished run in the output instead of resuming it.
+        keep_frames: keep the PNG frames of an mp4 or gif output (in .NAME.deepcanvas-video/ next to it).
+        chunk: with ray: frames per chunk styled in parallel (default: split the clip evenly over the workers).
+        overlap: with ray: frames each chunk shares with the previous one, cross-faded when joined (the longer,
+            the smoother the seam: two chunks' textures differ by about a frame-by-frame restyling, and the
+            fade spreads that over overlap + 1 frame pairs).
+        ray: style chunks of the clip in parallel on a Ray cluster (an address, or 'local').
+        style_blend_weights: one weight per style image, e.g. "3,1" (default: equal).
+        style_scale: style image size relative to the output size.
+        model: network from `deepcanvas models`, or a network object (models.LayeredNet).
+        weights: local checkpoint for the model's architecture.
+        pooling: max or avg.
+        content_layers: content layers with optional weights, e.g. "relu4_2".
+        style_layers: style layers with optional weights, e.g. "relu1_1,relu2_1:2".
+        content_weight: weight of the content loss (default from the preset).
+        style_weight: weight of the style loss (default from the preset).
+        tv_weight: weight of the total-variation loss (default from the preset).
+        method: style loss: swd (sliced Wasserstein, the default) or gram.
+        style_strength: from 0 (the photo) to 1 (the painting's texture alone); 0.5 keeps the weights.
+        lr: learning rate (default from the preset).
+        iterations: iterations for the first frame (and every frame when not consistent; default from the preset).
+        colors: style (the painting's colours), luma (keep each frame's colours), luminance, or histogram
+            (recolour the style images to the first frame's palette).
+        seed: random seed (the same seed for every frame keeps the random projections the same).
+        device: auto, cpu, cuda or mps.
+        precision: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.
+    """
+    # -- everything checked before any slow work --------------------------------------------------
+    tw = check_number("temporal_weight", temporal_weight, minimum=0)
+    offsets = temporal.parse_offsets(long_term)
+    chunk = int(check_number("chunk", chunk, integer=True, minimum=0))
+    overlap = int(check_number("overlap", overlap, integer=True, minimum=0, maximum=100))
+    check_choice("flow_preset", flow_preset, temporal.FlowPreset)
+    if isinstance(styles, (str, os.PathLike)) or hasattr(styles, "mode"):
+        styles = [styles]
+    styles = list(styles)
+    if not styles:
+        raise DeepCanvasError("no style image given")
+    for s in styles:
+        io.load_image(s, what="style image")
+    info, pl, store = open_clip(input, output, fps, start, duration, None if size is None else longest_side(size))
+    style_kw = dict(style_blend_weights=style_blend_weights, size=max(pl.hw), style_scale=style_scale, model=model,
+                    weights=weights, pooling=pooling, content_layers=content_layers, style_layers=style_layers,
+                    content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, method=method,
+                    style_strength=style_strength, lr=lr, iterations=iterations, colors=colors, seed=seed,
+                    device=device, precision=precision)
+    settings = {k: v for k, v in style_kw.items() if k != "model" or isinstance(v, str)}
+    settings.update(times=pl.times, hw=pl.hw, consistent=consistent, styles=image_digest(
+                        [io.load_image(s, what="style image") for s in styles]), input=input_identity(info),
+                    **({"ray": {"chunk": chunk, "overlap": overlap}} if ray else {}))
+    if consistent:  # what only a consistent run depends on
+        settings.update(temporal_weight=tw, offsets=offsets, later_iterations=later_iterations,
+                        flow_preset=flow_preset)
+    digest = settings_digest(settings)
+    if later_iterations is not None:
+        later_iterations = int(check_number("later_iterations", later_iterations, integer=True, positive=True))
+    if ray:
+        distributed.check_ray()
+    store.check(digest, restart)
+    frames = clip.read_frames(info, pl)  # decoded once, at the working size
+    from PIL import Image
+
+    plan = prepare_style(Image.fromarray(frames[0]), styles, **style_kw)
+    done = store.begin(digest, restart)
+    total = 0
+    later = later_iterations or max(1, round(LATER_SHARE * plan.iterations))
+    result = store.result(pl)
+    if done < store.n:
+        if ray:
+            total = yield from relay(style_on_ray(ray, frames, styles, style_kw, done, store, chunk, overlap,
+                                                  dict(consistent=consistent, tw=tw, offsets=offsets, later=later,
+                                                       preset=flow_preset), result))
+        else:
+            outputs = {i: store.read(i) for i in range(max(0, done - max(offsets)), done)}
+            total = yield from relay(style_frames(plan, frames, range(done, store.n), outputs, store.write,
+                                                  consistent=consistent, tw=tw, offsets=offsets, later=later,
+                                                  preset=flow_preset, result=result))
+    yield final_progress(store, info, pl, keep_frames, total, result)
+
+
+def style_video(input, styles, output, *, callback: Callable[[Progress], None] | None = None,
+                **kwargs) -> VideoResult:
+    """Style a clip and write it; return what was written. See :func:`style_video_steps`."""
+    return drive(style_video_steps(input, styles, output, **kwargs), callback).output
