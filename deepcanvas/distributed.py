@@ -45,18 +45,56 @@ def connect(address: str) -> Iterator[float]:
             ray.shutdown()
 
 
-def map_unordered(worker: type, args: tuple, items: Iterable, submit: Callable[[Any, Any], Any], *, workers: int,
-                  cpus_per_worker: float) -> Iterator:
-    """Results of ``submit(actor, item)`` for every item, as they finish, on a pool of ``worker(*args)`` actors.
+def run_pool(worker: type, args: tuple, items: Iterable, submit: Callable[[Any, Any, Any], Any], *, workers: int,
+             cpus_per_worker: float) -> Iterator[tuple[int, Any]]:
+    """Run every item on a pool of ``worker(*args)`` actors; yield ``(steps, None)`` as they report finished
+    optimisation steps and ``(0, result)`` as items finish.
 
-    The pool has ``workers`` actors (no more than there are items), each holding ``cpus_per_worker`` CPUs;
-    ``submit`` calls one of the actor's methods remotely, e.g. ``lambda a, item: a.run.remote(item)``.
-    Call it inside :func:`connect`.
+    ``submit(actor, item, steps)`` calls one of the actor's methods remotely, e.g.
+    ``lambda a, item, steps: a.run.remote(item, steps)``; the method counts its steps by calling
+    :func:`report` with ``steps``. The pool has ``workers`` actors (no more than there are items), each
+    holding ``cpus_per_worker`` CPUs. Call it inside :func:`connect`; closing the generator (Ctrl-C in
+    render) stops the actors.
     """
     import ray
     from ray.util import ActorPool
+    from ray.util.queue import Queue
 
     items = list(items)
+    steps = Queue()
     remote = ray.remote(num_cpus=cpus_per_worker)(worker)
-    pool = ActorPool([remote.remote(*args) for _ in range(min(workers, max(1, len(items))))])
-    yield from pool.map_unordered(submit, items)
+    actors = [remote.remote(*args) for _ in range(min(workers, max(1, len(items))))]
+    pool = ActorPool(actors)
+    for item in items:
+        pool.submit(lambda a, it: submit(a, it, steps), item)
+
+    def reported() -> int:
+        n = steps.qsize()
+        return sum(steps.get_nowait_batch(n)) if n else 0
+
+    try:
+        while pool.has_next():
+            try:
+                result = pool.get_next_unordered(timeout=0.2)
+            except TimeoutError:
+                result = _NOTHING
+            n = reported()
+            if n:
+                yield n, None
+            if result is not _NOTHING:
+                yield 0, result
+        n = reported()
+        if n:
+            yield n, None
+    finally:
+        for a in actors:
+            ray.kill(a)
+        steps.shutdown()
+
+
+_NOTHING = object()
+
+
+def report(steps) -> Callable:
+    """A ``callback`` for render's Progress stream on a worker: counts each step on the driver's queue."""
+    return lambda p: None if p.done else steps.put(1)

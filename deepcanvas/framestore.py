@@ -14,7 +14,6 @@ import os
 import pathlib
 import shutil
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -22,7 +21,6 @@ import torch
 from . import clip, imaging, io, limits
 from .atomic import save_bytes_atomic
 from .errors import DeepCanvasError
-from .render import Progress
 
 STATE = ".deepcanvas-video.json"
 VIDEO_OUTPUTS = {".mp4": "mp4", ".gif": "gif"}
@@ -147,7 +145,13 @@ class FrameStore:
         save_bytes_atomic(json.dumps({"digest": digest, "frames": self.n}).encode(), state_path)
         return self.finished()
 
-    def finish(self, info: clip.ClipInfo, pl: clip.Plan, keep_frames: bool) -> list[pathlib.Path]:
+    def last_frame(self, results: list[torch.Tensor]) -> torch.Tensor:
+        """A video run's final picture: the last frame once all are written (on Ctrl-C: the newest result)."""
+        if self.finished() == self.n:
+            return self.read(self.n - 1)
+        return results[-1]
+
+    def finish(self, info: clip.ClipInfo, pl: clip.Plan, keep_frames: bool, result: VideoResult) -> VideoResult:
         """Encode the frames into the MP4 (with the input's audio) or GIF; drop the work folder unless kept."""
         frames = [self.frame(i) for i in range(self.n)]
         if self.kind == "mp4":
@@ -157,7 +161,7 @@ class FrameStore:
             clip.write_gif(frames, self.output, pl.fps)
         if self.kind != "folder" and not keep_frames:
             shutil.rmtree(self.folder, ignore_errors=True)
-        return frames
+        return result
 
     def result(self, pl: clip.Plan) -> VideoResult:
         return VideoResult(self.output, self.kind, [self.frame(i) for i in range(self.n)], pl.fps,
@@ -195,36 +199,3 @@ def image_digest(imgs) -> str:
         else:
             h.update(pathlib.Path(im).read_bytes())
     return h.hexdigest()
-
-
-# -- progress: a video run's steps, and its one final Progress -------------------------------------
-
-
-def final_progress(store: FrameStore, info, pl, keep_frames: bool, total: int, result: VideoResult) -> Progress:
-    """Encode the finished frames (MP4/GIF) and make the run's last Progress."""
-    last = store.read(store.n - 1)
-    store.finish(info, pl, keep_frames)
-    total = max(1, total)
-    return Progress(total, total, float("nan"), {}, "done", last, done=True, output=result)
-
-
-def relay(gen: Iterator[Progress]):
-    """Pass on ``gen``'s steps but its final ``done`` one; return the run's total.
-
-    Ctrl-C thrown in here (by render.drive) is thrown on into ``gen``, so that render() turns it into
-    Interrupted; the frames finished so far are already on disk.
-    """
-    total = 0
-    try:
-        p = next(gen)
-        while True:
-            if not p.done:
-                total = p.total
-                try:
-                    yield p
-                except KeyboardInterrupt as e:
-                    p = gen.throw(e)
-                    continue
-            p = next(gen)
-    except StopIteration:
-        return total

@@ -16,7 +16,7 @@ import torch
 
 from .. import clip, models, temporal
 from ..errors import check_number
-from ..framestore import VideoResult, final_progress, input_identity, open_clip, relay, settings_digest
+from ..framestore import VideoResult, input_identity, open_clip, settings_digest
 from ..imaging import array_to_tensor
 from ..render import Progress, drive, render
 from ..signature import check_choice
@@ -114,7 +114,7 @@ def dream_video_steps(
     frames = clip.read_frames(info, pl)
     s, _ = _setup(Image.fromarray(frames[0]), **kw)
     done = store.begin(digest, restart)
-    total = 0
+    stages, total = [], 0
     result = store.result(pl)
     if done < store.n:
         flows = temporal.Flows(frames, flow_preset)
@@ -122,7 +122,6 @@ def dream_video_steps(
         n_oct = len(octave_sizes(*pl.hw, s.octaves, s.octave_scale))
         later = later_iterations or max(1, round(DREAM_LATER_SHARE * s.iterations))
         clock = {"t": time.perf_counter()}
-        stages, total = [], 0
         for i in range(done, store.n):
             def base(prev, i=i):
                 cur = array_to_tensor(frames[i])
@@ -144,9 +143,8 @@ def dream_video_steps(
                 st = [_with_steps(b, it) for b in st]
             stages += st
             total += n_oct * it
-        yield from relay(render(s.net, stages, total=total, precision=s.precision,
-                                rng=random.Random(s.rng.getrandbits(32))))
-    yield final_progress(store, info, pl, keep_frames, total, result)
+    yield from render(s.net, stages, total=total, precision=s.precision, rng=random.Random(s.rng.getrandbits(32)),
+                      finish=store.last_frame, output=lambda final: store.finish(info, pl, keep_frames, result))
 
 
 def _with_steps(build, steps: int):

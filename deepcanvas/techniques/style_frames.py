@@ -22,18 +22,24 @@ import torch
 from .. import distributed, imaging, io, temporal
 from ..framestore import FrameStore, VideoResult
 from ..objectives import Temporal
-from ..render import Progress, Stage, cosine_decay, drive, render
+from ..render import Elsewhere, Report, Stage, StageSpec, cosine_decay, drive, render
 from .style import pad_image, prepare_style
 
 #: A warm-started frame's learning rate decays to this share of the first frame's.
 LR_FLOOR = 0.1
 
 
+def frame_steps(n: int, iterations: int, later: int, consistent: bool) -> int:
+    """The steps of ``n`` consecutive frames styled from scratch at the first: it takes ``iterations``, the
+    others ``later`` when consistent."""
+    return iterations + (n - 1) * (later if consistent else iterations) if n else 0
+
+
 def style_frames(plan, frames: list[np.ndarray], todo, outputs: dict[int, torch.Tensor],
-                 write: Callable[[int, torch.Tensor], None], *, consistent: bool, tw: float, offsets: list[int],
-                 later: int, preset: str, result: VideoResult | None = None,
-                 label: str = "") -> Iterator[Progress]:
-    """Style ``frames[i]`` for i in ``todo`` (consecutive), one stage each, through render().
+                 write: Callable[[int, torch.Tensor], None], *, consistent: bool, temporal_weight: float,
+                 offsets: list[int], later: int, preset: str, result: VideoResult | None = None,
+                 label: str = "") -> tuple[list[StageSpec], int]:
+    """The stages styling ``frames[i]`` for i in ``todo`` (consecutive), one each, and their steps in all.
 
     ``outputs`` holds earlier finished outputs (for the warm start and the temporal loss) and gets each new
     one; ``write(i, img)`` stores a finished frame. The first frame of ``todo`` without a previous output
@@ -56,7 +62,7 @@ def style_frames(plan, frames: list[np.ndarray], todo, outputs: dict[int, torch.
                 targets = temporal.temporal_targets(i, offsets, flows, outputs)
                 warped, mask = targets[0]
                 start_img = mask * warped + (1 - mask) * content  # the new frame where the warp is not trusted
-                if tw > 0:
+                if temporal_weight > 0:
                     mode = plan.setup.mode
 
                     def extra(box, targets=targets):
@@ -66,7 +72,7 @@ def style_frames(plan, frames: list[np.ndarray], todo, outputs: dict[int, torch.
                                             torch.nn.functional.pad(m, (box[2], box[3], box[0], box[1])).to(plan.dev),
                                             mode)
                             obj = term if obj is None else obj + term
-                        return tw * obj
+                        return temporal_weight * obj
 
             def after(img: torch.Tensor, i=i):
                 outputs[i] = img
@@ -85,63 +91,62 @@ def style_frames(plan, frames: list[np.ndarray], todo, outputs: dict[int, torch.
                               after=after, lr_schedule=cosine_decay(LR_FLOOR) if warm and LR_FLOOR < 1 else None)
         return build
 
-    yield from render(plan.net, [frame_stage(i) for i in todo], total=sum(steps.values()), precision=plan.precision,
-                      rng=plan.rng)
+    return [frame_stage(i) for i in todo], sum(steps.values())
 
 
 # --------------------------------------------------------------------------- Ray: overlapping chunks
 
 
 class ChunkWorker:
-    """A Ray actor: styles the chunks it is sent, returns PNG bytes per frame."""
+    """A Ray actor: styles the chunks it is sent, reporting each step; returns PNG bytes per frame."""
 
     def __init__(self, style_bytes: list[bytes], style_kw: dict, opts: dict):
         self.styles = [imaging.image_from_bytes(b).convert("RGB") for b in style_bytes]
         self.style_kw, self.opts = style_kw, opts
 
-    def run(self, first: int, frames: list[np.ndarray]) -> tuple[int, list[bytes]]:
+    def run(self, first: int, frames: list[np.ndarray], steps) -> tuple[int, list[bytes]]:
         from PIL import Image
 
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
         plan = prepare_style(Image.fromarray(frames[0]), self.styles, **self.style_kw)
         out: dict[int, bytes] = {}
-        o = self.opts
-        drive(style_frames(plan, frames, range(len(frames)), {},
-                           lambda i, img: out.__setitem__(i, imaging.tensor_png(img)),
-                           consistent=o["consistent"], tw=o["tw"], offsets=o["offsets"], later=o["later"],
-                           preset=o["preset"]))
+        stages, total = style_frames(plan, frames, range(len(frames)), {},
+                                     lambda i, img: out.__setitem__(i, imaging.tensor_png(img)), **self.opts)
+        drive(render(plan.net, stages, total=total, precision=plan.precision, rng=plan.rng),
+              distributed.report(steps))
         return first, [out[i] for i in range(len(frames))]
 
 
-def style_on_ray(address, frames, styles, style_kw, done, store: FrameStore, chunk, overlap, opts,
-                 result: VideoResult) -> Iterator[Progress]:
-    """Style the frames from ``done`` on in overlapping chunks on Ray; write the joined frames into ``store``."""
+def on_ray(cpus: float, frames, styles, style_kw, done, store: FrameStore, chunk, overlap, opts, iterations: int,
+           result: VideoResult) -> Elsewhere:
+    """The frames from ``done`` on, styled in overlapping chunks on Ray (inside distributed.connect, which
+    gave ``cpus``), as one stretch of the run that reports every step; the joined frames go into ``store``."""
     style_bytes = [imaging.image_png(io.load_image(s, what="style image")) for s in styles]
-    with distributed.connect(address) as cpus:
-        n_workers = max(1, int(cpus))
-        n = len(frames)
-        # Resume: chunks wholly finished are skipped; the rest restart from their first frame.
-        if not chunk:
-            chunk = max(overlap + 2, -(-(n - done) // n_workers))
-        ranges = [(a, b) for a, b in temporal.chunk_ranges(n, chunk, overlap) if b > done]
-        t0 = time.perf_counter()
+    n = len(frames)
+    workers = max(1, int(cpus))
+    # Resume: chunks wholly finished are skipped; the rest restart from their first frame.
+    chunk = chunk or max(overlap + 2, -(-(n - done) // workers))
+    ranges = [(a, b) for a, b in temporal.chunk_ranges(n, chunk, overlap) if b > done]
+
+    def reports() -> Iterator[Report]:
         results: dict[int, list[np.ndarray]] = {}
-        for first, pngs in distributed.map_unordered(ChunkWorker, (style_bytes, style_kw, opts), ranges,
-                                                     lambda a, r: a.run.remote(r[0], frames[r[0]:r[1]]),
-                                                     workers=n_workers, cpus_per_worker=1):
+        for steps, got in distributed.run_pool(ChunkWorker, (style_bytes, style_kw, opts), ranges,
+                                               lambda a, r, q: a.run.remote(r[0], frames[r[0]:r[1]], q),
+                                               workers=workers, cpus_per_worker=1):
+            if got is None:
+                yield Report(steps, stage=f"{len(results)}/{len(ranges)} chunks done [ray]")
+                continue
+            first, pngs = got
             results[first] = [np.asarray(imaging.image_from_bytes(b).convert("RGB")) for b in pngs]
-            yield _chunk_progress(len(results), len(ranges), results[first][-1], t0)
+            yield Report(0, imaging.array_to_tensor(results[first][-1]),
+                         stage=f"{len(results)}/{len(ranges)} chunks done [ray]")
         # A chunk's first frame is already written when the run resumed inside it: keep the written ones.
-        outs = [results[a] for a, _ in ranges]
-        starts = [a for a, _ in ranges]
-        joined = temporal.join_chunks(ranges, outs, n)
-        for i in range(min(starts), n):
+        joined = temporal.join_chunks(ranges, [results[a] for a, _ in ranges], n)
+        for i in range(min(a for a, _ in ranges), n):
             if i >= done:
                 store.write(i, imaging.array_to_tensor(joined[i]))
         result.seams = [b for _, b in ranges[:-1]]  # where each later chunk takes over alone
+        return imaging.array_to_tensor(joined[-1])
 
-
-def _chunk_progress(finished: int, chunks: int, last: np.ndarray, t0: float) -> Progress:
-    """The Ray path reports per chunk: ``finished`` of ``chunks`` done, the last frame of the newest one."""
-    return Progress(finished, chunks, float("nan"), {}, f"chunk {finished}/{chunks} [ray]",
-                    imaging.array_to_tensor(last), time.perf_counter() - t0)
+    steps = sum(frame_steps(b - a, iterations, opts["later"], opts["consistent"]) for a, b in ranges)
+    return Elsewhere(steps, reports, "ray")

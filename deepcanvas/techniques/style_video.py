@@ -10,17 +10,18 @@ overlapping chunks styled in parallel.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Callable, Iterator, Literal
 
 from .. import clip, distributed, io, models, temporal
 from ..errors import DeepCanvasError, check_number
-from ..framestore import VideoResult, final_progress, image_digest, input_identity, open_clip, relay, settings_digest
-from ..render import Progress, drive
+from ..framestore import VideoResult, image_digest, input_identity, open_clip, settings_digest
+from ..render import Progress, drive, render
 from ..signature import check_choice
 from .common import Pooling, Precision, longest_side
 from .style import prepare_style
-from .style_frames import style_frames, style_on_ray
+from .style_frames import on_ray, style_frames
 
 #: Share of the first frame's iterations a later frame takes (warm start from the warped previous
 #: output): the visible pixels are already styled, only the disoccluded strips start from the photo.
@@ -149,20 +150,21 @@ def style_video_steps(
 
     plan = prepare_style(Image.fromarray(frames[0]), styles, **style_kw)
     done = store.begin(digest, restart)
-    total = 0
     later = later_iterations or max(1, round(LATER_SHARE * plan.iterations))
     result = store.result(pl)
-    if done < store.n:
-        if ray:
-            total = yield from relay(style_on_ray(ray, frames, styles, style_kw, done, store, chunk, overlap,
-                                                  dict(consistent=consistent, tw=tw, offsets=offsets, later=later,
-                                                       preset=flow_preset), result))
+    opts = dict(consistent=consistent, temporal_weight=tw, offsets=offsets, later=later, preset=flow_preset)
+    with distributed.connect(ray) if ray and done < store.n else contextlib.nullcontext() as cpus:
+        if done == store.n:  # all frames were finished by an earlier run: only the encoding is left
+            stages, total = [], 0
+        elif ray:
+            far = on_ray(cpus, frames, styles, style_kw, done, store, chunk, overlap, opts, plan.iterations, result)
+            stages, total = [far], far.steps
         else:
             outputs = {i: store.read(i) for i in range(max(0, done - max(offsets)), done)}
-            total = yield from relay(style_frames(plan, frames, range(done, store.n), outputs, store.write,
-                                                  consistent=consistent, tw=tw, offsets=offsets, later=later,
-                                                  preset=flow_preset, result=result))
-    yield final_progress(store, info, pl, keep_frames, total, result)
+            stages, total = style_frames(plan, frames, range(done, store.n), outputs, store.write, result=result,
+                                         **opts)
+        yield from render(plan.net, stages, total=total, precision=plan.precision, rng=plan.rng,
+                          finish=store.last_frame, output=lambda final: store.finish(info, pl, keep_frames, result))
 
 
 def style_video(input, styles, output, *, callback: Callable[[Progress], None] | None = None,
