@@ -10,7 +10,7 @@ from deepcanvas.batch import style_batch
 from deepcanvas.cli import main
 from deepcanvas.errors import DeepCanvasError
 
-from conftest import DATA
+from doubles import DATA
 
 STYLE = DATA / "swirls.jpg"
 FAST = dict(size=32, iterations=2, multiscale=False, seed=0)

@@ -16,12 +16,12 @@ from deepcanvas.param import FourierParam
 from deepcanvas.techniques import classviz
 from deepcanvas.techniques.classviz import parse_objective, resolve_classes, visualize_class, visualize_class_steps
 
-from conftest import check_gradient
+from doubles import check_gradient
 
 NAMES = get_info("efficientnet-lite0").classes()
 
 
-from conftest import tiny_classifier as tiny_net  # noqa: E402
+from doubles import tiny_classifier as tiny_net  # noqa: E402
 
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from deepcanvas.cli import main
 
-from conftest import DATA
+from doubles import DATA
 
 CONTENT, STYLE = str(DATA / "chelsea.jpg"), str(DATA / "swirls.jpg")
 FAST = ["--size", "32", "--iterations", "1", "--no-multiscale", "--quiet"]

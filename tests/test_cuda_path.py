@@ -14,7 +14,7 @@ import torch
 import deepcanvas
 from deepcanvas import models
 
-from conftest import DATA
+from doubles import DATA
 
 CONTENT, STYLE = DATA / "chelsea.jpg", DATA / "swirls.jpg"
 

@@ -21,7 +21,7 @@ from deepcanvas.render import render
 from deepcanvas.techniques import dream as D
 from deepcanvas.techniques import zoom as Z
 
-from conftest import one_conv_net as tiny_net
+from doubles import one_conv_net as tiny_net
 
 CHELSEA = Path(D.__file__).resolve().parents[1] / "data" / "chelsea.jpg"
 

@@ -19,7 +19,7 @@ from deepcanvas.objectives import LayerEnergy, Objective, TotalVariation
 from deepcanvas.param import PixelParam
 from deepcanvas.render import Interrupted, Renderer, Stage, cosine_decay, drive, render
 
-from conftest import one_conv_net, tiny_relu_net
+from doubles import one_conv_net, tiny_relu_net
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "deepcanvas"

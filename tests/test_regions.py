@@ -26,7 +26,7 @@ from deepcanvas.render import Renderer
 from deepcanvas.style_losses import SlicedWasserstein
 from deepcanvas.techniques.common import fit_size
 
-from conftest import DATA, one_conv_net, tiny_relu_net
+from doubles import DATA, one_conv_net, tiny_relu_net
 
 CONTENT, STYLE, OTHER = str(DATA / "chelsea.jpg"), str(DATA / "swirls.jpg"), str(DATA / "coffee.jpg")
 

@@ -10,7 +10,7 @@ from deepcanvas.render import Interrupted
 from deepcanvas.techniques import color
 from deepcanvas.techniques.style import scale_schedule
 
-from conftest import DATA
+from doubles import DATA
 
 CONTENT, STYLE = DATA / "chelsea.jpg", DATA / "swirls.jpg"
 

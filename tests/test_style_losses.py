@@ -14,7 +14,7 @@ from deepcanvas.render import RelativeEpsAdam, Renderer
 from deepcanvas.style_losses import SlicedWasserstein, interpolate_table, weighted_quantiles
 from deepcanvas.techniques.style import strength_weights
 
-from conftest import DATA, check_gradient
+from doubles import DATA, check_gradient
 from test_tiling import tiny_net
 
 CONTENT, STYLE = DATA / "chelsea.jpg", DATA / "swirls.jpg"

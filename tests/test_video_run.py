@@ -15,7 +15,7 @@ from deepcanvas.errors import DeepCanvasError  # noqa: E402
 from deepcanvas.render import Interrupted  # noqa: E402
 from deepcanvas.techniques import video  # noqa: E402
 
-from conftest import DATA, tiny_relu_net  # noqa: E402
+from doubles import DATA, tiny_relu_net  # noqa: E402
 
 STYLE = str(DATA / "swirls.jpg")
 

@@ -24,7 +24,7 @@ from deepcanvas.techniques import style  # noqa: E402
 from deepcanvas.web import forms  # noqa: E402
 from deepcanvas.web.app import create_app  # noqa: E402
 
-from conftest import BUNDLED  # noqa: E402
+from doubles import BUNDLED  # noqa: E402
 TINY = {"size": 64, "iterations": 2, "seed": 0}
 
 

@@ -23,7 +23,7 @@ from deepcanvas.web import app as web_app  # noqa: E402
 from deepcanvas.web import forms, store  # noqa: E402
 from deepcanvas.web.app import create_app  # noqa: E402
 
-from conftest import BUNDLED  # noqa: E402
+from doubles import BUNDLED  # noqa: E402
 TINY = {"size": 32, "iterations": 1, "seed": 0}
 
 
