@@ -29,7 +29,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .. import io, models
-from ..errors import DeepCanvasError, check_number
+from ..errors import DeepCanvasError
+from ..limits import check_number
 from ..objectives import Channel, Sum
 from ..param import FourierParam
 from ..render import Progress, Stage, drive, render

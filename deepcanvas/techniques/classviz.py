@@ -45,7 +45,8 @@ import torch.nn.functional as F
 
 from .. import models
 from .. import transforms as T
-from ..errors import DeepCanvasError, check_number
+from ..errors import DeepCanvasError
+from ..limits import check_number
 from ..objectives import L2, Channel, ClassScore, Neuron, Sum, TotalVariation
 from ..param import FourierParam, PixelParam
 from ..render import Progress, Stage, cosine_decay, drive, render

@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 from .. import clip, io, models
-from ..errors import DeepCanvasError, check_number
+from ..errors import DeepCanvasError
+from ..limits import check_number
 from ..objectives import Temporal
 from ..render import Progress, Stage, cosine_decay, drive, render
 from .common import Pooling, Precision, longest_side

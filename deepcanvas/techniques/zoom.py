@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import io
-from ..errors import DeepCanvasError, check_number
+from ..errors import DeepCanvasError
+from ..limits import check_number
 from ..render import Progress, drive, render
 from ..video import write_gif, write_mp4
 from .dream import _setup, dream_steps, octave_sizes, octave_stages

@@ -24,7 +24,8 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import FileResponse
 
-from ..errors import DeepCanvasError, check_number
+from ..errors import DeepCanvasError
+from ..limits import check_number
 from .forms import save_upload
 
 #: The studio's limits for a clip, checked by probing it before any work is queued.
@@ -38,7 +39,7 @@ _JOB_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _int_field(form, name: str, default: int, lo: int, hi: int, error) -> int:
-    """A whole-number form field inside the studio's own (narrower) bounds; errors.check_number's messages."""
+    """A whole-number form field inside the studio's own (narrower) bounds; limits.check_number's messages."""
     v = form.get(name)
     if v in (None, ""):
         return default
