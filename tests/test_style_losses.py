@@ -155,6 +155,7 @@ def test_strength_weights():
     assert ratios == sorted(ratios)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["swd", "gram"])
 def test_style_strength_moves_from_content_to_style(method):
     """Higher strength: nearer the painting's texture statistics, farther from the photo, by measures no run

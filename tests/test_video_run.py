@@ -161,6 +161,7 @@ def long_pan(tmp_path):
     return d, truth, vis
 
 
+@pytest.mark.slow  # starts Ray
 def test_chunks_on_a_local_ray_cluster_join_no_worse_than_any_other_pair(long_pan, tmp_path, monkeypatch):
     """The issue's criterion: the warping error where one chunk hands over to the next (the cross-faded
     frames and the first pair of the later chunk alone) is no worse than between the other frames."""

@@ -116,6 +116,7 @@ MALFORMED = [
 ]
 
 
+@pytest.mark.slow  # a server killed with SIGKILL and restarted
 def test_burst_then_sigkill_mid_job_then_restart(tmp_path):
     data = tmp_path / "studio"
     srv = Server(data)
