@@ -127,10 +127,13 @@ def test_a_technique_accepts_a_network_object():
     img = torch.rand(1, 3, 24, 32)
     from deepcanvas.io import tensor_to_image
 
+    calls = []  # the network object given is the one that runs, not a stand-in loaded by name
+    net.body[0].register_forward_hook(lambda module, args, out: calls.append(out.shape))
     out = style_transfer(tensor_to_image(img), [tensor_to_image(torch.rand(1, 3, 20, 20))], model=net, size=32,
                          content_layers="r2", style_layers="r1,r2", iterations=2, multiscale=False, seed=0,
                          device="cpu")
     assert out.size == (32, 24)
+    assert len(calls) >= 3  # the targets, then each of the two steps
 
 
 @pytest.mark.slow  # VGG16 at 128 px
