@@ -237,6 +237,13 @@ def test_dream_zoom_writes_frames_and_an_animated_gif(tmp_path):
                        device="cpu")
     assert res.frames == [tmp_path / "frame_0001.png", tmp_path / "frame_0002.png"]
     assert all(p.is_file() for p in res.frames)
+    # the second frame dreams on the first zoomed in by 1.05 about its centre (~0.006 from it, ~0.04 unzoomed)
+    first, second = (Image.open(p).convert("RGB") for p in res.frames)
+    w, h = first.size
+    box = (w * (1 - 1 / 1.05) / 2, h * (1 - 1 / 1.05) / 2, w * (1 + 1 / 1.05) / 2, h * (1 + 1 / 1.05) / 2)
+    zoomed = first.resize((w, h), Image.BICUBIC, box=box)
+    b = io.image_to_tensor(second)
+    assert (b - io.image_to_tensor(zoomed)).abs().mean() < 0.3 * (b - io.image_to_tensor(first)).abs().mean()
     assert res.gif == tmp_path / "dream.gif"
     with Image.open(res.gif) as gif:
         assert gif.format == "GIF" and gif.n_frames == 2 and gif.is_animated
