@@ -218,7 +218,8 @@ def test_the_private_check_sees_both_forms(tmp_path):
     (pkg / "a.py").write_text("_X = 1\n__all__ = []\n")
     (pkg / "b.py").write_text("from .a import _X, __all__\n")
     (pkg / "c.py").write_text("def f():\n    from . import a\n    return a._X\n")
-    assert _private_crossings(tmp_path) == {("deepcanvas.b", "deepcanvas.a", "_X"), ("deepcanvas.c", "deepcanvas.a", "_X")}
+    assert _private_crossings(tmp_path) == {("deepcanvas.b", "deepcanvas.a", "_X"),
+                                            ("deepcanvas.c", "deepcanvas.a", "_X")}
 
 
 def _private_attributes_defined(tree: ast.Module) -> set[str]:
@@ -276,10 +277,12 @@ def test_the_attribute_check_sees_attributes_and_hasattr(tmp_path):
     pkg = tmp_path / "deepcanvas"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "a.py").write_text("class A:\n    def __init__(self):\n        self._x = 1\n    def _m(self):\n        pass\n")
+    (pkg / "a.py").write_text("class A:\n    def __init__(self):\n        self._x = 1\n"
+                              "    def _m(self):\n        pass\n")
     (pkg / "b.py").write_text("def f(a):\n    return a._x if hasattr(a, '_m') else None\n")
     (pkg / "c.py").write_text("class C:\n    _x = 2\ndef g(c):\n    return c._x\n")  # its own _x: no crossing
-    assert _private_attribute_crossings(tmp_path) == {("deepcanvas.b", "deepcanvas.a", "_x"), ("deepcanvas.b", "deepcanvas.a", "_m")}
+    assert _private_attribute_crossings(tmp_path) == {("deepcanvas.b", "deepcanvas.a", "_x"),
+                                                      ("deepcanvas.b", "deepcanvas.a", "_m")}
 
 
 def _long_modules() -> dict[str, int]:
