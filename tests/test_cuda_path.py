@@ -64,6 +64,7 @@ def test_style_transfer_in_the_cuda_layout_matches_fp32(cuda_layout, monkeypatch
     assert steps[-2].loss == pytest.approx(ref[-2].loss, rel=0.1)
 
 
+@pytest.mark.slow
 def test_bf16_gradient_points_where_fp32_does(cuda_layout):
     # What the optimiser is handed, for both style losses: in bf16 with channels-last it must point the
     # same way as fp32's (Adam's later paths diverge with any rounding, so pictures are no fair test).
@@ -100,6 +101,7 @@ def test_tiled_style_transfer_in_the_cuda_layout(cuda_layout):
     assert max(steps[-1].image.size) == 448
 
 
+@pytest.mark.slow
 def test_dream_classviz_and_inversion_in_the_cuda_layout(cuda_layout):
     assert _finite(deepcanvas.dream_steps(CONTENT, size=64, octaves=2, iterations=2, seed=0, precision="bf16"))
     assert _finite(deepcanvas.dream_steps(CONTENT, model="vgg16", size=64, octaves=1, iterations=2, seed=0,

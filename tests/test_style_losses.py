@@ -133,6 +133,7 @@ def test_sliced_wasserstein_refuses_tiles():
         deepcanvas.style_transfer(CONTENT, STYLE, size=32, iterations=1, style_strength=1.5)
 
 
+@pytest.mark.slow
 def test_swd_style_transfer_runs_and_is_reproducible():
     kw = dict(size=48, iterations=6, seed=3)
     a = list(deepcanvas.style_transfer_steps(CONTENT, STYLE, **kw))
