@@ -189,7 +189,7 @@ class Plan:
 def plan(info: ClipInfo, *, fps: float | None = None, start: float = 0.0, duration: float | None = None,
          size: int | None = None, max_frames: int | None = None) -> Plan:
     """The frames to process: from ``start`` for ``duration`` seconds at ``fps`` (default: the clip's)."""
-    from .errors import check_number
+    from .limits import check_number
 
     start = check_number("start", start, minimum=0)
     out_fps = info.fps if fps is None else check_number("fps", fps, positive=True)

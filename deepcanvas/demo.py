@@ -69,7 +69,8 @@ def add_demo_command(sub) -> None:
 
 
 def _handler(args) -> int:
-    from .errors import DeepCanvasError, check_number
+    from .errors import DeepCanvasError
+    from .limits import check_number
 
     only = [t for t in args.only.replace(" ", "").split(",") if t]
     bad = [t for t in only if t not in TECHNIQUES]

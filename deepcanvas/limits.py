@@ -1,6 +1,6 @@
 """The ranges of the techniques' numeric arguments, declared once.
 
-:func:`deepcanvas.errors.check_number` (which every technique calls on its numbers)
+:func:`check_number` (which every technique calls on its numbers)
 applies the upper limits below to any argument of that name, so the API, the CLI and
 the studio all refuse ``size=100000`` or ``iterations=10**12`` the same way. The studio
 also checks every submitted number against the whole range (:func:`check`) before a
@@ -109,6 +109,31 @@ def range_of(name: str, function: str | None = None) -> Range | None:
 def maximum_of(name: str) -> float | None:
     r = LIMITS.get(name)
     return None if r is None else r.maximum
+
+
+def check_number(name: str, value, *, minimum=None, positive=False, integer=False, maximum=None):
+    """Validate a numeric argument; return it (as int/float).
+
+    ``maximum`` defaults to the upper limit declared above for ``name``.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise DeepCanvasError(f"{name} must be a number, got {value!r}"[:200]) from None
+    if math.isnan(v) or math.isinf(v):
+        raise DeepCanvasError(f"{name} must be a finite number, got {value!r}")
+    if integer:
+        if v != int(v):
+            raise DeepCanvasError(f"{name} must be a whole number, got {value!r}")
+        v = int(v)
+    if positive and v <= 0:
+        raise DeepCanvasError(f"{name} must be greater than 0, got {value!r}")
+    if minimum is not None and v < minimum:
+        raise DeepCanvasError(f"{name} must be at least {minimum}, got {value!r}")
+    maximum = maximum_of(name) if maximum is None else maximum
+    if maximum is not None and v > maximum:
+        raise DeepCanvasError(f"{name} must be at most {maximum:,}, got {value!r}"[:200])
+    return v
 
 
 def check(name: str, value, function: str | None = None):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import flow
-from .errors import check_number
+from .limits import check_number
 
 FlowPreset = Literal["ultrafast", "fast", "medium"]
 

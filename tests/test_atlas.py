@@ -15,7 +15,7 @@ from deepcanvas.techniques import atlas as atlas_mod
 from deepcanvas.sheet import contact_sheet
 from deepcanvas.techniques.atlas import atlas, atlas_steps, parse_channels
 
-from conftest import tiny_relu_net
+from doubles import tiny_relu_net
 
 PHOTO = Path(__file__).resolve().parents[1] / "deepcanvas" / "data" / "chelsea.jpg"
 FAST = {"size": 32, "iterations": 6, "device": "cpu", "seed": 0}
@@ -160,7 +160,7 @@ def test_studio_has_an_atlas_tab_checked_on_submit():
 
 
 def test_relu_layers_are_visualised_through_their_convolution():
-    from conftest import tiny_relu_net as make
+    from doubles import tiny_relu_net as make
 
     from deepcanvas.techniques.atlas import objective_layer
 

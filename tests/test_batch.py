@@ -10,7 +10,7 @@ from deepcanvas.batch import style_batch
 from deepcanvas.cli import main
 from deepcanvas.errors import DeepCanvasError
 
-from conftest import DATA
+from doubles import DATA
 
 STYLE = DATA / "swirls.jpg"
 FAST = dict(size=32, iterations=2, multiscale=False, seed=0)
@@ -79,6 +79,7 @@ def test_batch_cli_and_errors(frames, tmp_path, capsys):
         style_batch(str(frames), STYLE, frames / "frame_000.png", **FAST)
 
 
+@pytest.mark.slow  # starts Ray
 def test_batch_on_a_local_ray_instance(frames, tmp_path):
     pytest.importorskip("ray") if not os.environ.get("CI") else None
     import ray

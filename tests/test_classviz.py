@@ -16,12 +16,12 @@ from deepcanvas.param import FourierParam
 from deepcanvas.techniques import classviz
 from deepcanvas.techniques.classviz import parse_objective, resolve_classes, visualize_class, visualize_class_steps
 
-from conftest import check_gradient
+from doubles import check_gradient
 
 NAMES = get_info("efficientnet-lite0").classes()
 
 
-from conftest import tiny_classifier as tiny_net  # noqa: E402
+from doubles import tiny_classifier as tiny_net  # noqa: E402
 
 
 
@@ -138,6 +138,13 @@ def _logit(net, img, index):
         return float(net(image_to_tensor(img), ["logits"])["logits"][0, index])
 
 
+def _channel_mean(net, img, layer, channel):
+    from deepcanvas.io import image_to_tensor
+
+    with torch.no_grad():
+        return float(net(image_to_tensor(img), [layer])[layer][0, channel].mean())
+
+
 @pytest.mark.parametrize("param", ["fourier", "pixel"])
 def test_raises_the_target_logit(effnet, param):
     steps = list(visualize_class_steps("goldfinch", param=param, size=64, iterations=8, seed=1, device="cpu"))
@@ -159,9 +166,12 @@ def test_batch_of_two_classes_gives_two_images(effnet):
 
 
 def test_channel_objective_alone(effnet):
+    seen = []
     img = visualize_class(objective="block10:37+neuron:block4:3*0.5", size=48, iterations=3, seed=0,
-                          device="cpu")
+                          device="cpu", callback=seen.append)
     assert img.size == (48, 48)
+    # the channel rises: ~0.5 after the first step, ~3 after the third
+    assert _channel_mean(effnet, img, "block10", 37) > _channel_mean(effnet, seen[0].image, "block10", 37) + 1.0
 
 
 @pytest.mark.parametrize("kwargs, match", [

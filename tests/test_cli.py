@@ -11,7 +11,7 @@ from PIL import Image
 
 from deepcanvas.cli import main
 
-from conftest import DATA
+from doubles import DATA
 
 CONTENT, STYLE = str(DATA / "chelsea.jpg"), str(DATA / "swirls.jpg")
 FAST = ["--size", "32", "--iterations", "1", "--no-multiscale", "--quiet"]
@@ -169,6 +169,7 @@ def test_unwritable_output_found_before_work(tmp_path, capsys, monkeypatch, targ
     assert code == 1 and re.search(match, err), err
 
 
+@pytest.mark.slow  # two interpreters importing torch
 def test_process_exit_codes_and_no_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "deepcanvas", "style", str(tmp_path / "missing.jpg"), STYLE,
                         "-o", str(tmp_path / "o.png")], capture_output=True, text=True)

@@ -14,7 +14,7 @@ import torch
 import deepcanvas
 from deepcanvas import models
 
-from conftest import DATA
+from doubles import DATA
 
 CONTENT, STYLE = DATA / "chelsea.jpg", DATA / "swirls.jpg"
 
@@ -41,6 +41,7 @@ def test_the_network_really_is_channels_last(cuda_layout):
     assert act.is_contiguous(memory_format=torch.channels_last) and not act.is_contiguous()
 
 
+@pytest.mark.slow
 def test_style_transfer_in_the_cuda_layout_matches_fp32(cuda_layout, monkeypatch):
     # Gram matrices: the engine's layout and precision are under test (the sliced-Wasserstein loss sorts, and bf16
     # rounding reorders near-ties, so its pictures drift further from fp32's).
@@ -63,6 +64,7 @@ def test_style_transfer_in_the_cuda_layout_matches_fp32(cuda_layout, monkeypatch
     assert steps[-2].loss == pytest.approx(ref[-2].loss, rel=0.1)
 
 
+@pytest.mark.slow
 def test_bf16_gradient_points_where_fp32_does(cuda_layout):
     # What the optimiser is handed, for both style losses: in bf16 with channels-last it must point the
     # same way as fp32's (Adam's later paths diverge with any rounding, so pictures are no fair test).
@@ -92,6 +94,7 @@ def test_bf16_gradient_points_where_fp32_does(cuda_layout):
         assert cos > 0.9, (method, cos)
 
 
+@pytest.mark.slow  # 448 px in tiles
 def test_tiled_style_transfer_in_the_cuda_layout(cuda_layout):
     steps = list(deepcanvas.style_transfer_steps(CONTENT, STYLE, size=448, iterations=1, method="gram",
                                                  tile=384, style_scale=0.25, seed=0, precision="bf16"))
@@ -99,6 +102,7 @@ def test_tiled_style_transfer_in_the_cuda_layout(cuda_layout):
     assert max(steps[-1].image.size) == 448
 
 
+@pytest.mark.slow
 def test_dream_classviz_and_inversion_in_the_cuda_layout(cuda_layout):
     assert _finite(deepcanvas.dream_steps(CONTENT, size=64, octaves=2, iterations=2, seed=0, precision="bf16"))
     assert _finite(deepcanvas.dream_steps(CONTENT, model="vgg16", size=64, octaves=1, iterations=2, seed=0,
@@ -173,6 +177,7 @@ def test_loss_scale_halves_on_overflow_and_grows_after_clean_steps():
     assert off.value == 1.0 and off.unscale([p])  # fp32/bf16: untouched
 
 
+@pytest.mark.slow
 def test_fp16_gradients_underflow_without_loss_scaling_and_not_with_it():
     from deepcanvas.precision import LossScale
 
@@ -186,6 +191,7 @@ def test_fp16_gradients_underflow_without_loss_scaling_and_not_with_it():
     assert _close(scaled, ref) and not _close(bare, ref)
 
 
+@pytest.mark.slow
 def test_fp16_overflow_halves_the_scale_and_redoes_the_evaluation():
     from deepcanvas.precision import LossScale
 
@@ -205,6 +211,7 @@ def test_fp16_overflow_halves_the_scale_and_redoes_the_evaluation():
     assert torch.isfinite(g).all() and _close(g, ref)
 
 
+@pytest.mark.slow
 def test_fp16_loss_scaling_in_tiled_gradients():
     setup = _setup("scaled", 1e-3, ("relu1_1", "relu2_1"))  # shallow: fp16 is slow here
     ref, _ = _grad(setup, "fp32", tile=48)

@@ -20,8 +20,8 @@ from deepcanvas.techniques.invert import contact_sheet, invert, invert_steps
 
 PHOTO = Path(__file__).resolve().parents[1] / "deepcanvas" / "data" / "astronaut.jpg"
 
-from conftest import check_gradient
-from conftest import tiny_classifier as tiny_net
+from doubles import check_gradient
+from doubles import tiny_classifier as tiny_net
 
 
 
@@ -236,7 +236,7 @@ def test_pyramid_moves_coarse_levels_as_fast_as_fine():
 
 @pytest.mark.parametrize("param", ["fourier", "pyramid", "pixel", "dip"])
 def test_every_parameterisation_lowers_the_feature_distance(param):
-    from conftest import tiny_relu_net
+    from doubles import tiny_relu_net
 
     net = tiny_relu_net()
     photo = io.load_image(PHOTO).resize((32, 32))
@@ -257,7 +257,7 @@ def test_auto_defaults_per_depth():
 
 
 def test_dip_gets_its_learning_rate_steps_and_colour_prior(monkeypatch):
-    from conftest import tiny_relu_net
+    from doubles import tiny_relu_net
 
     seen, rolls = [], []
     real = invert_mod.Stage

@@ -103,7 +103,7 @@ def test_out_of_range_holds_lbfgs_pixels_in(weight):
 
     from deepcanvas.param import PixelParam
     from deepcanvas.render import Renderer
-    from conftest import tiny_relu_net as tiny_net
+    from doubles import tiny_relu_net as tiny_net
 
     from deepcanvas.objectives import Objective
 

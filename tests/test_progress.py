@@ -16,8 +16,7 @@ from deepcanvas.param import PixelParam
 from deepcanvas.render import Elsewhere, Interrupted, Report, Stage, drive, render
 from deepcanvas.techniques.atlas import atlas_steps
 
-from conftest import tiny_relu_net
-from test_engine import PullTo
+from doubles import PullTo, tiny_relu_net
 
 
 def check_eta(run, tolerance=0.2):

@@ -27,7 +27,7 @@ from deepcanvas.render import Renderer
 from deepcanvas.style_losses import SlicedWasserstein
 from deepcanvas.techniques.common import fit_size
 
-from conftest import DATA, one_conv_net, tiny_relu_net
+from doubles import DATA, one_conv_net, tiny_relu_net
 
 CONTENT, STYLE, OTHER = str(DATA / "chelsea.jpg"), str(DATA / "swirls.jpg"), str(DATA / "coffee.jpg")
 
@@ -295,6 +295,13 @@ def test_batch_with_a_mask(tmp_path):
     paths = style_batch(str(frames), [STYLE], tmp_path / "out", size=32, iterations=2, seed=0,
                         mask=save_mask(tmp_path / "m.png", m))
     assert [p.name for p in paths] == ["f0.png", "f1.png"] and all(p.is_file() for p in paths)
+    # each frame painted in the mask's top half, the photo kept in the bottom half (~0.05 against ~0.003)
+    for i, p in enumerate(paths):
+        out = image_to_tensor(load_image(p))
+        c = resize(image_to_tensor(load_image(frames / f"f{i}.png")), out.shape[-2:])
+        h = out.shape[-2]
+        inside, outside = ((out - c)[..., rows, :].abs().mean() for rows in (slice(0, h // 2), slice(h // 2, h)))
+        assert outside < 0.01 and inside > 5 * outside, (p.name, inside, outside)
 
 
 # -- bad input: one line, non-zero, before any slow work ---------------------------------------------------------

@@ -10,7 +10,7 @@ from deepcanvas.render import Interrupted
 from deepcanvas.techniques import color
 from deepcanvas.techniques.style import scale_schedule
 
-from conftest import DATA
+from doubles import DATA
 
 CONTENT, STYLE = DATA / "chelsea.jpg", DATA / "swirls.jpg"
 
@@ -34,6 +34,7 @@ def test_style_transfer_lowers_the_loss_and_returns_an_image():
     assert it == 4 and im.size == img.size
 
 
+@pytest.mark.slow
 def test_multiscale_multiple_styles_and_blend_weights():
     seen = []
     img = deepcanvas.style_transfer(CONTENT, [STYLE, DATA / "coffee.jpg"], style_blend_weights="3,1", size=64,
@@ -43,6 +44,7 @@ def test_multiscale_multiple_styles_and_blend_weights():
     assert [p.iteration for p in seen if not p.done] == list(range(1, len(seen)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("colors", ["luma", "luminance", "histogram"])
 def test_colour_control_keeps_the_content_palette(colors):
     base = deepcanvas.style_transfer(CONTENT, STYLE, size=48, iterations=4, multiscale=False, seed=0)
@@ -103,6 +105,7 @@ def test_palette_init_starts_from_the_photo_in_the_paintings_colours():
     assert (photo.mean((2, 3)) - style_mean).abs().max() > 0.1  # the photo's own colours are far from them
 
 
+@pytest.mark.slow
 def test_lbfgs_and_neural_style_pt_preset_run():
     # The preset's default optimizer is L-BFGS, whose unclipped pixels the range penalty keeps in [0, 1].
     steps = list(deepcanvas.style_transfer_steps(CONTENT, STYLE, size=48, iterations=8, multiscale=False,
@@ -116,6 +119,7 @@ def test_lbfgs_and_neural_style_pt_preset_run():
         assert set(last.parts) == {"content", "style", "tv"}
 
 
+@pytest.mark.slow
 def test_the_schedule_defaults_to_the_presets():
     """Both presets run single scale (coarse to fine washed the photo out); multiscale=True goes coarse to fine."""
     def stages(**kw):
@@ -139,6 +143,7 @@ def test_best_image_is_kept_and_ctrl_c_returns_it():
     assert e.value.image.size == (48, 32)  # the final size even when stopped at a coarse scale
 
 
+@pytest.mark.slow
 def test_init_from_image_and_seed_reproducibility():
     a = deepcanvas.style_transfer(CONTENT, STYLE, size=40, iterations=3, multiscale=False, init="blend", seed=5)
     b = deepcanvas.style_transfer(CONTENT, STYLE, size=40, iterations=3, multiscale=False, init="blend", seed=5)
@@ -170,6 +175,7 @@ def test_mixed_precision_keeps_losses_finite():
         deepcanvas.style_transfer(CONTENT, STYLE, size=32, iterations=1, precision="fp8")
 
 
+@pytest.mark.slow  # 448 px, tiled and whole
 def test_tiled_style_transfer_matches_untiled():
     """Above `tile` px, targets, Grams and gradients are computed tile by tile: same losses, same picture."""
     runs = {}
@@ -186,6 +192,7 @@ def test_tiled_style_transfer_matches_untiled():
     assert (tiled[1].tensor - whole[1].tensor).abs().mean() < 0.01 * moved
 
 
+@pytest.mark.slow
 def test_lbfgs_line_search_never_raises_the_loss_and_costs_no_extra_evaluations(monkeypatch):
     from deepcanvas import render
 

@@ -14,7 +14,7 @@ from deepcanvas.render import RelativeEpsAdam, Renderer
 from deepcanvas.style_losses import SlicedWasserstein, interpolate_table, weighted_quantiles
 from deepcanvas.techniques.style import strength_weights
 
-from conftest import DATA, check_gradient
+from doubles import DATA, check_gradient
 from test_tiling import tiny_net
 
 CONTENT, STYLE = DATA / "chelsea.jpg", DATA / "swirls.jpg"
@@ -133,6 +133,7 @@ def test_sliced_wasserstein_refuses_tiles():
         deepcanvas.style_transfer(CONTENT, STYLE, size=32, iterations=1, style_strength=1.5)
 
 
+@pytest.mark.slow
 def test_swd_style_transfer_runs_and_is_reproducible():
     kw = dict(size=48, iterations=6, seed=3)
     a = list(deepcanvas.style_transfer_steps(CONTENT, STYLE, **kw))
@@ -155,6 +156,7 @@ def test_strength_weights():
     assert ratios == sorted(ratios)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["swd", "gram"])
 def test_style_strength_moves_from_content_to_style(method):
     """Higher strength: nearer the painting's texture statistics, farther from the photo, by measures no run

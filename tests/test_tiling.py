@@ -14,7 +14,7 @@ from deepcanvas.render import Renderer
 from deepcanvas.objectives import Region
 from deepcanvas.tiling import grid, tiled_features, tiled_grams
 
-from conftest import tiny_relu_net as tiny_net
+from doubles import tiny_relu_net as tiny_net
 
 
 

@@ -15,7 +15,7 @@ from deepcanvas import clip, framestore  # noqa: E402
 from deepcanvas.cli import main  # noqa: E402
 from deepcanvas.errors import DeepCanvasError  # noqa: E402
 
-from conftest import DATA  # noqa: E402
+from doubles import DATA  # noqa: E402
 
 STYLE = str(DATA / "swirls.jpg")
 

@@ -8,7 +8,7 @@ from PIL import Image
 from deepcanvas import flow
 from deepcanvas.objectives import Region, Temporal
 
-from conftest import DATA, check_gradient
+from doubles import DATA, check_gradient
 
 
 def _photo(w=200, h=150):

@@ -16,7 +16,7 @@ from deepcanvas.render import Interrupted  # noqa: E402
 from deepcanvas import framestore, temporal  # noqa: E402
 from deepcanvas.techniques import dream_video, style_video  # noqa: E402
 
-from conftest import DATA, tiny_relu_net  # noqa: E402
+from doubles import DATA, tiny_relu_net  # noqa: E402
 
 STYLE = str(DATA / "swirls.jpg")
 
@@ -163,6 +163,7 @@ def long_pan(tmp_path):
     return d, truth, vis
 
 
+@pytest.mark.slow  # starts Ray
 def test_chunks_on_a_local_ray_cluster_join_no_worse_than_any_other_pair(long_pan, tmp_path, monkeypatch):
     """The issue's criterion: the warping error where one chunk hands over to the next (the cross-faded
     frames and the first pair of the later chunk alone) is no worse than between the other frames."""

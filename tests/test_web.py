@@ -24,7 +24,7 @@ from deepcanvas.techniques import style  # noqa: E402
 from deepcanvas.web import forms  # noqa: E402
 from deepcanvas.web.app import create_app  # noqa: E402
 
-from conftest import BUNDLED  # noqa: E402
+from doubles import BUNDLED  # noqa: E402
 TINY = {"size": 64, "iterations": 2, "seed": 0}
 
 
@@ -307,6 +307,7 @@ def test_two_jobs_run_in_order_and_cancel(client):
     assert states == {slow["id"]: "cancelled", second["id"]: "done", third["id"]: "cancelled"}
 
 
+@pytest.mark.slow
 def test_queued_job_reports_its_position_in_its_stream(client, slow_previews):
     first = submit(client, params={"size": 32, "iterations": 4})  # >= 1.6 s with slow previews
     second = submit(client, params={"size": 32, "iterations": 1})

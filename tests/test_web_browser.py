@@ -29,6 +29,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 JOB_TIMEOUT_MS = 300_000
 
+pytestmark = pytest.mark.slow  # a real Chromium and a server in a subprocess
+
 
 def _missing(what: str):
     if os.environ.get("CI"):

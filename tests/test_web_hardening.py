@@ -18,12 +18,13 @@ pytest.importorskip("python_multipart")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from deepcanvas import cli, limits  # noqa: E402
-from deepcanvas.errors import DeepCanvasError, check_number  # noqa: E402
+from deepcanvas.errors import DeepCanvasError  # noqa: E402
+from deepcanvas.limits import check_number  # noqa: E402
 from deepcanvas.web import app as web_app  # noqa: E402
 from deepcanvas.web import forms, store  # noqa: E402
 from deepcanvas.web.app import create_app  # noqa: E402
 
-from conftest import BUNDLED  # noqa: E402
+from doubles import BUNDLED  # noqa: E402
 TINY = {"size": 32, "iterations": 1, "seed": 0}
 
 

@@ -37,7 +37,7 @@ if not Path("/proc/self/fd").is_dir():
 from deepcanvas.web.app import MAX_QUEUED  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-from conftest import BUNDLED  # noqa: E402
+from doubles import BUNDLED  # noqa: E402
 
 
 def _free_port() -> int:
@@ -116,6 +116,7 @@ MALFORMED = [
 ]
 
 
+@pytest.mark.slow  # a server killed with SIGKILL and restarted
 def test_burst_then_sigkill_mid_job_then_restart(tmp_path):
     data = tmp_path / "studio"
     srv = Server(data)

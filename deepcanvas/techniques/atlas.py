@@ -30,7 +30,8 @@ from PIL import Image
 
 from .. import imaging, io, models
 from .. import transforms as T
-from ..errors import DeepCanvasError, check_number
+from ..errors import DeepCanvasError
+from ..limits import check_number
 from ..models.layered import probe_layers
 from ..objectives import Channel, Sum
 from ..param import FourierParam

@@ -34,7 +34,8 @@ import torch
 from .. import models
 from ..models.layered import probe_layers
 from .. import transforms as T
-from ..errors import DeepCanvasError, check_number
+from ..errors import DeepCanvasError
+from ..limits import check_number
 from ..objectives import L2, Channel, ClassScore, Neuron, Sum, TotalVariation
 from ..param import FourierParam, PixelParam
 from ..render import Progress, Stage, cosine_decay, drive, render

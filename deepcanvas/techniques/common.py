@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from .. import imaging, io, models
-from ..errors import DeepCanvasError, check_number
+from ..errors import DeepCanvasError
+from ..limits import check_number
 from ..precision import resolve_precision
 from ..signature import check_choice
 

@@ -27,7 +27,8 @@ from .. import models
 from ..models.layered import probe_layers
 from .. import regions as R
 from .. import transforms as T
-from ..errors import DeepCanvasError, check_number
+from ..errors import DeepCanvasError
+from ..limits import check_number
 from ..objectives import GuideMatch, LayerEnergy, Mask, Objective, Sum
 from ..param import PixelParam, resize
 from ..render import Progress, Stage, StageSpec, drive, render

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import torch
 
 from .. import clip, models, temporal
-from ..errors import check_number
+from ..limits import check_number
 from ..framestore import VideoResult, input_identity, open_clip, settings_digest
 from ..imaging import array_to_tensor
 from ..render import Progress, drive, render

@@ -30,7 +30,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .. import models
 from .. import transforms as T
-from ..errors import DeepCanvasError, check_number
+from ..errors import DeepCanvasError
+from ..limits import check_number
 from ..objectives import AlphaNorm, ColourPrior, FeatureDistance, Sum, TotalVariation
 from ..param import DIPParam, FourierParam, PixelParam, PyramidParam, resize
 from ..render import Progress, Stage, cosine_decay, drive, render

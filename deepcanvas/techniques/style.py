@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterator, Literal, Sequence, get_args
 import torch
 
 from .. import models
-from ..errors import DeepCanvasError, check_number
+from ..errors import DeepCanvasError
+from ..limits import check_number
 from .. import regions as R
 from ..objectives import Content, Mask, Objective, OutOfRange, Style, Sum, TotalVariation, masked_gram
 from ..param import PixelParam, resize

@@ -15,7 +15,8 @@ import os
 from typing import Callable, Iterator, Literal
 
 from .. import clip, distributed, io, models, temporal
-from ..errors import DeepCanvasError, check_number
+from ..errors import DeepCanvasError
+from ..limits import check_number
 from ..framestore import VideoResult, image_digest, input_identity, open_clip, settings_digest
 from ..render import Progress, drive, render
 from ..signature import check_choice

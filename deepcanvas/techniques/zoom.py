@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import clip, imaging, io
-from ..errors import DeepCanvasError, check_number
+from ..errors import DeepCanvasError
+from ..limits import check_number
 from ..render import Progress, drive, render
 from .dream import _setup, dream_steps, octave_sizes, octave_stages
 

@@ -96,7 +96,8 @@ def add_serve_command(sub) -> None:
 
 
 def _serve(args) -> int:
-    from ..errors import DeepCanvasError, check_number
+    from ..errors import DeepCanvasError
+    from ..limits import check_number
 
     missing = missing_dependencies()
     if missing:

@@ -22,7 +22,8 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
-from ...errors import DeepCanvasError, check_number
+from ...errors import DeepCanvasError
+from ...limits import check_number
 from ..errors import ApiError
 from ..forms import save_upload
 from ..jobs import TERMINAL
@@ -41,7 +42,7 @@ router = APIRouter(prefix="/api/videos")
 
 
 def _int_field(form, name: str, default: int, lo: int, hi: int) -> int:
-    """A whole-number form field inside the studio's own (narrower) bounds; errors.check_number's messages."""
+    """A whole-number form field inside the studio's own (narrower) bounds; limits.check_number's messages."""
     v = form.get(name)
     if v in (None, ""):
         return default
