@@ -14,7 +14,7 @@ import torch
 
 from deepcanvas import transforms as T
 from deepcanvas.models import get_info
-from deepcanvas.objectives import LayerEnergy, Objective, TotalVariation
+from deepcanvas.objectives import LayerEnergy
 from deepcanvas.param import PixelParam
 from deepcanvas.render import Interrupted, Renderer, Stage, cosine_decay, drive, render
 
