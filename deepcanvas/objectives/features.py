@@ -31,7 +31,8 @@ class Content(Objective):
     name = "content"
 
     def __init__(self, layer: str, target: torch.Tensor, mode: LossMode = "scaled"):
-        self.layer, self.target, self.mode = layer, target.detach().float(), check_choice("content mode", mode, LossMode)
+        self.layer, self.target = layer, target.detach().float()
+        self.mode = check_choice("content mode", mode, LossMode)
         self.layers = frozenset([layer])
         self.rms = self.target.pow(2).mean().sqrt().clamp_min(1e-6)
 
