@@ -59,8 +59,9 @@ class PixelParam(Param):
 
 # Square root of the colour correlation matrix of ImageNet photos (from lucid):
 # optimising in these decorrelated axes keeps colours natural.
-_COLOR_SVD_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float32)
-COLOR_DECORRELATION = _COLOR_SVD_SQRT / np.max(np.linalg.norm(_COLOR_SVD_SQRT, axis=0))
+COLOR_CORRELATION_SVD_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]],
+                                      dtype=np.float32)
+COLOR_DECORRELATION = COLOR_CORRELATION_SVD_SQRT / np.max(np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0))
 
 
 class FourierParam(Param):

@@ -19,12 +19,47 @@ DeepDream and style transfer share this one mechanism.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import torch
 
-from .objectives import Region, gram
-
 ALIGN = 16  # the deepest stride of the networks here: keep feature grids aligned across tiles
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile's core box, in pixels relative to the tile, and the tile's origin in the whole image.
+
+    ``Tile()`` is the whole image, whose crops are the identity: an objective's whole-image loss is its
+    tiled form over that one tile (``Objective.loss``).
+    """
+
+    y0: int = 0
+    y1: int | None = None  # None: the whole image
+    x0: int = 0
+    x1: int | None = None
+    oy: int = 0
+    ox: int = 0
+
+    def _bounds(self, act: torch.Tensor, image: torch.Tensor) -> tuple[int, int, int, int, int]:
+        s = max(1, 2 ** round(torch.log2(torch.tensor(image.shape[-2] / act.shape[-2])).item()))
+        h, w = act.shape[-2:]
+        return self.y0 // s, min(h, -(-self.y1 // s)), self.x0 // s, min(w, -(-self.x1 // s)), s
+
+    def crop(self, act: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
+        """The core's part of a spatial activation map of this tile."""
+        if self.y1 is None:
+            return act
+        y0, y1, x0, x1, _ = self._bounds(act, image)
+        return act[..., y0:y1, x0:x1]
+
+    def crop_target(self, target: torch.Tensor, act: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
+        """The same positions in a whole-image target map."""
+        if self.y1 is None:
+            return target
+        y0, y1, x0, x1, s = self._bounds(act, image)
+        oy, ox = self.oy // s, self.ox // s
+        return target[..., oy + y0:oy + y1, ox + x0:ox + x1]
 
 
 def grid(h: int, w: int, core: int, rng: random.Random | None) -> list[tuple[int, int, int, int]]:
@@ -40,18 +75,18 @@ def grid(h: int, w: int, core: int, rng: random.Random | None) -> list[tuple[int
 
 
 def tile_boxes(h: int, w: int, tile: int, margin: int, rng: random.Random | None = None):
-    """((ty0, ty1, tx0, tx1), Region) for each tile: its core plus a margin, clipped to the image.
+    """((ty0, ty1, tx0, tx1), Tile) for each tile: its core plus a margin, clipped to the image.
 
     An image no larger than ``tile`` is one box, the whole image.
     """
     if max(h, w) <= tile:
-        yield (0, h, 0, w), Region(0, h, 0, w)
+        yield (0, h, 0, w), Tile(0, h, 0, w)
         return
     margin = -(-margin // ALIGN) * ALIGN
     for y0, y1, x0, x1 in grid(h, w, tile - 2 * margin, rng):
         ty0, tx0 = max(0, y0 - margin), max(0, x0 - margin)
         ty1, tx1 = min(h, y1 + margin), min(w, x1 + margin)
-        yield (ty0, ty1, tx0, tx1), Region(y0 - ty0, y1 - ty0, x0 - tx0, x1 - tx0, ty0, tx0)
+        yield (ty0, ty1, tx0, tx1), Tile(y0 - ty0, y1 - ty0, x0 - tx0, x1 - tx0, ty0, tx0)
 
 
 def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int, rng: random.Random | None,
@@ -68,11 +103,11 @@ def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int,
     # Pass 1: totals of every objective's sums.
     totals: list[list[torch.Tensor] | None] = [None] * len(terms)
     with torch.no_grad():
-        for (ty0, ty1, tx0, tx1), region in boxes:
+        for (ty0, ty1, tx0, tx1), core in boxes:
             pix = det[..., ty0:ty1, tx0:tx1]
             acts = forward(pix)
             for i, (_, o) in enumerate(terms):
-                part = o.partial(acts, pix, region)
+                part = o.partial(acts, pix, core)
                 totals[i] = part if totals[i] is None else [a + b for a, b in zip(totals[i], part)]
 
     # The loss as a function of the totals, and its gradient with respect to them.
@@ -90,12 +125,12 @@ def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int,
 
     # Pass 2: each tile's share of the gradient.
     full = torch.zeros_like(det)
-    for (ty0, ty1, tx0, tx1), region in boxes:
+    for (ty0, ty1, tx0, tx1), core in boxes:
         pix = det[..., ty0:ty1, tx0:tx1].clone().requires_grad_(True)
         acts = forward(pix)
         surrogate = 0.0
         for (_, o), dt in zip(terms, dtot):
-            for g, p in zip(dt, o.partial(acts, pix, region)):
+            for g, p in zip(dt, o.partial(acts, pix, core)):
                 if g is not None and p.requires_grad:
                     surrogate = surrogate + (g.to(p.dtype) * p).sum()
         if torch.is_tensor(surrogate):
@@ -109,14 +144,14 @@ def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int,
 def tiled_features(img: torch.Tensor, forward, layers, *, tile: int, margin: int) -> dict[str, torch.Tensor]:
     """Whole-image activation maps, computed tile by tile when the image is larger than ``tile``.
 
-    Each tile's core lands where ``Region.crop_target`` will look for it.
+    Each tile's core lands where ``Tile.crop_target`` will look for it.
     """
     pieces: dict[str, list] = {l: [] for l in layers}
-    for (ty0, ty1, tx0, tx1), region in tile_boxes(*img.shape[-2:], tile, margin):
+    for (ty0, ty1, tx0, tx1), core in tile_boxes(*img.shape[-2:], tile, margin):
         pix = img[..., ty0:ty1, tx0:tx1]
         acts = forward(pix)
         for l in layers:
-            y0, y1, x0, x1, s = region._bounds(acts[l], pix)
+            y0, y1, x0, x1, s = core._bounds(acts[l], pix)
             pieces[l].append((ty0 // s + y0, tx0 // s + x0, acts[l][..., y0:y1, x0:x1]))
     out = {}
     for l, ps in pieces.items():
@@ -128,19 +163,3 @@ def tiled_features(img: torch.Tensor, forward, layers, *, tile: int, margin: int
         out[l] = full
     return out
 
-
-@torch.no_grad()
-def tiled_grams(img: torch.Tensor, forward, layers, norm: str, *, tile: int, margin: int) -> dict[str, torch.Tensor]:
-    """Gram matrices (objectives.gram) of the whole image, summed over the tiles' cores when it is larger than
-    ``tile``: the sums that Style.partial makes for a tiled step."""
-    sums: dict[str, torch.Tensor] = {}
-    counts: dict[str, int] = {}
-    for (ty0, ty1, tx0, tx1), region in tile_boxes(*img.shape[-2:], tile, margin):
-        pix = img[..., ty0:ty1, tx0:tx1]
-        acts = forward(pix)
-        for l in layers:
-            f = region.crop(acts[l], pix)
-            sums[l] = sums.get(l, 0) + gram(f, "none")
-            counts[l] = counts.get(l, 0) + f.shape[-2] * f.shape[-1]
-    return {l: g / (counts[l] * (g.shape[-1] if norm == "chw" else 1)) if norm != "none" else g
-            for l, g in sums.items()}

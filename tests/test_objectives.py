@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from deepcanvas.objectives import (AlphaNorm, Content, FeatureDistance, L2, LayerEnergy, OutOfRange, Style, Sum,
-                                   TotalVariation, gram)
+from deepcanvas.errors import DeepCanvasError
+from deepcanvas.objectives import (AlphaNorm, Content, FeatureDistance, L2, LayerEnergy, OutOfRange, SlicedWasserstein,
+                                   Style, Sum, Temporal, TotalVariation, gram, masked_gram)
 
 
 def feats():
@@ -124,3 +125,20 @@ def test_out_of_range_holds_lbfgs_pixels_in(weight):
         assert excess > 0.45
     else:
         assert excess < 0.01
+
+
+@pytest.mark.parametrize("make, valid", [
+    (lambda: Content("l", torch.ones(1, 2, 2, 2), mode="scald"), "scaled, mse"),
+    (lambda: Style("l", torch.eye(2)[None], "MSE"), "scaled, mse"),
+    (lambda: TotalVariation("l3"), "l2, l1, beta"),
+    (lambda: TotalVariation(reduction="avg"), "mean, sum"),
+    (lambda: FeatureDistance("l", torch.ones(1, 2, 2, 2), mode="normalised"), "normalized, l2"),
+    (lambda: Temporal(torch.ones(1, 3, 4, 4), torch.ones(4, 4), mode="l2"), "scaled, mse"),
+    (lambda: SlicedWasserstein("l", [(torch.rand(1, 2, 3, 3), 1.0)], mode="sacled"), "scaled, mse"),
+    (lambda: gram(feats(), "cwh"), "hw, chw, none"),
+    (lambda: masked_gram(feats(), torch.ones(1, 1, 2, 2), "HW"), "hw, chw, none"),
+])
+def test_a_misspelt_mode_is_refused_with_the_valid_ones(make, valid):
+    """A typo used to fall through to another formula (Content(mode='scald') was plain MSE)."""
+    with pytest.raises(DeepCanvasError, match=f"valid: {valid}$"):
+        make()

@@ -21,10 +21,9 @@ from deepcanvas.cli import main
 from deepcanvas.errors import DeepCanvasError
 from deepcanvas.imaging import image_to_tensor
 from deepcanvas.io import load_image
-from deepcanvas.objectives import GuideMatch, LayerEnergy, Mask, Region, Style, gram, masked_gram
+from deepcanvas.objectives import GuideMatch, LayerEnergy, Mask, SlicedWasserstein, Style, gram, masked_gram
 from deepcanvas.param import PixelParam, resize
 from deepcanvas.render import Renderer
-from deepcanvas.style_losses import SlicedWasserstein
 from deepcanvas.techniques.common import fit_size
 
 from doubles import DATA, one_conv_net, tiny_relu_net

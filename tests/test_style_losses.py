@@ -8,10 +8,10 @@ import torch
 import deepcanvas
 from deepcanvas import imaging, io, models
 from deepcanvas.errors import DeepCanvasError
-from deepcanvas.objectives import Objective, Style, gram
+from deepcanvas.objectives import (Objective, SlicedWasserstein, Style, gram, interpolate_table,
+                                   weighted_quantiles)
 from deepcanvas.param import PixelParam, resize
 from deepcanvas.render import RelativeEpsAdam, Renderer
-from deepcanvas.style_losses import SlicedWasserstein, interpolate_table, weighted_quantiles
 from deepcanvas.techniques.style import strength_weights
 
 from doubles import DATA, check_gradient

@@ -8,11 +8,10 @@ from torch import nn
 
 from deepcanvas.models.layered import LayeredNet, Preprocess
 from deepcanvas.objectives import (AlphaNorm, Content, FeatureDistance, GuideMatch, L2, LayerEnergy, OutOfRange,
-                                   Style, TotalVariation, gram)
+                                   Style, TotalVariation, gram, tiled_grams)
 from deepcanvas.param import PixelParam
 from deepcanvas.render import Renderer
-from deepcanvas.objectives import Region
-from deepcanvas.tiling import grid, tiled_features, tiled_grams
+from deepcanvas.tiling import Tile, grid, tiled_features
 
 from doubles import tiny_relu_net as tiny_net
 
@@ -63,12 +62,12 @@ def test_grid_partitions_and_moves():
     assert {tuple(grid(100, 70, 32, random.Random(s))[0]) for s in range(10)} != {tuple(boxes[0])}
 
 
-def test_region_crops_align_with_whole_image_features():
+def test_tile_crops_align_with_whole_image_features():
     net = tiny_net()
     img = torch.rand(1, 3, 64, 96)
     whole = net(img, ["r3"])["r3"]
     tile = img[..., 16:64, 32:96]
-    r = Region(16, 32, 16, 48, 16, 32)  # core 32..48 x 48..80 of the image
+    r = Tile(16, 32, 16, 48, 16, 32)  # core 32..48 x 48..80 of the image
     part = r.crop(net(tile, ["r3"])["r3"], tile)
     target = r.crop_target(whole, part.new_zeros(1, 16, 12, 16), tile)
     assert part.shape == target.shape == (1, 16, 4, 8)

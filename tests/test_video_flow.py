@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from deepcanvas import flow
-from deepcanvas.objectives import Region, Temporal
+from deepcanvas.objectives import Temporal
+from deepcanvas.tiling import Tile
 
 from doubles import DATA, check_gradient
 
@@ -131,8 +132,8 @@ def test_temporal_loss_in_tiles_sums_to_the_whole():
     for mode in ("scaled", "mse"):
         obj = Temporal(target, mask, mode)
         # two tiles: rows 0..11 (core 0..9) and rows 6..19 (core 4..13 of the tile = rows 10..19)
-        t1 = obj.partial({}, x[..., 0:12, :], Region(0, 10, 0, 24, 0, 0))
-        t2 = obj.partial({}, x[..., 6:20, :], Region(4, 14, 0, 24, 6, 0))
+        t1 = obj.partial({}, x[..., 0:12, :], Tile(0, 10, 0, 24, 0, 0))
+        t2 = obj.partial({}, x[..., 6:20, :], Tile(4, 14, 0, 24, 6, 0))
         tot = [a + b for a, b in zip(t1, t2)]
         assert float(obj.from_totals(tot)) == pytest.approx(float(obj.loss({}, x)), rel=1e-5)
 

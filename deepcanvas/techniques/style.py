@@ -22,12 +22,12 @@ from .. import models
 from ..errors import DeepCanvasError
 from ..limits import check_number
 from .. import regions as R
-from ..objectives import Content, Mask, Objective, OutOfRange, Style, Sum, TotalVariation, masked_gram
+from ..objectives import (Content, Mask, Objective, OutOfRange, SlicedWasserstein, Style, Sum, TotalVariation,
+                          masked_gram, tiled_grams)
 from ..param import PixelParam, resize
 from ..render import Progress, Stage, cosine_decay, drive, render
 from ..signature import check_choice
-from ..style_losses import SlicedWasserstein
-from ..tiling import tiled_features, tiled_grams
+from ..tiling import tiled_features
 from . import color
 from .common import (Pooling, Precision, begin, check_layer_names, fit_size, load_tensor, longest_side, parse_floats,
                      parse_layers, seed_everything)
@@ -43,7 +43,7 @@ TILE_MARGIN = 96  # context around each tile's core: half of relu5_1's receptive
 
 @dataclass(frozen=True)
 class LossSetup:
-    """How the losses are measured (see objectives.py)."""
+    """How the losses are measured (see deepcanvas.objectives)."""
 
     mode: str  # 'scaled' or 'mse'
     content_weight: float
@@ -56,7 +56,7 @@ class LossSetup:
     # Weight of OutOfRange under L-BFGS, by measurement: stiff enough that clipping the output barely
     # changes the losses, soft enough not to stall L-BFGS (100x stiffer did).
     range_weight: float
-    method: str = "gram"  # the style loss: 'gram' (objectives.Style) or 'swd' (style_losses.SlicedWasserstein)
+    method: str = "gram"  # the style loss: 'gram' (objectives.Style) or 'swd' (objectives.SlicedWasserstein)
     # Adam's epsilon as a share of the image's mean gradient RMS (render.RelativeEpsAdam); 0: plain Adam.
     adam_eps_rel: float = 0.0
     lr: float | None = None  # Adam's default learning rate (None: 0.02)

@@ -1,4 +1,4 @@
-"""Style losses beyond Gram matrices (objectives for style transfer's one loop).
+"""The sliced-Wasserstein style loss, a style term beyond Gram matrices.
 
 :class:`SlicedWasserstein` is Heitz et al.'s sliced-Wasserstein style loss (CVPR 2021): project a
 layer's features on random directions, sort the projections and pull them toward the sorted
@@ -22,10 +22,16 @@ before any slow work.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
-from .errors import DeepCanvasError
-from .objectives import Mask, Objective, _scaled_mse
+from ..errors import DeepCanvasError
+from ..signature import check_choice
+from .base import Objective, scaled_mse
+from .masks import Mask
+
+SwdMode = Literal["scaled", "mse"]
 
 
 def random_directions(c: int, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -91,7 +97,7 @@ class SlicedWasserstein(Objective):
     bank: random projection sets prepared for the style side; each evaluation draws one at random.
     samples: style positions kept (a random subset) to make the quantile tables: the tables of a 512 px
     painting's relu1_1 took longer than the network's step (16 sets: ~4 s each on 2 cores) from all 200k.
-    mode 'scaled': _scaled_mse of the sorted projections over the style features' RMS (scale-invariant like
+    mode 'scaled': scaled_mse of the sorted projections over the style features' RMS (scale-invariant like
     Content and Style); 'mse': the paper's mean squared difference.
     generator: draws the directions and the choice in the bank (seeded by the caller for reproducible runs).
     positions: at most this many of the output's positions per step (a fresh random subset; None: all of them).
@@ -106,11 +112,12 @@ class SlicedWasserstein(Objective):
     PIXELS = "pixels"  # as ``layer``: the image's own RGB values (the painting's palette), no network layer
 
     def __init__(self, layer: str, style_features: list[tuple[torch.Tensor, float]], *, projections: int | None = 64,
-                 quantiles: int = 1024, bank: int = 16, mode: str = "scaled", samples: int = 16384,
+                 quantiles: int = 1024, bank: int = 16, mode: SwdMode = "scaled", samples: int = 16384,
                  generator: torch.Generator | None = None, mask: Mask | None = None, positions: int | None = None):
         if not style_features:
             raise DeepCanvasError("no style features given")
-        self.layer, self.mode, self.mask, self.positions = layer, mode, mask, positions
+        self.layer, self.mask, self.positions = layer, mask, positions
+        self.mode = check_choice("swd mode", mode, SwdMode)
         self.layers = frozenset() if layer == self.PIXELS else frozenset([layer])
         feats, wts = [], []
         for entry in style_features:
@@ -161,6 +168,7 @@ class SlicedWasserstein(Objective):
     def draw(self) -> int:
         return int(torch.randint(self.bank_size, (1,), generator=self.generator))
 
+    # Its own loss: sorting is global, so the loss has no tiled form (``partial`` below) to derive it from.
     def loss(self, acts, image, index: int | None = None):
         dirs, table = self._table(self.draw() if index is None else index)
         f = (image if self.layer == self.PIXELS else acts[self.layer]).float()
@@ -182,7 +190,7 @@ class SlicedWasserstein(Objective):
             sorted_proj = proj.sort(dim=1).values
             target = interpolate_table(table, flat_n)
             if self.mode == "scaled":
-                total = total + _scaled_mse(sorted_proj, target) / self.rms
+                total = total + scaled_mse(sorted_proj, target) / self.rms
             else:
                 total = total + (sorted_proj - target).pow(2).mean()
         return total / n
@@ -202,13 +210,13 @@ class SlicedWasserstein(Objective):
             ws = wts[order]  # each sorted value's weight
             levels = ws.detach().cumsum(1) - ws.detach() / 2  # its level in the weighted quantile function
             d = sorted_proj - table_at(table, levels)
-            if self.mode == "scaled":  # _scaled_mse with each position counted by its weight
+            if self.mode == "scaled":  # scaled_mse with each position counted by its weight
                 total = total + (ws * d.pow(2)).sum() / ((ws * d.abs()).sum() + 1e-8) / self.rms
             else:
                 total = total + (ws * d.pow(2)).sum() / d.shape[0]
         return total / n
 
-    def partial(self, acts, image, region):
+    def partial(self, acts, image, tile):
         raise DeepCanvasError("the sliced-Wasserstein style loss (method swd) sorts the whole image's features and "
                               "cannot be computed in tiles; use method gram for images larger than the tile, "
                               "or a larger tile")
