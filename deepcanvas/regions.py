@@ -11,7 +11,8 @@
 
 The techniques turn these into :class:`deepcanvas.objectives.Mask` weights on their loss terms, feather the
 edges (:func:`feather`) so regions blend without a seam, and composite the result with the photo outside the
-mask (:func:`composite`).
+mask (:func:`composite`). :func:`plan_regions` reads a style transfer's masks and maps into a
+:class:`RegionPlan`: which style images paint where, before any size is chosen.
 """
 
 from __future__ import annotations
