@@ -139,7 +139,7 @@ def levers(size: int, out: str, threads: int) -> None:
 
     from deepcanvas import models
     from deepcanvas.techniques.common import fit_size
-    from deepcanvas.techniques.style import style_targets
+    from deepcanvas.techniques.style_targets import StyleTargets
     from deepcanvas import imaging, io
 
     net = models.load_model("vgg16")
@@ -193,11 +193,12 @@ def levers(size: int, out: str, threads: int) -> None:
     base = best[configs[0][0]]
     rows = list(best.items())
     s_img = imaging.image_to_tensor(io.load_image(STYLE))
+    targets = StyleTargets()
     t0 = time.perf_counter()
-    style_targets(net, [s_img], [1.0], tuple(layers), size, "chw")
+    targets.grams(net, [s_img], [1.0], tuple(layers), size, "chw")
     cold = time.perf_counter() - t0
     t0 = time.perf_counter()
-    style_targets(net, [s_img], [1.0], tuple(layers), size, "chw")
+    targets.grams(net, [s_img], [1.0], tuple(layers), size, "chw")
     warm = time.perf_counter() - t0
     print(f"\nper iteration at {size} px (forward + backward, style layers + relu4_2):")
     for name, t in rows:

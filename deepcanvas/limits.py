@@ -97,7 +97,7 @@ LIMITS: dict[str, Range] = {
 
 #: Narrower ranges one technique's ``*_steps`` function sets for a shared name.
 BY_FUNCTION: dict[str, dict[str, Range]] = {
-    "style_transfer_steps": {"tile": Range(384, MAX_SIDE, integer=True)},  # 4 x style.TILE_MARGIN
+    "style_transfer_steps": {"tile": Range(384, MAX_SIDE, integer=True)},  # 4 x techniques.style_targets.TILE_MARGIN
     "dream_steps": {"tile": Range(256, MAX_SIDE, integer=True)},  # dream.MIN_TILE
 }
 

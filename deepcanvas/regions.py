@@ -11,7 +11,8 @@
 
 The techniques turn these into :class:`deepcanvas.objectives.Mask` weights on their loss terms, feather the
 edges (:func:`feather`) so regions blend without a seam, and composite the result with the photo outside the
-mask (:func:`composite`).
+mask (:func:`composite`). :func:`plan_regions` reads a style transfer's masks and maps into a
+:class:`RegionPlan`: which style images paint where, before any size is chosen.
 """
 
 from __future__ import annotations
@@ -209,3 +210,84 @@ def load_semantic_maps(content_map, style_maps: list, n_styles: int) -> list[Lab
                 warnings.warn(f"{what} colour {hex_color(col)} is not in the content map; that part of the "
                               "painting is not used", stacklevel=3)
     return labels
+
+
+# -- planning: the masks and maps of a run, before any size is chosen -------------------------------------------
+@dataclass
+class PlannedRegion:
+    """Where some of the style images paint, as read from the files (masks at their own sizes).
+
+    ``mask``: its region of the output, None for everywhere; ``styles``: indices of the style images that paint
+    there; ``blend``: their weights (sum 1); ``style_masks``: per style image, its region on the painting
+    (semantic maps), or None for the whole painting.
+    """
+
+    mask: torch.Tensor | None
+    styles: list[int]
+    blend: list[float]
+    style_masks: list[torch.Tensor] | None = None
+
+
+@dataclass
+class RegionPlan:
+    """The regions of a run. ``effect``: the ``mask`` (where anything paints; the result is the photo
+    elsewhere), None for everywhere. ``union``: composite with the union of the region masks (style masks,
+    which may not cover the picture)."""
+
+    effect: torch.Tensor | None
+    regions: list[PlannedRegion]
+    union: bool = False
+
+    def masks(self, hw: tuple[int, int], share: float) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
+        """The feathered effect mask and region masks at ``hw`` (each region's mask times the effect mask)."""
+        effect = feather(fit(self.effect, hw), share) if self.effect is not None else None
+        out = []
+        for region in self.regions:
+            m = feather(fit(region.mask, hw), share) if region.mask is not None else None
+            if effect is not None:
+                m = effect if m is None else m * effect
+            out.append(m)
+        if self.union:
+            u = torch.stack([m for m in out if m is not None]).sum(0).clamp(0, 1)
+            effect = u if effect is None else effect * u
+        return effect, out
+
+
+def plan_regions(mask, style_masks, content_map, style_map, n_styles: int, blend: list[float],
+                 blend_given: bool) -> RegionPlan | None:
+    """Read and check the masks and maps (a one-line error for each kind of bad input); None if none given."""
+    s_masks, s_maps = split_list(style_masks), split_list(style_map)
+    if mask is None and not s_masks and content_map is None and not s_maps:
+        return None
+    effect = None
+    if mask is not None:
+        effect = load_mask(mask, "mask")
+        check_not_empty(effect, "the mask")
+    if s_masks and (content_map is not None or s_maps):
+        raise DeepCanvasError("give either style_masks (a region per style) or content_map and style_map "
+                              "(regions matched by colour), not both")
+    if s_masks:
+        if len(s_masks) != n_styles:
+            raise DeepCanvasError(f"style_masks: got {len(s_masks)} masks for {n_styles} style images; give one "
+                                  "mask per style image, in the same order")
+        if blend_given:
+            raise DeepCanvasError("style_blend_weights mixes styles in one place; with style_masks each style has "
+                                  "its own region")
+        regions = []
+        for i, sm in enumerate(s_masks):
+            what = f"style mask {i + 1}" + (f" ('{sm}')" if isinstance(sm, (str, Path)) else "")
+            m = load_mask(sm, what)
+            check_not_empty(m, what)
+            regions.append(PlannedRegion(m, [i], [1.0]))
+        return RegionPlan(effect, regions, union=True)
+    if content_map is not None or s_maps:
+        if content_map is None or not s_maps:
+            raise DeepCanvasError("semantic maps come in pairs: give content_map and style_map together")
+        regions = []
+        for label in load_semantic_maps(content_map, s_maps, n_styles):
+            idx = [i for i, sm in enumerate(label.styles) if sm is not None]
+            total = sum(blend[i] for i in idx) or 1.0
+            regions.append(PlannedRegion(label.content, idx, [blend[i] / total for i in idx],
+                                         [label.styles[i] for i in idx]))
+        return RegionPlan(effect, regions)
+    return RegionPlan(effect, [PlannedRegion(None, list(range(n_styles)), list(blend))])

@@ -5,7 +5,6 @@ import os
 import pytest
 from PIL import Image
 
-import deepcanvas.techniques.style as style
 from deepcanvas.batch import style_batch
 from deepcanvas.cli import main
 from deepcanvas.errors import DeepCanvasError
@@ -27,28 +26,17 @@ def frames(tmp_path):
     return d
 
 
-def test_batch_computes_style_targets_once_and_reports_one_progress(frames, tmp_path, monkeypatch):
-    calls = []
-    real = style.tiled_grams  # the style images' Gram matrices, every layer's at once
-    monkeypatch.setattr(style, "tiled_grams",
-                        lambda img, fwd, layers, *a, **k: calls.extend(layers) or real(img, fwd, layers, *a, **k))
-    real_features = style.style_features  # the sliced-Wasserstein loss (the default): count the cache misses
+def test_batch_computes_style_targets_once_and_reports_one_progress(frames, tmp_path):
+    from deepcanvas.techniques.style_targets import SHARED  # the cache of runs that bring none
 
-    def features(net, imgs, blend, layers, *a, **k):
-        before = len(style._TARGETS)
-        out = real_features(net, imgs, blend, layers, *a, **k)
-        if len(style._TARGETS) > before:
-            calls.extend(layers)
-        return out
-
-    monkeypatch.setattr(style, "style_features", features)
-    style._TARGETS.clear()
+    SHARED.clear()
+    before = SHARED.computed
     seen = []
     out = tmp_path / "out"
     paths = style_batch(str(frames), STYLE, out, callback=seen.append, **FAST)
     assert [p.name for p in paths] == ["frame_000.png", "frame_001.png", "frame_002.png"]
     assert all(Image.open(p).size == (32, 21) for p in paths)
-    assert len(calls) == 5  # five style layers, one style image, once for the whole batch
+    assert SHARED.computed - before == 1  # one style image's features at one size, once for the whole batch
     its = [p.iteration for p in seen]
     assert its == sorted(its) and its[-1] == seen[-1].total == 3 * 2
 

@@ -6,6 +6,7 @@ Grams and losses in fp32. A .view() on a channels-last activation, or a loss
 computed in half precision, fails here as it would on the card.
 """
 
+import dataclasses
 import math
 
 import pytest
@@ -71,7 +72,9 @@ def test_bf16_gradient_points_where_fp32_does(cuda_layout):
     from deepcanvas.imaging import image_to_tensor
     from deepcanvas.io import load_image
     from deepcanvas.param import resize
-    from deepcanvas.techniques.style import style_objective
+    from deepcanvas.techniques.style_objective import style_objective
+    from deepcanvas.techniques.style_presets import LossWeights, loss_setup
+    from deepcanvas.techniques.style_targets import StyleTargets
 
     net = models.load_model("vgg16")
     photo = resize(image_to_tensor(load_image(CONTENT)), (48, 64))
@@ -81,8 +84,10 @@ def test_bf16_gradient_points_where_fp32_does(cuda_layout):
         grads = []
         for dtype in (None, torch.bfloat16):
             gen = torch.Generator().manual_seed(0)  # the same random projections for both
-            obj = style_objective(net, method, "scaled", photo, {"relu4_2": 1.0}, layers, [paint], [1.0], 64,
-                                  cw=0.1, sw=1.0, tw=0.0, tv=None, rw=0.0, tile=1024, generator=gen)
+            setup = dataclasses.replace(loss_setup("deepcanvas", method), pixel_weight=0.0, swd_positions=None)
+            obj = style_objective(net, setup, photo, {"relu4_2": 1.0}, layers, [paint], [1.0], 64,
+                                  weights=LossWeights(content=0.1, style=1.0, tv=0.0, range=0.0), tile=1024,
+                                  generator=gen, targets=StyleTargets())
             x = (photo + 0.05 * torch.randn(photo.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
             x.requires_grad_(True)
             ctx = torch.autocast("cpu", dtype=dtype) if dtype else torch.autocast("cpu", enabled=False)

@@ -208,7 +208,7 @@ def test_dream_with_the_default_network():
 def best_match_cosine(net, img, guide, layer: str) -> float:
     """Mean over ``img``'s positions of the cosine to the guide feature vector it matches best."""
     with torch.no_grad():
-        a, g = (net(io.image_to_tensor(im), [layer])[layer][0].flatten(1) for im in (img, guide))
+        a, g = (net(imaging.image_to_tensor(im), [layer])[layer][0].flatten(1) for im in (img, guide))
     a, g = torch.nn.functional.normalize(a, dim=0), torch.nn.functional.normalize(g, dim=0)
     return float((a.T @ g).max(1).values.mean())
 
@@ -242,8 +242,8 @@ def test_dream_zoom_writes_frames_and_an_animated_gif(tmp_path):
     w, h = first.size
     box = (w * (1 - 1 / 1.05) / 2, h * (1 - 1 / 1.05) / 2, w * (1 + 1 / 1.05) / 2, h * (1 + 1 / 1.05) / 2)
     zoomed = first.resize((w, h), Image.BICUBIC, box=box)
-    b = io.image_to_tensor(second)
-    assert (b - io.image_to_tensor(zoomed)).abs().mean() < 0.3 * (b - io.image_to_tensor(first)).abs().mean()
+    b = imaging.image_to_tensor(second)
+    assert (b - imaging.image_to_tensor(zoomed)).abs().mean() < 0.3 * (b - imaging.image_to_tensor(first)).abs().mean()
     assert res.gif == tmp_path / "dream.gif"
     with Image.open(res.gif) as gif:
         assert gif.format == "GIF" and gif.n_frames == 2 and gif.is_animated

@@ -99,8 +99,8 @@ def test_palette_init_starts_from_the_photo_in_the_paintings_colours():
     from deepcanvas.techniques.style import prepare_style
     plan = prepare_style(CONTENT, STYLE, size=48, init="palette", seed=0)
     start = plan.start_image((36, 48), None)
-    photo = plan.work_content
-    style_mean = plan.style_imgs[0].mean((2, 3))
+    photo = plan.images.work_content
+    style_mean = plan.images.styles[0].mean((2, 3))
     assert (start.mean((2, 3)) - style_mean).abs().max() < 0.05  # clipping to [0, 1] moves it a little
     assert (photo.mean((2, 3)) - style_mean).abs().max() > 0.1  # the photo's own colours are far from them
 

@@ -11,7 +11,8 @@ from deepcanvas.errors import DeepCanvasError
 from deepcanvas.objectives import (Objective, SlicedWasserstein, Style, gram, interpolate_table,
                                    weighted_quantiles)
 from deepcanvas.param import PixelParam, resize
-from deepcanvas.render import RelativeEpsAdam, Renderer
+from deepcanvas.optimizers import RelativeEpsAdam
+from deepcanvas.render import Renderer
 from deepcanvas.techniques.style import strength_weights
 
 from doubles import DATA, check_gradient
@@ -249,10 +250,10 @@ def test_default_style_layers_weigh_the_shallow_ones_twice():
     """With no style_layers given, the swd default weighs relu1_1 and relu2_1 twice; given layers count as given."""
     from deepcanvas.techniques.style import prepare_style
     plan = prepare_style(CONTENT, STYLE, size=32)
-    assert list(plan.s_layers.values()) == pytest.approx([2 / 7, 2 / 7, 1 / 7, 1 / 7, 1 / 7])
+    assert list(plan.style_layers.values()) == pytest.approx([2 / 7, 2 / 7, 1 / 7, 1 / 7, 1 / 7])
     given = prepare_style(CONTENT, STYLE, size=32, style_layers="relu1_1,relu2_1,relu3_1,relu4_1,relu5_1")
-    assert list(given.s_layers.values()) == pytest.approx([0.2] * 5)
-    assert list(prepare_style(CONTENT, STYLE, size=32, method="gram").s_layers.values()) == pytest.approx([0.2] * 5)
+    assert list(given.style_layers.values()) == pytest.approx([0.2] * 5)
+    assert list(prepare_style(CONTENT, STYLE, size=32, method="gram").style_layers.values()) == pytest.approx([0.2] * 5)
     kw = dict(size=40, iterations=3, seed=1)
     same = deepcanvas.style_transfer(CONTENT, STYLE, style_layers="relu1_1:2,relu2_1:2,relu3_1,relu4_1,relu5_1", **kw)
     assert deepcanvas.style_transfer(CONTENT, STYLE, **kw).tobytes() == same.tobytes()

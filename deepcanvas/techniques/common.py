@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Literal, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -11,12 +11,9 @@ import torch
 from .. import imaging, io, models
 from ..errors import DeepCanvasError
 from ..limits import check_number
+from ..options import Pooling, Precision  # the choices every technique shares, declared with NetworkOptions
 from ..precision import resolve_precision
 from ..signature import check_choice
-
-#: Choices every technique shares (the CLI and the studio read them from the signatures).
-Pooling = Literal["max", "avg"]
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 def parse_layers(spec, what: str = "layers") -> dict[str, float]:
