@@ -60,15 +60,35 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class StillOptions:
+    """How a still picture is started and scheduled: its size, its first pixels, its scales. (A video's frames
+    start from the previous frame's output instead, and a frame's size is the clip's.)"""
+
+    size: int = option(512, "longest side of the output in pixels.", integer=True, positive=True)
+    init: Init | str = option(
+        "content", "start from content, palette (the photo recoloured to the paintings' colour mean and "
+                   "covariance), noise, blend (of content and noise), or an image file.")
+    init_noise: float = option(0.5, "share of noise in a blend init.", minimum=0)
+    multiscale: bool | None = option(
+        None, "coarse-to-fine schedule from min_size up to size (default off: single scale from the content).")
+    min_size: int = option(128, "longest side of the first, coarsest scale.", integer=True, positive=True)
+
+    def __post_init__(self):
+        check_record(self)
+        if self.init not in INITS and not Path(str(self.init)).exists():
+            raise DeepCanvasError(f"init must be one of {', '.join(INITS)} or an image file; '{self.init}' is "
+                                  "neither")
+
+
+@dataclass(frozen=True)
 class StyleOptions:
-    """Everything style transfer is told, as given (None: the preset's default), checked when built.
+    """How style transfer paints, as given (None: the preset's default), checked when built.
 
     Shared by style transfer, a batch of images and style video, so that they cannot drift apart.
     """
 
     style_blend_weights: Sequence[float] | str | None = option(
         None, 'one weight per style image, e.g. "3,1" (default: equal).')
-    size: int = option(512, "longest side of the output in pixels.", integer=True, positive=True)
     style_scale: float = option(1.0, "style image size relative to the output size.", positive=True)
     content_layers: str | None = option(
         None, 'content layers with optional weights, e.g. "relu4_2:0.7,relu5_2:0.3".')
@@ -88,10 +108,6 @@ class StyleOptions:
         0.5, "from 0 (the photo) to 1 (the painting's texture alone): 0.5 keeps the weights as they are, higher "
              "paints more boldly, lower keeps more of the photo; it scales content_weight and style_weight.",
         minimum=0)
-    init: Init | str = option(
-        "content", "start from content, palette (the photo recoloured to the paintings' colour mean and "
-                   "covariance), noise, blend (of content and noise), or an image file.")
-    init_noise: float = option(0.5, "share of noise in a blend init.", minimum=0)
     optimizer: Optimizer | None = option(
         None, "adam or lbfgs (default from the preset: adam for deepcanvas, lbfgs for neural-style-pt).")
     lr: float | None = option(None, "learning rate (default 1 for lbfgs, 0.02 for adam).", positive=True)
@@ -106,11 +122,9 @@ class StyleOptions:
               "(flat skies) take tiny steps rather than full ones (default from the preset; 0 for plain Adam).",
         minimum=0)
     iterations: int | None = option(
-        None, "iterations at the full size (smaller sizes get more; default from the preset).", integer=True,
+        None, "iterations at the full size (smaller sizes get more; a video's first frame; default from the "
+              "preset).", integer=True,
         positive=True)
-    multiscale: bool | None = option(
-        None, "coarse-to-fine schedule from min_size up to size (default off: single scale from the content).")
-    min_size: int = option(128, "longest side of the first, coarsest scale.", integer=True, positive=True)
     colors: Colors = option(
         "style", "style (the painting's colours), luma (keep the content's colours by swapping luminance), "
                  "luminance (luminance-only transfer), histogram (recolour the style images to the content's "
@@ -143,9 +157,6 @@ class StyleOptions:
             # L-BFGS's curvature model and line search assume one fixed function; new projections each step
             # break both.
             raise DeepCanvasError("method swd draws new random projections every step; use optimizer adam with it")
-        if self.init not in INITS and not Path(str(self.init)).exists():
-            raise DeepCanvasError(f"init must be one of {', '.join(INITS)} or an image file; '{self.init}' is "
-                                  "neither")
 
     @property
     def setup(self):

@@ -79,19 +79,21 @@ def drive(steps: Iterator[Progress], callback: Callable[[Progress], None] | None
 
 class Clock:
     """Elapsed time and time left over a whole run: the mean time per step since the first step (which
-    also pays for warming up) times the steps left."""
+    also pays for warming up) times the steps left; at the first step, that step's own time."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, start: int = 0):
         self.t0 = time.perf_counter()
-        self.total = total
+        self.total, self.start = total, start
         self.first: tuple[int, float] | None = None  # (iteration, elapsed) at the first step
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
     def stamp(self, p: Progress) -> Progress:
+        left = max(0, self.total - p.iteration)
         if self.first is None:
             self.first = (p.iteration, p.elapsed)
+            p.eta = p.elapsed / max(1, p.iteration - self.start) * left
         elif p.iteration > self.first[0]:
-            p.eta = (p.elapsed - self.first[1]) / (p.iteration - self.first[0]) * max(0, self.total - p.iteration)
+            p.eta = (p.elapsed - self.first[1]) / (p.iteration - self.first[0]) * left
         return p

@@ -198,6 +198,7 @@ class Stage:
     result: Callable[[torch.Tensor], torch.Tensor] | None = None
     after: Callable[[torch.Tensor], None] | None = None
     view: Callable[[torch.Tensor], torch.Tensor] | None = None  # what each step's Progress shows (e.g. a crop)
+    rng: random.Random | None = None  # the tile grid's draws (default: the run's), e.g. per image of a batch
 
 
 @dataclass
@@ -230,7 +231,7 @@ StageSpec = Union[Stage, Callable[[Union[torch.Tensor, None]], Stage], Elsewhere
 
 def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precision: str = "auto",
            rng: random.Random | None = None, finish: Callable[[list[torch.Tensor]], torch.Tensor] | None = None,
-           output: Any = None) -> Generator[Progress, None, torch.Tensor]:
+           output: Any = None, start: int = 0) -> Generator[Progress, None, torch.Tensor]:
     """Run ``stages`` one after the other; yield a Progress per step, then one with ``done=True``.
 
     stages: Stage objects, builders of them, or :class:`Elsewhere` stretches; any iterable (read lazily).
@@ -241,6 +242,7 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
     without stages (everything cached) is allowed.
     output: attached to the final Progress (``Progress.output``), e.g. what the run wrote; a callable is
     called with the final image after the last stage.
+    start: steps done before this run (a resumed batch counts on from its finished items); ``total`` includes them.
     Returns the final image. Ctrl-C, in a step or thrown in at a yield by :func:`drive`, becomes
     :class:`Interrupted` carrying the best image so far.
     """
@@ -250,10 +252,10 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
         stages = list(stages)
         if not all(isinstance(s, (Stage, Elsewhere)) for s in stages):
             raise ValueError("render: give total= when stages are built on the way")
-        total = sum(s.steps for s in stages)
+        total = start + sum(s.steps for s in stages)
     rng = rng or random.Random()
-    clock = Clock(total)
-    done, results, prev = 0, [], None
+    clock = Clock(total, start)
+    done, results, prev = start, [], None
     running: Callable[[], torch.Tensor] | None = None  # the running stretch's best so far
     last: Progress | None = None
     final_loss, final_parts = math.nan, {}
@@ -296,7 +298,7 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
             renderer = Renderer(net, stage.objective, stage.param, optimizer=stage.optimizer, lr=stage.lr,
                                 lr_schedule=stage.lr_schedule, transform=stage.transforms, keep_best=stage.keep_best,
                                 tile=stage.tile, tile_margin=stage.tile_margin, hooks=stage.hooks,
-                                precision=precision, rng=rng, **stage.optimizer_options)
+                                precision=precision, rng=stage.rng or rng, **stage.optimizer_options)
             running = lambda r=renderer, f=shaped: f(r.current().detach())  # noqa: E731
             for p in renderer.run(stage.steps, start=done, total=total, stage=stage.name, t0=clock.t0):
                 if stage.view is not None:

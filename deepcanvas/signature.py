@@ -161,8 +161,10 @@ def build_records(records: dict[str, type], keywords: dict, where: str) -> dict[
     return {key: cls(**split[key]) for key, cls in records.items()}
 
 
-def flat_options(**records: type):
+def flat_options(defaults: dict[str, Any] | None = None, **records: type):
     """Decorator: the parameters named in ``records`` (each an option record) become one keyword per field.
+
+    ``defaults`` overrides a field's default for this function (a video's seed is 0, a still's None).
 
     ``@flat_options(options=StyleOptions)`` on ``def f(content, *, options)`` gives ``f(content, size=...,
     ...)``: the call's keywords are split into the records, which are built (and checked) before ``f`` runs.
@@ -181,8 +183,8 @@ def flat_options(**records: type):
                 lines.append((p.name, helps.get(p.name, "")))
                 continue
             for f, hint in record_fields(records[p.name]):
-                params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
-                                                annotation=hint))
+                params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                                default=(defaults or {}).get(f.name, f.default), annotation=hint))
                 annotations[f.name] = hint
                 lines.append((f.name, f.metadata.get("help", "")))
         if "return" in func.__annotations__:
@@ -194,6 +196,7 @@ def flat_options(**records: type):
 
         @functools.wraps(func)
         def wrapper(*args, **keywords):
+            keywords = {**(defaults or {}), **keywords}
             mine = {k: keywords.pop(k) for k in list(keywords) if k in own}
             inspect.Signature([p for p in sig.parameters.values() if p.name in own]).bind(*args, **mine)
             return func(*args, **mine, **build_records(records, keywords, func.__name__))

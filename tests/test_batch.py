@@ -26,19 +26,27 @@ def frames(tmp_path):
     return d
 
 
-def test_batch_computes_style_targets_once_and_reports_one_progress(frames, tmp_path):
-    from deepcanvas.techniques.style_targets import SHARED  # the cache of runs that bring none
+def test_batch_computes_style_targets_once_and_reports_one_progress(frames, tmp_path, monkeypatch):
+    from deepcanvas.techniques import style_targets
 
-    SHARED.clear()
-    before = SHARED.computed
+    made = []
+
+    class Counting(style_targets.StyleTargets):
+        def __init__(self):
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(style_targets, "StyleTargets", Counting)
     seen = []
     out = tmp_path / "out"
     paths = style_batch(str(frames), STYLE, out, callback=seen.append, **FAST)
     assert [p.name for p in paths] == ["frame_000.png", "frame_001.png", "frame_002.png"]
     assert all(Image.open(p).size == (32, 21) for p in paths)
-    assert SHARED.computed - before == 1  # one style image's features at one size, once for the whole batch
+    # one cache for the batch: one style image's features at one size, computed once for the three images
+    assert len(made) == 1 and made[0].computed == 1
     its = [p.iteration for p in seen]
-    assert its == sorted(its) and its[-1] == seen[-1].total == 3 * 2
+    assert its == list(range(1, 7)) + [6] and seen[-1].done and seen[-1].total == 3 * 2
+    assert [p.stage.split(" [")[0] for p in seen[:-1:2]] == ["frame_000.png", "frame_001.png", "frame_002.png"]
 
 
 def test_batch_resumes(frames, tmp_path):
@@ -78,4 +86,7 @@ def test_batch_on_a_local_ray_instance(frames, tmp_path):
     paths = style_batch(str(frames), STYLE, out, callback=seen.append, ray_address="local", **FAST)
     assert not ray.is_initialized()  # the instance the batch started is stopped again
     assert all(Image.open(p).size == (32, 21) for p in paths)
-    assert [p.iteration for p in seen] == [1, 2, 3]
+    # every worker step reaches the one stream (reports may come several at a time), then one final Progress
+    its = [p.iteration for p in seen]
+    assert its == sorted(its) and its[-1] == 3 * 2 and seen[-1].done and sum(p.done for p in seen) == 1
+    assert len(set(its)) >= 3  # not one jump per image

@@ -182,11 +182,17 @@ def test_chunks_on_a_local_ray_cluster_join_no_worse_than_any_other_pair(long_pa
     monkeypatch.setenv("RAY_worker_niceness", "0")  # Ray's default 15 starves the workers on a busy machine
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
+        seen = []
         res = style_video.style_video(str(frames_dir), [STYLE], str(tmp_path / "r/"), fps=10, ray="local", chunk=7,
-                                overlap=5, **tiny(size=48, iterations=6, lr=0.1))
+                                      overlap=5, callback=seen.append, **tiny(size=48, iterations=6, lr=0.1))
     finally:
         ray.shutdown()
     assert len(res.frames) == 14 and all(p.is_file() for p in res.frames)
+    # the workers' steps reach the one progress stream: chunks of 7 and 12 frames, 6 steps for a chunk's first
+    # frame and round(0.3 * 6) = 2 for each later one
+    its = [p.iteration for p in seen]
+    assert its == sorted(its) and seen[-1].done and its[-1] == seen[-1].total == (6 + 6 * 2) + (6 + 11 * 2)
+    assert len(set(its)) > 4
     assert res.seams == [7] and raw["ranges"] == [(0, 7), (2, 14)]
 
     def tensors(arrays):

@@ -20,18 +20,48 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..options import Colors, Init, NetworkOptions, Optimizer, RunOptions, StyleOptions  # noqa: F401 (re-exported)
-from ..render import Progress, Stage, cosine_decay, drive, render
+from ..options import Colors, Init, NetworkOptions, Optimizer, RunOptions, StillOptions, StyleOptions  # noqa: F401
+from ..render import Progress, Stage, StageSpec, cosine_decay, drive, render
 from ..signature import flat_options
 from .common import fit_size
 from .style_objective import BORDER, border_pad, crop_image, pad_image, style_objective  # noqa: F401
-from .style_plan import STYLE_RECORDS, StylePlan, prepare_style  # noqa: F401
+from .style_plan import STYLE_RECORDS, StylePlan, prepare_style, solver_of  # noqa: F401
 from .style_presets import LossSetup, Method, Preset, loss_setup, scale_schedule, strength_weights  # noqa: F401
 from .style_targets import TILE_MARGIN, StyleTargets  # noqa: F401
 
 
+def schedule_of(options: StyleOptions, still: StillOptions) -> list[tuple[int, int]]:
+    """[(longest side, iterations)] per scale: known from the options alone, before any image is loaded."""
+    setup = options.setup
+    multiscale = setup.multiscale if still.multiscale is None else still.multiscale
+    return scale_schedule(still.size, still.min_size, solver_of(options, setup).iterations, multiscale)
+
+
+def scale_stages(plan: StylePlan, *, label: str = "",
+                 after: Callable[[torch.Tensor], None] | None = None) -> tuple[list[StageSpec], int]:
+    """A style transfer's stages, one per scale, each from the previous one's result upsampled; and their steps.
+
+    ``after`` is given the finished picture (:meth:`StylePlan.finish`) when the last stage ends.
+    """
+    schedule = schedule_of(plan.options, plan.still)
+
+    def scale_stage(k: int, side: int, n_iter: int):
+        def build(prev: torch.Tensor | None) -> Stage:
+            hw = fit_size(*plan.images.content.shape[-2:], side)
+            floor = plan.setup.lr_floor
+            stage = plan.stage(plan.images.work_content, plan.start_image(hw, prev if k else None), side, n_iter,
+                               name=f"{label}scale {k + 1}/{len(schedule)} ({max(hw)} px)",
+                               lr_schedule=cosine_decay(floor) if floor < 1 else None)
+            if k == len(schedule) - 1 and after is not None:
+                stage.after = lambda img: after(plan.finish(img, plan.images.content))
+            return stage
+        return build
+
+    return [scale_stage(k, side, n) for k, (side, n) in enumerate(schedule)], sum(n for _, n in schedule)
+
+
 @flat_options(**STYLE_RECORDS)
-def style_transfer_steps(content, styles, *, options: StyleOptions, run: RunOptions,
+def style_transfer_steps(content, styles, *, still: StillOptions, options: StyleOptions, run: RunOptions,
                          network: NetworkOptions) -> Iterator[Progress]:
     """Yield a Progress after every iteration; the last one has ``done=True`` and the best image.
 
@@ -39,21 +69,9 @@ def style_transfer_steps(content, styles, *, options: StyleOptions, run: RunOpti
         content: content image (path or PIL image).
         styles: one or more style images (paths or PIL images).
     """
-    plan = prepare_style(content, styles, options, network, run)
-    multiscale = plan.setup.multiscale if options.multiscale is None else options.multiscale
-    schedule = scale_schedule(options.size, options.min_size, plan.solver.iterations, multiscale)
-
-    def scale_stage(k: int, side: int, n_iter: int):
-        def build(prev: torch.Tensor | None) -> Stage:
-            hw = fit_size(*plan.images.content.shape[-2:], side)
-            floor = plan.setup.lr_floor
-            return plan.stage(plan.images.work_content, plan.start_image(hw, prev), side, n_iter,
-                              name=f"scale {k + 1}/{len(schedule)} ({max(hw)} px)",
-                              lr_schedule=cosine_decay(floor) if floor < 1 else None)
-        return build
-
-    stages = [scale_stage(k, side, n) for k, (side, n) in enumerate(schedule)]
-    yield from render(plan.net, stages, total=sum(n for _, n in schedule), precision=network.precision, rng=plan.rng,
+    plan = prepare_style(content, styles, options, network, run, still)
+    stages, total = scale_stages(plan)
+    yield from render(plan.net, stages, total=total, precision=network.precision, rng=plan.rng,
                       finish=lambda results: plan.finish(results[-1], plan.images.content))
 
 

@@ -100,15 +100,15 @@ def style_frames(plan, frames: list[np.ndarray], todo, outputs: dict[int, torch.
 class ChunkWorker:
     """A Ray actor: styles the chunks it is sent, reporting each step; returns PNG bytes per frame."""
 
-    def __init__(self, style_bytes: list[bytes], style_kw: dict, opts: dict):
+    def __init__(self, style_bytes: list[bytes], records: dict, opts: dict):
         self.styles = [imaging.image_from_bytes(b).convert("RGB") for b in style_bytes]
-        self.style_kw, self.opts = style_kw, opts
+        self.records, self.opts = records, opts
 
     def run(self, first: int, frames: list[np.ndarray], steps) -> tuple[int, list[bytes]]:
         from PIL import Image
 
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
-        plan = prepare_style(Image.fromarray(frames[0]), self.styles, **self.style_kw)
+        plan = prepare_style(Image.fromarray(frames[0]), self.styles, **self.records)
         out: dict[int, bytes] = {}
         stages, total = style_frames(plan, frames, range(len(frames)), {},
                                      lambda i, img: out.__setitem__(i, imaging.tensor_png(img)), **self.opts)
@@ -117,7 +117,7 @@ class ChunkWorker:
         return first, [out[i] for i in range(len(frames))]
 
 
-def on_ray(cpus: float, frames, styles, style_kw, done, store: FrameStore, chunk, overlap, opts, iterations: int,
+def on_ray(cpus: float, frames, styles, records: dict, done, store: FrameStore, chunk, overlap, opts, iterations: int,
            result: VideoResult) -> Elsewhere:
     """The frames from ``done`` on, styled in overlapping chunks on Ray (inside distributed.connect, which
     gave ``cpus``), as one stretch of the run that reports every step; the joined frames go into ``store``."""
@@ -130,7 +130,8 @@ def on_ray(cpus: float, frames, styles, style_kw, done, store: FrameStore, chunk
 
     def reports() -> Iterator[Report]:
         results: dict[int, list[np.ndarray]] = {}
-        for steps, got in distributed.run_pool(ChunkWorker, (style_bytes, style_kw, opts), ranges,
+        yield Report(0, imaging.array_to_tensor(frames[done]), stage="starting [ray]")  # until a chunk is styled
+        for steps, got in distributed.run_pool(ChunkWorker, (style_bytes, records, opts), ranges,
                                                lambda a, r, q: a.run.remote(r[0], frames[r[0]:r[1]], q),
                                                workers=workers, cpus_per_worker=1):
             if got is None:

@@ -17,7 +17,7 @@ from .. import models
 from .. import regions as R
 from ..errors import DeepCanvasError
 from ..objectives import Mask, Objective
-from ..options import INITS, NetworkOptions, RunOptions, StyleOptions
+from ..options import INITS, NetworkOptions, RunOptions, StillOptions, StyleOptions
 from ..param import PixelParam, resize
 from ..render import Stage
 from ..signature import build_records
@@ -25,10 +25,11 @@ from . import color
 from .common import begin, check_layer_names, fit_size, load_tensor, parse_floats, parse_layers, seed_everything
 from .style_objective import StyleRegion, border_pad, crop_image, pad_image, style_objective
 from .style_presets import LossSetup, LossWeights, loss_weights
-from .style_targets import SHARED, TILE_MARGIN, StyleTargets
+from .style_targets import TILE_MARGIN, StyleTargets
 
 #: The records a style transfer is described by, by parameter name (style_transfer_steps flattens them).
-STYLE_RECORDS = {"options": StyleOptions, "run": RunOptions, "network": NetworkOptions}
+#: A still's records, by the parameter names of style_transfer_steps (the CLI's and the studio's field order).
+STYLE_RECORDS = {"still": StillOptions, "options": StyleOptions, "run": RunOptions, "network": NetworkOptions}
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class StylePlan:
     """A style transfer with every option checked and the network and images loaded (build it with keywords)."""
 
     options: StyleOptions
+    still: StillOptions  # a video's frames: the clip's size, and starts the video gives
     network: NetworkOptions
     setup: LossSetup  # the preset's losses
     weights: LossWeights
@@ -90,7 +92,7 @@ class StylePlan:
 
     def start_image(self, hw, prev) -> torch.Tensor:
         """The first pixels at ``hw``: the previous scale's result, else what ``init`` asks for."""
-        img, o = self.images, self.options
+        img, o = self.images, self.still
         if prev is not None:
             return resize(prev, hw)
         if img.init is not None:
@@ -136,12 +138,12 @@ class StylePlan:
                      # A noisy loss (new random projections each step) would keep a lucky sample: keep the last.
                      keep_best=self.setup.method != "swd", optimizer_options=solver.settings,
                      view=lambda img: crop_image(img, box), result=lambda img: crop_image(img, box).cpu(),
-                     after=after)
+                     after=after, rng=self.rng)
 
     def finish(self, img: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """The final picture from a stage's result: at the output size, the content's colours if asked, and the
         photo itself outside the mask (blended across its feathered edge)."""
-        final_hw = fit_size(*content.shape[-2:], self.options.size)
+        final_hw = fit_size(*content.shape[-2:], self.still.size)
         img = resize(img, final_hw)
         if self.options.colors == "luminance":
             img = color.luma_swap(color.luminance(img), resize(content, final_hw))
@@ -165,18 +167,20 @@ def solver_of(options: StyleOptions, setup: LossSetup) -> Solver:
 
 
 def prepare_style(content, styles, options: StyleOptions | None = None, network: NetworkOptions | None = None,
-                  run: RunOptions | None = None, *, targets: StyleTargets | None = None, **keywords) -> StylePlan:
+                  run: RunOptions | None = None, still: StillOptions | None = None, *,
+                  targets: StyleTargets | None = None, **keywords) -> StylePlan:
     """Load the images and the network for a style transfer described by the records; a batch or a video
-    passes one ``targets`` cache for all its pictures (None: the process's shared one).
+    passes one ``targets`` cache for all its pictures (None: a new one, for this run alone).
 
     ``keywords``: style_transfer_steps's keywords instead of the records, which are then built from them.
     """
     if keywords:
-        if options is not None or network is not None or run is not None:
+        if options is not None or network is not None or run is not None or still is not None:
             raise TypeError("prepare_style takes the option records or their keywords, not both")
         built = build_records(STYLE_RECORDS, keywords, "prepare_style")
-        options, network, run = built["options"], built["network"], built["run"]
+        options, network, run, still = built["options"], built["network"], built["run"], built["still"]
     options, network, run = options or StyleOptions(), network or NetworkOptions(), run or RunOptions()
+    still = still or StillOptions()
     setup = options.setup
     solver = solver_of(options, setup)
     if isinstance(styles, (str, Path)) or hasattr(styles, "mode"):
@@ -195,7 +199,7 @@ def prepare_style(content, styles, options: StyleOptions | None = None, network:
     check_layer_names(info, list(content_layers) + list(style_layers))
     content_img = load_tensor(content, "content image")
     style_imgs = [load_tensor(s, "style image") for s in styles]
-    init_img = load_tensor(options.init, "init image") if options.init not in INITS else None
+    init_img = load_tensor(still.init, "init image") if still.init not in INITS else None
     regions = R.plan_regions(options.mask, options.style_masks, options.content_map, options.style_map, len(styles),
                              blend, options.style_blend_weights is not None)
     rng = seed_everything(run.seed)
@@ -212,15 +216,15 @@ def prepare_style(content, styles, options: StyleOptions | None = None, network:
         style_imgs = [color.match_luminance(s, content_img) for s in style_imgs]
         work_content = color.luminance(content_img)
 
-    final_hw = fit_size(*content_img.shape[-2:], options.size)
+    final_hw = fit_size(*content_img.shape[-2:], still.size)
     if setup.method == "swd" and max(final_hw) > options.tile:
         raise DeepCanvasError(f"method swd sorts the whole image's features and cannot be computed in tiles: "
                               f"use method gram for images above the tile size ({options.tile} px), or a larger tile")
     # The random projections of the sliced-Wasserstein loss: seeded from the run's seed.
     generator = torch.Generator().manual_seed(rng.randrange(2 ** 31)) if setup.method == "swd" else None
 
-    return StylePlan(options=options, network=network, setup=setup, weights=loss_weights(options, setup, solver.optimizer),
+    return StylePlan(options=options, still=still, network=network, setup=setup, weights=loss_weights(options, setup, solver.optimizer),
                      solver=solver, net=net, device=dev, content_layers=content_layers, style_layers=style_layers,
                      images=StyleImages(content=content_img, work_content=work_content, styles=style_imgs, blend=blend,
                                         init=init_img),
-                     regions=regions, targets=SHARED if targets is None else targets, rng=rng, generator=generator)
+                     regions=regions, targets=StyleTargets() if targets is None else targets, rng=rng, generator=generator)

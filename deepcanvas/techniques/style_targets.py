@@ -104,7 +104,3 @@ class StyleTargets:
             return grams
 
         return self.get("guided", net, list(style_imgs) + list(masks), blend, layers, side, norm, compute=compute)
-
-
-#: The cache of runs that bring none (a rerun in the studio, a batch through style_transfer_steps).
-SHARED = StyleTargets()

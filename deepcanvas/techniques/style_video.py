@@ -11,24 +11,28 @@ overlapping chunks styled in parallel.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from typing import Callable, Iterator, Literal
+from typing import Callable, Iterator
 
-from .. import clip, distributed, io, models, temporal
+from .. import clip, distributed, io, temporal
 from ..errors import DeepCanvasError
-from ..limits import check_number
 from ..framestore import VideoResult, image_digest, input_identity, open_clip, settings_digest
+from ..limits import check_number
+from ..options import NetworkOptions, RunOptions, StillOptions, StyleOptions
 from ..render import Progress, drive, render
-from ..signature import check_choice
-from .common import Pooling, Precision, longest_side
+from ..signature import check_choice, flat_options
+from .common import longest_side
 from .style import prepare_style
 from .style_frames import on_ray, style_frames
+from .style_targets import StyleTargets
 
 #: Share of the first frame's iterations a later frame takes (warm start from the warped previous
 #: output): the visible pixels are already styled, only the disoccluded strips start from the photo.
 LATER_SHARE = 0.3
 
 
+@flat_options(defaults={"seed": 0}, options=StyleOptions, run=RunOptions, network=NetworkOptions)
 def style_video_steps(
     input,
     styles,
@@ -48,24 +52,9 @@ def style_video_steps(
     chunk: int = 0,
     overlap: int = 8,
     ray: str | None = None,
-    style_blend_weights: str | None = None,
-    style_scale: float = 1.0,
-    model: str | models.LayeredNet = "vgg16",
-    weights: str | None = None,
-    pooling: Pooling = "max",
-    content_layers: str | None = None,
-    style_layers: str | None = None,
-    content_weight: float | None = None,
-    style_weight: float | None = None,
-    tv_weight: float | None = None,
-    method: Literal["swd", "gram"] | None = None,
-    style_strength: float = 0.5,
-    lr: float | None = None,
-    iterations: int | None = None,
-    colors: Literal["style", "luma", "luminance", "histogram"] = "style",
-    seed: int | None = 0,
-    device: str = "auto",
-    precision: Precision = "auto",
+    options: StyleOptions,
+    run: RunOptions,
+    network: NetworkOptions,
 ) -> Iterator[Progress]:
     """Style a clip frame by frame, each frame warm-started from the previous output moved by the optical flow.
 
@@ -94,25 +83,6 @@ def style_video_steps(
             the smoother the seam: two chunks' textures differ by about a frame-by-frame restyling, and the
             fade spreads that over overlap + 1 frame pairs).
         ray: style chunks of the clip in parallel on a Ray cluster (an address, or 'local').
-        style_blend_weights: one weight per style image, e.g. "3,1" (default: equal).
-        style_scale: style image size relative to the output size.
-        model: network from `deepcanvas models`, or a network object (models.LayeredNet).
-        weights: local checkpoint for the model's architecture.
-        pooling: max or avg.
-        content_layers: content layers with optional weights, e.g. "relu4_2".
-        style_layers: style layers with optional weights, e.g. "relu1_1,relu2_1:2".
-        content_weight: weight of the content loss (default from the preset).
-        style_weight: weight of the style loss (default from the preset).
-        tv_weight: weight of the total-variation loss (default from the preset).
-        method: style loss: swd (sliced Wasserstein, the default) or gram.
-        style_strength: from 0 (the photo) to 1 (the painting's texture alone); 0.5 keeps the weights.
-        lr: learning rate (default from the preset).
-        iterations: iterations for the first frame (and every frame when not consistent; default from the preset).
-        colors: style (the painting's colours), luma (keep each frame's colours), luminance, or histogram
-            (recolour the style images to the first frame's palette).
-        seed: random seed (the same seed for every frame keeps the random projections the same).
-        device: auto, cpu, cuda or mps.
-        precision: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.
     """
     # -- everything checked before any slow work --------------------------------------------------
     tw = check_number("temporal_weight", temporal_weight, minimum=0)
@@ -128,12 +98,10 @@ def style_video_steps(
     for s in styles:
         io.load_image(s, what="style image")
     info, pl, store = open_clip(input, output, fps, start, duration, None if size is None else longest_side(size))
-    style_kw = dict(style_blend_weights=style_blend_weights, size=max(pl.hw), style_scale=style_scale, model=model,
-                    weights=weights, pooling=pooling, content_layers=content_layers, style_layers=style_layers,
-                    content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, method=method,
-                    style_strength=style_strength, lr=lr, iterations=iterations, colors=colors, seed=seed,
-                    device=device, precision=precision)
-    settings = {k: v for k, v in style_kw.items() if k != "model" or isinstance(v, str)}
+    # The records a frame is styled with (the same as a still's, at the clip's size), for the plan and Ray workers.
+    records = dict(options=options, run=run, network=network, still=StillOptions(size=max(pl.hw)))
+    settings = {**dataclasses.asdict(options), **dataclasses.asdict(run), **{
+        k: v for k, v in dataclasses.asdict(network).items() if k != "model" or isinstance(v, str)}}
     settings.update(times=pl.times, hw=pl.hw, consistent=consistent, styles=image_digest(
                         [io.load_image(s, what="style image") for s in styles]), input=input_identity(info),
                     **({"ray": {"chunk": chunk, "overlap": overlap}} if ray else {}))
@@ -149,7 +117,7 @@ def style_video_steps(
     frames = clip.read_frames(info, pl)  # decoded once, at the working size
     from PIL import Image
 
-    plan = prepare_style(Image.fromarray(frames[0]), styles, **style_kw)
+    plan = prepare_style(Image.fromarray(frames[0]), styles, **records, targets=StyleTargets())
     done = store.begin(digest, restart)
     later = later_iterations or max(1, round(LATER_SHARE * plan.iterations))
     result = store.result(pl)
@@ -158,7 +126,7 @@ def style_video_steps(
         if done == store.n:  # all frames were finished by an earlier run: only the encoding is left
             stages, total = [], 0
         elif ray:
-            far = on_ray(cpus, frames, styles, style_kw, done, store, chunk, overlap, opts, plan.iterations, result)
+            far = on_ray(cpus, frames, styles, records, done, store, chunk, overlap, opts, plan.iterations, result)
             stages, total = [far], far.steps
         else:
             outputs = {i: store.read(i) for i in range(max(0, done - max(offsets)), done)}
