@@ -4,9 +4,9 @@ Style transfer, DeepDream, class visualization and feature inversion on one engi
 The names below are imported on first use (PEP 562), so ``import deepcanvas`` and
 ``deepcanvas --help`` do not pay for torch until a technique is used.
 
-Building blocks for new techniques: :mod:`deepcanvas.render` (``Stage``, the runner
-``render.render``, ``Renderer``), :mod:`deepcanvas.objectives`, :mod:`deepcanvas.param`,
-:mod:`deepcanvas.transforms` and :func:`load_model`.
+The techniques are listed once, in :mod:`deepcanvas.registry`. Building blocks for new techniques:
+:mod:`deepcanvas.render` (``Stage``, the runner ``render.render``, ``Renderer``), :mod:`deepcanvas.objectives`,
+:mod:`deepcanvas.param`, :mod:`deepcanvas.transforms` and :func:`load_model`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The ``deepcanvas`` command.
 
-Each technique's flags are derived from its API function's keyword arguments
-(names, types, defaults, and the ``Args:`` lines of its docstring), so the CLI
+The technique commands, their help, positionals and functions come from
+:mod:`deepcanvas.registry`; each one's flags are derived from its API function's keyword
+arguments (names, types, defaults, and the ``Args:`` lines of its docstring), so the CLI
 and the Python API cannot drift apart.
 """
 

@@ -37,7 +37,7 @@ class Demo:
 
     order: int  # the demo runs the quickest first
     inputs: tuple  # the positional arguments; "bundled:NAME" is a bundled image, a tuple a list of them
-    settings: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict, hash=False)  # keyword arguments; read, never changed
     output: str = ""  # the file written in the demo's folder
     sized: bool = False  # whether the demo's --size replaces settings["size"]
 

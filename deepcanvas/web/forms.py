@@ -2,9 +2,11 @@
 
 Each technique's fields come from its ``*_steps`` function the same way the CLI's
 flags do (:func:`deepcanvas.signature.api_params`: names, types, defaults, ``Literal``
-choices and the docstring's help), so the page cannot drift from the API. What the page adds is only presentation: which fields are shown up front,
-which ones pick from a list (layers, classes, choices), and which arguments are
-images (picked from the bundled ones or uploaded, never a path typed by a person).
+choices and the docstring's help), so the page cannot drift from the API. Which techniques
+the page offers, their titles and which arguments are images (picked from the bundled ones
+or uploaded, never a path typed by a person) come from :mod:`deepcanvas.registry`. What this
+module adds is only presentation: which fields are shown up front and which ones pick from a
+list (layers, classes, choices).
 """
 
 from __future__ import annotations
