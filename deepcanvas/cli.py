@@ -1,7 +1,8 @@
 """The ``deepcanvas`` command.
 
-Each technique's flags are derived from its API function's keyword arguments
-(names, types, defaults, and the ``Args:`` lines of its docstring), so the CLI
+The technique commands, their help, positionals and functions come from
+:mod:`deepcanvas.registry`; each one's flags are derived from its API function's keyword
+arguments (names, types, defaults, and the ``Args:`` lines of its docstring), so the CLI
 and the Python API cannot drift apart.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import DeepCanvasError
+from .registry import TECHNIQUES, Technique
 from .reporter import Reporter
 from .signature import api_params
 
@@ -113,37 +115,6 @@ def cmd_models(args) -> int:
     return 0
 
 
-#: The technique commands: (name, help, module, *_steps function, plain function, positionals, default output).
-#: Named, not imported: a command's module (and torch) is imported only when that command runs
-#: or shows its own help, so ``deepcanvas --help`` stays instant.
-TECHNIQUES = [
-    ("style", "style transfer: paint CONTENT in the style of STYLE(s)", "style", "style_transfer_steps",
-     "style_transfer", [("content", {"help": "content image (with --batch: the first style image)"}),
-                        ("styles", {"nargs": "*", "help": "style image(s)"})], "styled.png"),
-    ("dream", "DeepDream: amplify what a layer sees in IMAGE", "dream", "dream_steps", "dream",
-     [("image", {"help": "input photo"})], "dream.png"),
-    ("classviz", "class visualization: an image the classifier scores as CLASS", "classviz",
-     "visualize_class_steps", "visualize_class",
-     [("classes", {"nargs": "*", "help": "ImageNet class index or name (several: one image each; "
-                                         "none with --objective)"})], "class.png"),
-    ("invert", "feature inversion: rebuild IMAGE from one layer's features", "invert", "invert_steps", "invert",
-     [("image", {"help": "input photo"})], "inverted.png"),
-    ("atlas", "layer atlas: what each layer's channels respond to, one sheet per network", "atlas", "atlas_steps",
-     "atlas", [], "atlas.png"),
-]
-#: The video commands: (name, help, module, *_steps function, plain function, positionals, output).
-VIDEO_COMMANDS = [
-    ("style-video", "style a video clip (or a folder of frames), frame by frame with temporal consistency",
-     "style_video", "style_video_steps", "style_video",
-     [("input", {"help": "video file (mp4, mov, webm, gif...) or a folder or glob of frames"}),
-      ("styles", {"nargs": "+", "help": "style image(s)"})], "styled.mp4"),
-    ("dream-video", "DeepDream a video clip, each frame seeded by the previous dream moved by the optical flow",
-     "dream_video", "dream_video_steps", "dream_video",
-     [("input", {"help": "video file (mp4, mov, webm, gif...) or a folder or glob of frames"})], "dream.mp4"),
-]
-ZOOM_HELP = "DeepDream zoom: N frames, each dreamt on a slightly zoomed previous one; PNG frames, a GIF and an MP4"
-
-
 def _technique(module: str):
     import importlib
 
@@ -159,31 +130,10 @@ def build_parser(only: str | None = None):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     p = sub.add_parser("models", help="list the networks, where their weights come from, and their layers")
     p.set_defaults(handler=cmd_models)
-    for name, help_, module, steps, plain, positionals, default_out in TECHNIQUES:
-        p = sub.add_parser(name, help=help_, description=help_)
-        if only not in (None, name):
-            continue
-        mod = _technique(module)
-        for pname, opts in positionals:
-            p.add_argument(pname, **opts)
-        _common_run_flags(p, default_out)
-        kw = add_api_arguments(p, getattr(mod, steps))
-        handler = _make_handler(getattr(mod, plain), [n for n, _ in positionals], kw)
-        if name == "style":
-            p.add_argument("--batch", metavar="DIR_OR_GLOB",
-                           help="style every image in a folder or glob with the style image(s); -o is then a "
-                                "folder; existing outputs are skipped, so a stopped batch resumes")
-            p.add_argument("--ray", metavar="ADDRESS",
-                           help="with --batch: run on a Ray cluster (ADDRESS, or 'local' to start one here)")
-            handler = _style_handler(handler, kw)
-        p.set_defaults(handler=handler)
-    p = sub.add_parser("dream-zoom", help=ZOOM_HELP, description=ZOOM_HELP)
-    if only in (None, "dream-zoom"):
-        _fill_zoom_command(p)
-    for name, help_, module, steps, plain, positionals, default_out in VIDEO_COMMANDS:
-        p = sub.add_parser(name, help=help_, description=help_)
-        if only in (None, name):
-            _fill_video_command(p, module, steps, plain, positionals, default_out)
+    for tech in TECHNIQUES:
+        p = sub.add_parser(tech.command, help=tech.help, description=tech.help)
+        if only in (None, tech.command):
+            _FILL[tech.kind](p, tech)
     from .demo import add_demo_command
     from .web import add_serve_command  # imports no web dependency
 
@@ -201,12 +151,34 @@ def _version() -> str:
         return "unknown"
 
 
-def _fill_zoom_command(p) -> None:
+def _fill_image_command(p, tech: Technique) -> None:
+    """An image technique: its positionals, the run flags, and its ``*_steps`` function's flags."""
+    mod = _technique(tech.module)
+    _add_positionals(p, tech)
+    _common_run_flags(p, tech.output)
+    kw = add_api_arguments(p, getattr(mod, tech.steps))
+    handler = _make_handler(getattr(mod, tech.function), [a.name for a in tech.positionals], kw)
+    if tech.command == "style":
+        p.add_argument("--batch", metavar="DIR_OR_GLOB",
+                       help="style every image in a folder or glob with the style image(s); -o is then a "
+                            "folder; existing outputs are skipped, so a stopped batch resumes")
+        p.add_argument("--ray", metavar="ADDRESS",
+                       help="with --batch: run on a Ray cluster (ADDRESS, or 'local' to start one here)")
+        handler = _style_handler(handler, kw)
+    p.set_defaults(handler=handler)
+
+
+def _add_positionals(p, tech: Technique) -> None:
+    for a in tech.positionals:
+        p.add_argument(a.name, help=a.help, **({"nargs": a.nargs} if a.nargs else {}))
+
+
+def _fill_zoom_command(p, tech: Technique) -> None:
     """``dream-zoom``: the dream flags, plus the sequence's own."""
-    dream, zoom = _technique("dream"), _technique("zoom")
-    p.add_argument("image", help="input photo")
-    p.add_argument("-o", "--output", default="zoom/",
-                   help="a folder (frame_0001.png ..., dream.gif) or a prefix like out/zoom (default: zoom/)")
+    dream, zoom = _technique("dream"), _technique(tech.module)
+    _add_positionals(p, tech)
+    p.add_argument("-o", "--output", default=tech.output, help="a folder (frame_0001.png ..., dream.gif) or a prefix "
+                                                               f"like out/zoom (default: {tech.output})")
     p.add_argument("--frames", type=int, default=30, help="number of frames (default: 30)")
     p.add_argument("--zoom", type=float, default=1.05, help="zoom factor per frame (default: 1.05)")
     p.add_argument("--fps", type=float, default=10.0, help="frames per second of the GIF and MP4 (default: 10)")
@@ -218,8 +190,9 @@ def _fill_zoom_command(p) -> None:
         reporter = Reporter(Path("x.png"), 0, 0, args.quiet)
         t0 = time.perf_counter()
         try:
-            res = zoom.dream_zoom(args.image, args.output, frames=args.frames, zoom=args.zoom, fps=args.fps,
-                                  callback=reporter, **{k: getattr(args, k) for k in kw})
+            res = getattr(zoom, tech.function)(*[getattr(args, a.name) for a in tech.positionals], args.output,
+                                               frames=args.frames, zoom=args.zoom, fps=args.fps, callback=reporter,
+                                               **{k: getattr(args, k) for k in kw})
         finally:
             reporter.close()
         extra = f" and {res.mp4}" if res.mp4 else ""
@@ -230,16 +203,15 @@ def _fill_zoom_command(p) -> None:
     p.set_defaults(handler=handler)
 
 
-def _fill_video_command(p, module: str, steps: str, plain: str, positionals, default_out: str) -> None:
+def _fill_video_command(p, tech: Technique) -> None:
     """``style-video`` / ``dream-video``: the API function's flags, one progress bar over the whole clip."""
-    video = _technique(module)
-    for pname, opts in positionals:
-        p.add_argument(pname, **opts)
-    p.add_argument("-o", "--output", default=default_out,
-                   help=f"an .mp4, a .gif, or a folder of PNG frames (ending in /) (default: {default_out})")
+    video = _technique(tech.module)
+    _add_positionals(p, tech)
+    p.add_argument("-o", "--output", default=tech.output,
+                   help=f"an .mp4, a .gif, or a folder of PNG frames (ending in /) (default: {tech.output})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    kw = add_api_arguments(p, getattr(video, steps))
-    func = getattr(video, plain)
+    kw = add_api_arguments(p, getattr(video, tech.steps))
+    func = getattr(video, tech.function)
 
     def handler(args):
         from .render import Interrupted
@@ -247,7 +219,7 @@ def _fill_video_command(p, module: str, steps: str, plain: str, positionals, def
         reporter = Reporter(Path("x.png"), 0, 0, args.quiet)
         t0 = time.perf_counter()
         try:
-            res = func(*[getattr(args, n) for n, _ in positionals], args.output, callback=reporter,
+            res = func(*[getattr(args, a.name) for a in tech.positionals], args.output, callback=reporter,
                        **{k: getattr(args, k) for k in kw})
         except Interrupted:
             reporter.close()
@@ -261,6 +233,9 @@ def _fill_video_command(p, module: str, steps: str, plain: str, positionals, def
         return 0
 
     p.set_defaults(handler=handler)
+
+
+_FILL = {"image": _fill_image_command, "zoom": _fill_zoom_command, "video": _fill_video_command}
 
 
 def _make_handler(func, positional_names, kw_names):
@@ -302,7 +277,7 @@ def run_batch(args, styles, kwargs) -> int:
 
 def _command_in(argv: list[str]) -> str:
     """The subcommand named in ``argv`` ('' for none): only its module needs importing."""
-    names = {t[0] for t in TECHNIQUES} | {"dream-zoom"} | {v[0] for v in VIDEO_COMMANDS}
+    names = {t.command for t in TECHNIQUES}
     for a in argv:
         if not a.startswith("-"):
             return a if a in names else ""

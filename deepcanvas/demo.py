@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from pathlib import Path
 
+from .registry import in_demo
+
 DATA = Path(__file__).parent / "data"
-TECHNIQUES = ("dream", "classviz", "style", "invert")  # in the order they run: the quickest first
+#: The techniques the demo runs, in the order they run: the quickest first. Their bundled inputs and
+#: settings (deepcanvas.registry) keep the whole demo under two minutes on two CPU cores, fastest picture
+#: first (README: "Two commands for a fresh machine"); each still shows its technique well.
+TECHNIQUES = tuple(t.command for t in in_demo())
 
 
-# Sizes and iterations chosen so the whole demo takes under two minutes on two CPU cores, fastest
-# picture first (README: "Two commands for a fresh machine"); each still shows its technique well.
-DREAM = {"size": 384}
-CLASSVIZ = {"size": 192, "iterations": 320}  # a monarch butterfly reads well this early; a goldfinch did not
-STYLE = {"size": 320}
-INVERT = {"layers": "relu1_2,relu2_2,relu3_3,relu5_1", "size": 128, "iterations": 100}
+def _argument(value):
+    """A demo input: "bundled:NAME" is a bundled image, a tuple a list of inputs, anything else as given."""
+    if isinstance(value, tuple):
+        return [_argument(v) for v in value]
+    if isinstance(value, str) and value.startswith("bundled:"):
+        return DATA / value.removeprefix("bundled:")
+    return value
 
 
 def run_demo(out_dir: Path, only: list[str], size: int | None, quiet: bool) -> list[Path]:
@@ -23,38 +30,25 @@ def run_demo(out_dir: Path, only: list[str], size: int | None, quiet: bool) -> l
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-
-    def save(img, name):
-        path = io.save_image(img, out_dir / name)
-        written.append(path)
-        print(f"wrote {path} ({img.width}x{img.height})", flush=True)
-
-    def run(name, func, *args, **kw):
-        r = Reporter(out_dir / name, 0, 0, quiet)
+    for tech in in_demo():
+        if tech.command not in only:
+            continue
+        demo = tech.demo
+        func = getattr(importlib.import_module(tech.import_path), tech.function)
+        args = [_argument(v) for v in demo.inputs]
+        settings = {**demo.settings, "size": size} if size and demo.sized else demo.settings
+        r = Reporter(out_dir / f"{tech.command}.png", 0, 0, quiet)
         try:
-            return func(*args, seed=0, callback=r, **kw)
+            img = func(*args, seed=0, callback=r, **settings)
         finally:
             r.close()
+        if isinstance(img, dict):  # one picture per layer: a contact sheet beside the input photo
+            from .techniques.invert import contact_sheet
 
-    sized = (lambda d: {**d, "size": size}) if size else (lambda d: d)
-    if "dream" in only:
-        from .techniques.dream import dream
-
-        save(run("dream.png", dream, DATA / "coffee.jpg", **sized(DREAM)), "dream.png")
-    if "classviz" in only:
-        from .techniques.classviz import visualize_class
-
-        save(run("classviz.png", visualize_class, "monarch butterfly", **CLASSVIZ), "classviz_monarch.png")
-    if "style" in only:
-        from .techniques.style import style_transfer
-
-        save(run("style.png", style_transfer, DATA / "chelsea.jpg", [DATA / "swirls.jpg"], **sized(STYLE)),
-             "style.png")
-    if "invert" in only:
-        from .techniques.invert import contact_sheet, invert
-
-        imgs = run("invert.png", invert, DATA / "astronaut.jpg", **INVERT)
-        save(contact_sheet(imgs, io.load_image(DATA / "astronaut.jpg")), "invert_contact_sheet.png")
+            img = contact_sheet(img, io.load_image(args[0]))
+        path = io.save_image(img, out_dir / demo.output)
+        written.append(path)
+        print(f"wrote {path} ({img.width}x{img.height})", flush=True)
     return written
 
 

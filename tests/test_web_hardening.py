@@ -152,14 +152,14 @@ def test_every_numeric_field_has_a_range_and_the_techniques_agree():
         for f in tech.fields:
             if f["type"] not in ("int", "float"):
                 continue
-            r = limits.range_of(f["name"], tech.spec.function)
+            r = limits.range_of(f["name"], tech.spec.steps)
             assert r is not None, f"{tech.name}.{f['name']} has no range in deepcanvas/limits.py"
             step = 1 if r.integer else 1e-6
             below = r.minimum if r.above else r.minimum - step
             with pytest.raises(DeepCanvasError):
-                limits.check(f["name"], below, tech.spec.function)
+                limits.check(f["name"], below, tech.spec.steps)
             ok = r.minimum + step if r.above else r.minimum
-            assert limits.check(f["name"], ok, tech.spec.function) == ok
+            assert limits.check(f["name"], ok, tech.spec.steps) == ok
 
 
 @pytest.mark.parametrize("technique, name, value", [
@@ -170,7 +170,7 @@ def test_the_technique_refuses_what_the_table_refuses(technique, name, value):
     """Just outside a range, the technique itself fails too (before any slow work)."""
     tech = forms.load(technique)
     with pytest.raises(DeepCanvasError):
-        limits.check(name, value, tech.spec.function)
+        limits.check(name, value, tech.spec.steps)
     args = {"style": ("bundled.jpg", ["b.jpg"]), "dream": ("bundled.jpg",), "classviz": (), "invert": ("a.jpg",)}
     with pytest.raises(DeepCanvasError, match=name):
         next(tech.func(*args[technique], **{name: value}))

@@ -2,18 +2,20 @@
 
 Each technique's fields come from its ``*_steps`` function the same way the CLI's
 flags do (:func:`deepcanvas.signature.api_params`: names, types, defaults, ``Literal``
-choices and the docstring's help), so the page cannot drift from the API. What the page adds is only presentation: which fields are shown up front,
-which ones pick from a list (layers, classes, choices), and which arguments are
-images (picked from the bundled ones or uploaded, never a path typed by a person).
+choices and the docstring's help), so the page cannot drift from the API. Which techniques
+the page offers, their titles and which arguments are images (picked from the bundled ones
+or uploaded, never a path typed by a person) come from :mod:`deepcanvas.registry`. What this
+module adds is only presentation: which fields are shown up front and which ones pick from a
+list (layers, classes, choices).
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from .. import limits
+from .. import limits, registry
 from ..errors import DeepCanvasError
 from ..signature import api_params
 
@@ -26,73 +28,13 @@ SLIDERS = {"style_strength": (0.0, 1.0, 0.05)}  # fields shown as a slider: (min
 _TYPE_NAMES = {int: "int", float: "float", bool: "bool", str: "str"}
 
 
-@dataclass(frozen=True)
-class Input:
-    """A positional argument (or an image-valued keyword) of a technique."""
-
-    name: str
-    label: str
-    kind: str = "image"  # image | classes | mask (an image the page paints: regions, not picked from the tiles)
-    multiple: bool = False
-    required: bool = True
-    default: tuple = ()
-    keyword: bool = False  # passed as name=value rather than positionally
-
-
-@dataclass(frozen=True)
-class TechniqueSpec:
-    name: str
-    title: str
-    blurb: str
-    module: str
-    function: str
-    inputs: tuple[Input, ...]
-    extra: dict = field(default_factory=dict)
-
-
-SPECS: tuple[TechniqueSpec, ...] = (
-    TechniqueSpec(
-        "style", "Style transfer", "Paint a photo in the style of one or more paintings.",
-        "deepcanvas.techniques.style", "style_transfer_steps",
-        (Input("content", "Content image", default=("bundled:chelsea.jpg",)),
-         Input("styles", "Style image(s)", multiple=True, default=("bundled:swirls.jpg",)),
-         # -- regions (issue 11): painted on the page, uploaded as PNGs --
-         Input("mask", "Mask", kind="mask", required=False, keyword=True),
-         Input("style_masks", "Style regions", kind="mask", multiple=True, required=False, keyword=True),
-         Input("content_map", "Content map", kind="mask", required=False, keyword=True),
-         Input("style_map", "Style map", kind="mask", multiple=True, required=False, keyword=True)),
-    ),
-    TechniqueSpec(
-        "dream", "DeepDream", "Amplify what a layer of the network sees in a photo.",
-        "deepcanvas.techniques.dream", "dream_steps",
-        (Input("image", "Photo", default=("bundled:coffee.jpg",)),
-         Input("guide", "Guide image (optional)", required=False, keyword=True),
-         Input("mask", "Mask", kind="mask", required=False, keyword=True)),  # regions (issue 11)
-    ),
-    TechniqueSpec(
-        "classviz", "Class visualization", "Paint an image the classifier scores as the chosen classes.",
-        "deepcanvas.techniques.classviz", "visualize_class_steps",
-        (Input("classes", "Classes", kind="classes", multiple=True, required=False, default=("goldfinch",)),),
-    ),
-    TechniqueSpec(
-        "invert", "Feature inversion", "Rebuild a photo from one layer's features alone.",
-        "deepcanvas.techniques.invert", "invert_steps",
-        (Input("image", "Photo", default=("bundled:astronaut.jpg",)),),
-    ),
-    # -- layer atlas (issue 14): the fifth tab ----------------------------------------------------
-    TechniqueSpec(
-        "atlas", "Layer atlas", "What each layer's channels respond to: one row of pictures per layer.",
-        "deepcanvas.techniques.atlas", "atlas_steps",
-        (Input("photo", "Photo (optional: the channels that fire most on it, beside their patches)",
-               required=False, keyword=True),),
-    ),
-    # -- end layer atlas ---------------------------------------------------------------------------
-)
+#: The techniques the studio offers, in tab order: the registry's records that have a studio title.
+SPECS: tuple[registry.Technique, ...] = registry.in_studio()
 
 
 @dataclass
 class Technique:
-    spec: TechniqueSpec
+    spec: registry.Technique
     func: object
     module: object
     fields: list[dict]
@@ -146,8 +88,8 @@ def load(name: str) -> Technique | None:
         tech = None
         if spec is not None:
             try:
-                module = importlib.import_module(spec.module)
-                func = getattr(module, spec.function)
+                module = importlib.import_module(spec.import_path)
+                func = getattr(module, spec.steps)
             except (ImportError, AttributeError):
                 module = func = None
             if func is not None:
@@ -214,7 +156,7 @@ def convert_params(tech: Technique, params: dict) -> dict:
     if unknown:
         valid = ", ".join(f["name"] for f in tech.fields)
         raise DeepCanvasError(f"unknown parameter {unknown[0]!r} for {tech.name}; valid: {valid}")
-    return {k: _convert(tech.field(k), v, tech.spec.function) for k, v in params.items()}
+    return {k: _convert(tech.field(k), v, tech.spec.steps) for k, v in params.items()}
 
 
 def check_job(tech: Technique, inputs: dict, params: dict) -> None:
