@@ -139,7 +139,7 @@ def _logit(net, img, index):
 
 
 def _channel_mean(net, img, layer, channel):
-    from deepcanvas.io import image_to_tensor
+    from deepcanvas.imaging import image_to_tensor
 
     with torch.no_grad():
         return float(net(image_to_tensor(img), [layer])[layer][0, channel].mean())

@@ -165,7 +165,7 @@ def test_unreadable_image(tmp_path):
         next(iter(invert_steps(bad, device="cpu")))
 
 
-def test_ctrl_c_gives_the_current_layer_so_far(vgg):
+def test_ctrl_c_gives_the_layers_so_far(vgg):
     from deepcanvas.render import Interrupted
 
     def stop(p):
@@ -174,7 +174,10 @@ def test_ctrl_c_gives_the_current_layer_so_far(vgg):
 
     with pytest.raises(Interrupted) as e:
         invert(PHOTO, layers="relu1_1,relu1_2", size=32, iterations=2, seed=0, device="cpu", callback=stop)
-    assert e.value.image.size == (32, 32)
+    # the finished first layer and the second one's best so far, side by side
+    assert e.value.image.size == (64, 32)
+    first = invert(PHOTO, layers="relu1_1", size=32, iterations=2, seed=0, device="cpu")
+    assert e.value.image.crop((0, 0, 32, 32)).tobytes() == first.tobytes()
 
 
 # -- image parameterisations and the per-depth defaults (issue 14) ------------------------------------
