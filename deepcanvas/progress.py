@@ -78,22 +78,36 @@ def drive(steps: Iterator[Progress], callback: Callable[[Progress], None] | None
 
 
 class Clock:
-    """Elapsed time and time left over a whole run: the mean time per step since the first step (which
-    also pays for warming up) times the steps left; at the first step, that step's own time."""
+    """Elapsed time and time left over a whole run.
 
-    def __init__(self, total: int, start: int = 0):
+    The time left is the mean time per unit of work since the first step (which also pays for warming up)
+    times the work left; at the first step, that step's own time. A step's work is 1, or its stage's
+    entry in ``costs`` ([(steps, relative time per step)] per stage: an atlas's deep layers cost more).
+    """
+
+    def __init__(self, total: int, start: int = 0, costs: list[tuple[int, float]] | None = None):
         self.t0 = time.perf_counter()
         self.total, self.start = total, start
-        self.first: tuple[int, float] | None = None  # (iteration, elapsed) at the first step
+        self.costs = [(start, 1.0)] + list(costs) if costs else None
+        self.first: tuple[float, float] | None = None  # (work, elapsed) at the first step
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
+    def _work(self, iteration: int) -> float:
+        if not self.costs:
+            return float(iteration)
+        work, before = 0.0, 0
+        for steps, cost in self.costs:
+            work += min(steps, max(0, iteration - before)) * cost
+            before += steps
+        return work
+
     def stamp(self, p: Progress) -> Progress:
-        left = max(0, self.total - p.iteration)
+        work, whole = self._work(p.iteration), self._work(self.total)
         if self.first is None:
-            self.first = (p.iteration, p.elapsed)
-            p.eta = p.elapsed / max(1, p.iteration - self.start) * left
-        elif p.iteration > self.first[0]:
-            p.eta = (p.elapsed - self.first[1]) / (p.iteration - self.first[0]) * left
+            self.first = (work, p.elapsed)
+            p.eta = p.elapsed / max(1e-9, work - self._work(self.start)) * (whole - work)
+        elif work > self.first[0]:
+            p.eta = (p.elapsed - self.first[1]) / (work - self.first[0]) * (whole - work)
         return p

@@ -231,7 +231,8 @@ StageSpec = Union[Stage, Callable[[Union[torch.Tensor, None]], Stage], Elsewhere
 
 def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precision: str = "auto",
            rng: random.Random | None = None, finish: Callable[[list[torch.Tensor]], torch.Tensor] | None = None,
-           output: Any = None, start: int = 0) -> Generator[Progress, None, torch.Tensor]:
+           output: Any = None, start: int = 0,
+           costs: list[tuple[int, float]] | None = None) -> Generator[Progress, None, torch.Tensor]:
     """Run ``stages`` one after the other; yield a Progress per step, then one with ``done=True``.
 
     stages: Stage objects, builders of them, or :class:`Elsewhere` stretches; any iterable (read lazily).
@@ -243,6 +244,8 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
     output: attached to the final Progress (``Progress.output``), e.g. what the run wrote; a callable is
     called with the final image after the last stage.
     start: steps done before this run (a resumed batch counts on from its finished items); ``total`` includes them.
+    costs: [(steps, relative time per step)] per stage, for the time left (:class:`~deepcanvas.progress.Clock`),
+    where stages differ in cost; default: every step alike.
     Returns the final image. Ctrl-C, in a step or thrown in at a yield by :func:`drive`, becomes
     :class:`Interrupted` carrying the best image so far.
     """
@@ -254,7 +257,7 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
             raise ValueError("render: give total= when stages are built on the way")
         total = start + sum(s.steps for s in stages)
     rng = rng or random.Random()
-    clock = Clock(total, start)
+    clock = Clock(total, start, costs)
     done, results, prev = start, [], None
     running: Callable[[], torch.Tensor] | None = None  # the running stretch's best so far
     last: Progress | None = None

@@ -48,9 +48,9 @@ def check_eta(run, tolerance=0.2):
 def test_atlas_time_left_holds_over_all_layers():
     torch.set_num_threads(1)
     net = tiny_relu_net()
-    last = check_eta(atlas_steps(model=net, layers="r1,r2,r3", channels="4", size=128, iterations=12,
+    last = check_eta(atlas_steps(model=net, layers="r1,r2,r3", channels="4", size=128, iterations=24,
                                  cache=False, device="cpu"))
-    assert last.done and last.total == 36
+    assert last.done and last.total == 72
 
 
 def test_ctrl_c_in_an_atlas_keeps_the_layers_so_far():
