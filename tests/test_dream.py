@@ -19,6 +19,7 @@ from deepcanvas.param import PixelParam, resize
 from deepcanvas.render import Interrupted, Renderer
 from deepcanvas.render import render
 from deepcanvas.techniques import dream as D
+from deepcanvas.techniques import dream_octaves as O
 from deepcanvas.techniques import zoom as Z
 
 from doubles import one_conv_net as tiny_net
@@ -53,7 +54,7 @@ def grad_of(net, objective, x: torch.Tensor, tile=None) -> torch.Tensor:
 def test_energy_gradient_matches_the_analytic_one(channels):
     net, conv = tiny_net()
     x = torch.rand(2, 3, 6, 7)
-    obj = D.dream_objective({"conv": 1.0}, channels)
+    obj = O.dream_objective({"conv": 1.0}, channels)
     w = conv.weight[:, :, 0, 0].detach()
     a = conv1x1(conv, x).detach()
     if channels is not None:
@@ -71,7 +72,7 @@ def test_guided_gradient_matches_the_analytic_one():
     net, conv = tiny_net()
     x = torch.rand(1, 3, 5, 6)
     guide = torch.randn(1, 5, 3, 4)  # guide features: 12 vectors of 5 channels
-    obj = D.dream_objective({"conv": 1.0}, guide_features={"conv": guide})
+    obj = O.dream_objective({"conv": 1.0}, guide_features={"conv": guide})
     a = conv1x1(conv, x).detach().reshape(5, -1)  # (C, P)
     g = guide.reshape(5, -1)  # (C, M)
     best = g[:, (a.T @ g).argmax(1)]  # the guide vector each position matches best
@@ -89,33 +90,33 @@ def test_layer_weights_and_scales_multiply_the_terms():
     net, _ = tiny_net()
     x = torch.rand(1, 3, 4, 4)
     acts = net(x, ["conv"])
-    one = D.dream_objective({"conv": 1.0})(acts, x)
-    mixed = D.dream_objective({"conv": 3.0}, scales={"conv": 2.0})(acts, x)
+    one = O.dream_objective({"conv": 1.0})(acts, x)
+    mixed = O.dream_objective({"conv": 3.0}, scales={"conv": 2.0})(acts, x)
     torch.testing.assert_close(mixed, 1.5 * one)
-    scales = D.layer_scales(net, x, ["conv"])
+    scales = O.layer_scales(net, x, ["conv"])
     assert scales["conv"] == pytest.approx(float(acts["conv"].pow(2).mean()), rel=1e-5)
     with pytest.raises(DeepCanvasError, match="zero"):
-        D.dream_objective({"conv": 0.0})
+        O.dream_objective({"conv": 0.0})
 
 
 def test_tiled_gradient_equals_the_whole_image_gradient():
     # A 1x1 convolution sees no neighbours, so tiles (rolled, overlapping, blended) change nothing.
     net, _ = tiny_net()
     x = torch.rand(1, 3, 40, 57)
-    for obj in (D.dream_objective({"conv": 1.0}), D.dream_objective({"conv": 1.0}, [0, 4])):
+    for obj in (O.dream_objective({"conv": 1.0}), O.dream_objective({"conv": 1.0}, [0, 4])):
         whole = grad_of(net, obj, x)
         tiled = grad_of(net, obj, x, tile=24)
         torch.testing.assert_close(tiled, whole, rtol=1e-4, atol=1e-8)
 
 
 def setup_for(net, *, octaves=3, iterations=2, lr=0.02, tile=512, margin=8, jitter=4, guide=None, seed=0):
-    return D._Setup(net, torch.device("cpu"), {"conv": 1.0}, None, guide, octaves, 1.4, iterations, lr, jitter, None,
-                    tile, "fp32", random.Random(seed), margin)
+    return O.DreamSetup(net, torch.device("cpu"), {"conv": 1.0}, None, guide, octaves, 1.4, iterations, lr, jitter, None,
+                        tile, "fp32", random.Random(seed), margin)
 
 
 def run_octaves(s, base):
-    total = len(D.octave_sizes(*base.shape[-2:], s.octaves, s.octave_scale)) * s.iterations
-    gen = render(s.net, D.octave_stages(s, base), total=total, precision=s.precision, rng=random.Random(1))
+    total = len(O.octave_sizes(*base.shape[-2:], s.octaves, s.octave_scale)) * s.iterations
+    gen = render(s.net, O.octave_stages(s, base), total=total, precision=s.precision, rng=random.Random(1))
     steps = []
     try:
         while True:
@@ -140,12 +141,12 @@ def test_tiled_dream_equals_untiled_dream():
 
 
 def test_octave_pyramid_shapes():
-    assert D.octave_sizes(300, 400, 4, 1.4) == [(109, 146), (153, 204), (214, 286), (300, 400)]
-    assert D.octave_sizes(300, 400, 1, 1.4) == [(300, 400)]
-    assert D.octave_sizes(400, 300, 3, 2.0) == [(100, 75), (200, 150), (400, 300)]
+    assert O.octave_sizes(300, 400, 4, 1.4) == [(109, 146), (153, 204), (214, 286), (300, 400)]
+    assert O.octave_sizes(300, 400, 1, 1.4) == [(300, 400)]
+    assert O.octave_sizes(400, 300, 3, 2.0) == [(100, 75), (200, 150), (400, 300)]
     # Octaves too small for the network are left out; the full size always stays.
-    assert D.octave_sizes(64, 48, 4, 1.4) == [(46, 34), (64, 48)]
-    assert D.octave_sizes(20, 20, 3, 1.4) == [(20, 20)]
+    assert O.octave_sizes(64, 48, 4, 1.4) == [(46, 34), (64, 48)]
+    assert O.octave_sizes(20, 20, 3, 1.4) == [(20, 20)]
 
 
 def test_detail_carries_over_octaves():
@@ -153,12 +154,12 @@ def test_detail_carries_over_octaves():
     net, _ = tiny_net()
     base = torch.rand(1, 3, 70, 90)
     steps, result = run_octaves(setup_for(net, lr=1e-9), base)
-    assert [tuple(t.shape[-2:]) for t in steps[::2]] == D.octave_sizes(70, 90, 3, 1.4)
+    assert [tuple(t.shape[-2:]) for t in steps[::2]] == O.octave_sizes(70, 90, 3, 1.4)
     assert len(steps) == 6
     torch.testing.assert_close(result, base, atol=1e-5, rtol=0)
     # And detail is resized without clipping its sign.
     d = torch.full((1, 3, 4, 4), -0.25)
-    assert torch.allclose(D.upscale_detail(d, (8, 8)), torch.full((1, 3, 8, 8), -0.25))
+    assert torch.allclose(O.upscale_detail(d, (8, 8)), torch.full((1, 3, 8, 8), -0.25))
 
 
 def test_zoom_in_enlarges_the_centre():

@@ -1,44 +1,28 @@
 """DeepDream (Mordvintsev, Olah & Tyka 2015), the way Google's notebook does it.
 
-Configuration of the one loop: pixels initialised from the photo, the layer's
-energy ½‖a‖² (or a guide image's features) as the objective, the normalised
-gradient step ``lr * g / mean|g|``, a random roll of the image before every
-step (a transform, so its gradient rolls back) and pixels clipped to the valid range.
-
-The stages are the notebook's octaves: the photo is shrunk ``octaves - 1``
-times by ``octave_scale``; the smallest copy is dreamt first, and what the
-dream added to it (the *detail*) is upscaled and added to the next larger copy,
-and so on up to the full size. Images larger than ``tile`` pixels get their
-gradients tile by tile (the renderer's tiled gradients, on a grid that moves at
-random every step), so memory is bounded by the tile, not by the image.
-The endless zoom (``zoom.py``) runs these octaves frame after frame.
+The arguments are checked and the photo and network loaded by :func:`prepare_dream` (the zoom and dream
+video start the same way); the dream itself is the octave pyramid of :mod:`.dream_octaves`, run by the
+one loop. With a mask the dream grows only where the mask is white, and the photo shows elsewhere.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 
 from .. import models
 from ..models.layered import probe_layers
 from .. import regions as R
-from .. import transforms as T
 from ..errors import DeepCanvasError
 from ..limits import check_number
-from ..objectives import GuideMatch, LayerEnergy, Mask, Objective, Sum
-from ..param import PixelParam, resize
-from ..render import Progress, Stage, StageSpec, drive, render
+from ..param import resize
+from ..render import Progress, drive, render
 from .common import (Pooling, Precision, begin, check_layer_names, fit_size, load_tensor, longest_side, parse_layers,
                      seed_everything)
+from .dream_octaves import TILE_MARGIN, DreamSetup, octave_sizes, octave_stages
 
-#: Octaves whose shorter side would fall below this many pixels are left out.
-MIN_OCTAVE_SIDE = 32
-#: Context around each tile's core, in pixels (about half of relu4_3's receptive field and more).
-TILE_MARGIN = 64
 #: Smallest tile accepted: the core must stay larger than the margins around it.
 MIN_TILE = 4 * TILE_MARGIN
 
@@ -48,105 +32,8 @@ DEFAULT_LR = 0.01
 VGG_LR = 0.004
 
 
-# --------------------------------------------------------------------------- pieces
-
-
-def octave_sizes(height: int, width: int, octaves: int, octave_scale: float,
-                 min_side: int = MIN_OCTAVE_SIDE) -> list[tuple[int, int]]:
-    """The pyramid's (height, width) per octave, smallest first (the order they are dreamt in).
-
-    The last entry is the full size; each earlier one is ``octave_scale`` times
-    smaller than the next. Octaves whose shorter side would drop below
-    ``min_side`` are left out (the full size is always kept).
-    """
-    sizes = [(height, width)]
-    for k in range(1, octaves):
-        s = octave_scale ** k
-        h, w = max(1, round(height / s)), max(1, round(width / s))
-        if min(h, w) < min_side:
-            break
-        sizes.append((h, w))
-    return sizes[::-1]
-
-
-def upscale_detail(detail: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of a detail layer (any sign, so no clamping), as the notebook does."""
-    if tuple(detail.shape[-2:]) == tuple(size):
-        return detail
-    return F.interpolate(detail, size=size, mode="bilinear", align_corners=False)
-
-
-def dream_objective(layers: dict[str, float], channels: list[int] | None = None,
-                    guide_features: dict[str, torch.Tensor] | None = None,
-                    scales: dict[str, float] | None = None, mask: Mask | None = None) -> Objective:
-    """Sum of ``weight / scale * LayerEnergy(layer, channels)`` over the layers.
-
-    With ``guide_features`` ({layer: features of the guide image}) each term is
-    a :class:`GuideMatch` instead. ``scales`` divides each layer's term (see
-    :func:`layer_scales`) so that layer weights mean the same on every layer.
-    ``mask`` weights every term's positions (the dream grows where it is white).
-    """
-    obj: Objective = Sum([])
-    for layer, w in layers.items():
-        if w <= 0:
-            continue
-        term = (GuideMatch(layer, guide_features[layer], mask=mask) if guide_features is not None
-                else LayerEnergy(layer, channels, mask=mask))
-        obj = obj + (w / (scales or {}).get(layer, 1.0)) * term
-    if not obj.terms():
-        raise DeepCanvasError("all dream layer weights are zero")
-    return obj
-
-
-@torch.no_grad()
-def layer_scales(net, img: torch.Tensor, layers, channels: list[int] | None = None,
-                 guide_features: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
-    """Each layer's typical objective size on ``img``, to divide that layer's term by.
-
-    For energies, the mean squared activation (of ``channels``); for a guide,
-    the mean squared norm of the guide's feature vectors.
-    """
-    out = {}
-    if guide_features is not None:
-        for layer in layers:
-            g = guide_features[layer].float()
-            out[layer] = float(g.pow(2).sum(1).mean().clamp_min(1e-12))
-        return out
-    acts = net(img, list(layers))
-    for layer in layers:
-        a = acts[layer].float()
-        if channels is not None:
-            a = a[:, channels]
-        out[layer] = float(a.pow(2).mean().clamp_min(1e-12))
-    return out
-
-
-# --------------------------------------------------------------------------- set-up
-
-
-@dataclass
-class _Setup:
-    net: torch.nn.Module
-    dev: torch.device
-    layers: dict[str, float]
-    channels: list[int] | None
-    guide: torch.Tensor | None
-    octaves: int
-    octave_scale: float
-    iterations: int
-    lr: float
-    jitter: int
-    size: int | None
-    tile: int
-    precision: str
-    rng: random.Random
-    margin: int = TILE_MARGIN
-    scales: dict[str, float] | None = None
-    mask: torch.Tensor | None = None  # (1, 1, h, w) where to dream (regions.load_mask), any size
-    feather: float = 0.0
-
-
 def parse_channels(channels) -> list[int] | None:
+    """'12,40', 12 or [12, 40] -> [12, 40]; None or '' -> None (every channel)."""
     if channels is None or channels == "":
         return None
     if isinstance(channels, str):
@@ -161,11 +48,11 @@ def parse_channels(channels) -> list[int] | None:
     return out
 
 
-def _setup(image, *, layers, channels, octaves, octave_scale, iterations, lr, jitter, size, guide, tile, model,
-           weights, pooling, seed, device, precision) -> tuple[_Setup, torch.Tensor]:
+def prepare_dream(image, *, layers, channels, octaves, octave_scale, iterations, lr, jitter, size, guide, tile,
+                  model, weights, pooling, seed, device, precision) -> DreamSetup:
     """Check every argument, load the images and the network; fail before any slow work.
 
-    Returns the set-up and the photo as a (1, 3, H, W) tensor at ``size``.
+    The set-up's ``photo`` is ``image`` as a (1, 3, H, W) tensor at ``size``.
     """
     octaves = int(check_number("octaves", octaves, integer=True, positive=True))
     octave_scale = check_number("octave_scale", octave_scale)
@@ -205,26 +92,8 @@ def _setup(image, *, layers, channels, octaves, octave_scale, iterations, lr, ji
                 )
         if guide_img is not None and len(shape) != 3:
             raise DeepCanvasError(f"a guide needs spatial layers; {layer!r} has no positions")
-    return _Setup(net, dev, layer_w, chans, guide_img, octaves, octave_scale, iterations, lr, jitter, size, tile,
-                  precision, rng), base
-
-
-@torch.no_grad()
-def _guide_features(s: _Setup, side: int) -> dict[str, torch.Tensor]:
-    """The guide's features, at the octave's size but no larger than a tile (memory)."""
-    g = s.guide
-    hw = fit_size(*g.shape[-2:], max(MIN_OCTAVE_SIDE, min(side, s.tile)))
-    acts = s.net(resize(g, hw).to(s.dev), list(s.layers))
-    return {k: v.float() for k, v in acts.items()}
-
-
-def _scales(s: _Setup, base: torch.Tensor) -> dict[str, float] | None:
-    """Per-layer normalisers, only needed when several layers are mixed."""
-    if len([w for w in s.layers.values() if w > 0]) < 2:
-        return None
-    probe = resize(base, fit_size(*base.shape[-2:], min(max(base.shape[-2:]), s.tile))).to(s.dev)
-    guide = _guide_features(s, s.tile) if s.guide is not None else None
-    return layer_scales(s.net, probe, list(s.layers), s.channels, guide)
+    return DreamSetup(net, dev, layer_w, chans, guide_img, octaves, octave_scale, iterations, lr, jitter, size, tile,
+                      precision, rng, photo=base)
 
 
 def _load_base(image, size: int | None) -> torch.Tensor:
@@ -232,68 +101,6 @@ def _load_base(image, size: int | None) -> torch.Tensor:
     if size is not None:
         img = resize(img, fit_size(*img.shape[-2:], size))
     return img
-
-
-class _TrackedRoll:
-    """``transforms.random_roll`` that remembers its shift, so that a mask can move with the picture."""
-
-    def __init__(self, d: int, rng: random.Random):
-        self.d, self.rng, self.shift = d, rng, (0, 0)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.d <= 0:
-            return x
-        self.shift = (self.rng.randint(-self.d, self.d), self.rng.randint(-self.d, self.d))  # as random_roll draws
-        return T.roll(x, *self.shift)
-
-
-def octave_stages(s: _Setup, base, *, label: str = "", after: Callable[[torch.Tensor], None] | None = None,
-                  size: tuple[int, int] | None = None) -> list[StageSpec]:
-    """The octaves of one dream, as stages; each stage's result is the full-size dream so far.
-
-    ``base`` is the (1, 3, H, W) photo, or a function of the previous stage's result that
-    gives it (a zoom's next frame); then ``size`` gives its (H, W). ``after`` gets the finished dream.
-    """
-    hw_full = tuple(size or base.shape[-2:])
-    sizes = octave_sizes(*hw_full, s.octaves, s.octave_scale)
-    state: dict = {}
-
-    def octave(k: int, hw: tuple[int, int]):
-        def build(prev: torch.Tensor | None) -> Stage:
-            if k == 0:
-                state["base"] = (base(prev) if callable(base) else base).cpu()
-                if s.scales is None:
-                    s.scales = _scales(s, state["base"])
-                detail = torch.zeros(1, 3, *hw)
-            else:  # what the last octave added, upscaled
-                with torch.no_grad():
-                    detail = upscale_detail(state["param"].image().detach().cpu() - state["octave_base"], hw)
-            full = state["base"]
-            octave_base = state["octave_base"] = resize(full, hw)
-            guide = _guide_features(s, max(hw)) if s.guide is not None else None
-            param = state["param"] = PixelParam((octave_base + detail).to(s.dev))
-
-            def whole(img: torch.Tensor) -> torch.Tensor:  # the full-size photo plus the detail so far
-                return (full + upscale_detail(img.cpu() - octave_base, hw_full)).clamp(0, 1)
-
-            transform, mask, lr = T.random_roll(s.jitter, s.rng), None, s.lr
-            if s.mask is not None:
-                transform = _TrackedRoll(s.jitter, s.rng)
-                m = R.feather(R.fit(s.mask, hw), s.feather).to(s.dev)
-                mask = Mask(m, shift=lambda: transform.shift)
-                # The step is lr / mean|gradient|, and the gradient is ~0 outside the mask: scale by the mask's area
-                # so that the dream inside grows as fast as an unmasked one.
-                lr = s.lr * max(mask.area(), 1e-3)
-            return Stage(param, dream_objective(s.layers, s.channels, guide, s.scales, mask), s.iterations,
-                         name=f"{label}octave {k + 1}/{len(sizes)} ({max(hw)} px)", optimizer="normalized",
-                         lr=lr, transforms=transform, keep_best=False, tile=s.tile,
-                         tile_margin=s.margin, result=whole, after=after if k == len(sizes) - 1 else None)
-        return build
-
-    return [octave(k, hw) for k, hw in enumerate(sizes)]
-
-
-# --------------------------------------------------------------------------- DeepDream
 
 
 def dream_steps(
@@ -348,9 +155,10 @@ def dream_steps(
     if mask is not None:  # read and checked before the network is loaded
         mask_img = R.load_mask(mask, "mask")
         R.check_not_empty(mask_img, "the mask")
-    s, base = _setup(image, layers=layers, channels=channels, octaves=octaves, octave_scale=octave_scale,
-                     iterations=iterations, lr=lr, jitter=jitter, size=size, guide=guide, tile=tile, model=model,
-                     weights=weights, pooling=pooling, seed=seed, device=device, precision=precision)
+    s = prepare_dream(image, layers=layers, channels=channels, octaves=octaves, octave_scale=octave_scale,
+                      iterations=iterations, lr=lr, jitter=jitter, size=size, guide=guide, tile=tile, model=model,
+                      weights=weights, pooling=pooling, seed=seed, device=device, precision=precision)
+    base = s.photo
     finish = None
     if mask_img is not None:
         s.mask, s.feather = mask_img, feather

@@ -21,7 +21,8 @@ from ..imaging import array_to_tensor
 from ..render import Progress, drive, render
 from ..signature import check_choice
 from .common import Pooling, Precision, longest_side
-from .dream import _setup, octave_sizes, octave_stages
+from .dream import prepare_dream
+from .dream_octaves import octave_sizes, octave_stages
 
 
 # Later dream frames start from the warped previous dream (blended 0.6 with the new frame): 4 of 10 steps put
@@ -112,7 +113,7 @@ def dream_video_steps(
     digest = settings_digest(settings)
     store.check(digest, restart)
     frames = clip.read_frames(info, pl)
-    s, _ = _setup(Image.fromarray(frames[0]), **kw)
+    s = prepare_dream(Image.fromarray(frames[0]), **kw)
     done = store.begin(digest, restart)
     stages, total = [], 0
     result = store.result(pl)

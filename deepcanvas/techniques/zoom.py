@@ -1,6 +1,6 @@
 """The endless DeepDream zoom: dream, zoom in a little, dream again on the result.
 
-A run of frames, each frame the octaves of :mod:`dream` (fewer of them: the previous
+A run of frames, each frame the octaves of :mod:`.dream_octaves` (fewer of them: the previous
 frame already holds the large patterns) started from the previous frame zoomed in.
 Frames are written as they are finished; the GIF and the MP4 (:mod:`clip`, PyAV) when the
 last one is.
@@ -23,7 +23,8 @@ from .. import clip, imaging, io
 from ..errors import DeepCanvasError
 from ..limits import check_number
 from ..render import Progress, drive, render
-from .dream import _setup, dream_steps, octave_sizes, octave_stages
+from .dream import dream_steps, prepare_dream
+from .dream_octaves import octave_sizes, octave_stages
 
 
 def zoom_in(img: torch.Tensor, zoom: float) -> torch.Tensor:
@@ -106,7 +107,8 @@ def dream_zoom_steps(image, output, *, frames: int = 30, zoom: float = 1.05, oct
     # "out/" names a directory, made (once everything else checks out) if its parent exists.
     make_folder = not folder.exists() and os.fspath(output).endswith(("/", os.sep))
     io.check_output_path(folder.parent / "probe.gif" if make_folder else gif_path)
-    s, frame = _setup(image, **{**_DREAM_DEFAULTS, **dream_kw, "octaves": octaves, "iterations": iterations})
+    s = prepare_dream(image, **{**_DREAM_DEFAULTS, **dream_kw, "octaves": octaves, "iterations": iterations})
+    frame = s.photo
     if make_folder:
         try:
             folder.mkdir(exist_ok=True)
