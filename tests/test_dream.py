@@ -110,8 +110,8 @@ def test_tiled_gradient_equals_the_whole_image_gradient():
 
 
 def setup_for(net, *, octaves=3, iterations=2, lr=0.02, tile=512, margin=8, jitter=4, guide=None, seed=0):
-    return O.DreamSetup(net, torch.device("cpu"), {"conv": 1.0}, None, guide, octaves, 1.4, iterations, lr, jitter, None,
-                        tile, "fp32", random.Random(seed), margin)
+    return O.DreamSetup(net, torch.device("cpu"), {"conv": 1.0}, None, guide, octaves, 1.4, iterations, lr, jitter,
+                        None, tile, "fp32", random.Random(seed), margin)
 
 
 def run_octaves(s, base):
