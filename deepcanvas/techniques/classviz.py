@@ -2,45 +2,36 @@
 
 Two configurations of the one loop:
 
-* ``param='fourier'`` (default), lucid's recipe: the image lives in a scaled
-  Fourier basis with decorrelated colour, random pad / jitter / scale / rotate
-  transforms are applied before every step, Adam ascends the class logit.
-  The defaults differ from lucid's where EfficientNet-Lite0 gave fine, busy
-  textures: a steeper 1/f^1.35 spectrum (rescaled to lucid's RMS so the
-  learning rate keeps its meaning), stronger scale / rotate / jitter and a
-  random zooming crop (larger, whole objects), and the top of the spectrum
-  tapered (``cutoff``, :func:`spectral_taper`) with the step falling to
-  ``lr_floor`` of itself, which removes the dotted 2-3 px texture a
-  classifier's gradient favours (high-frequency share 1.78x the photos' before,
-  0.60x after; docs/tuning.md). ``tv_weight`` adds an optional TV penalty.
-* ``param='pixel'``, the seed article's recipe: raw pixels from faint noise,
-  plain gradient ascent of the class score with L2 decay, a random roll
-  (jitter) every step, a Gaussian blur every ``blur_every`` steps, and clipping.
+* ``param='fourier'`` (default), lucid's recipe: the image lives in a scaled Fourier basis with
+  decorrelated colour, random pad / jitter / scale / rotate / zooming-crop transforms come before every
+  step, and Adam ascends the class logit. The spectrum falls off more steeply than lucid's (larger, whole
+  objects) and its top is tapered (``cutoff``, :func:`spectral_taper`) while the step decays to
+  ``lr_floor`` of itself: together they keep out the dotted 2-3 px texture a classifier's gradient
+  favours (docs/tuning.md). ``tv_weight`` adds an optional TV penalty.
+* ``param='pixel'``, the seed article's recipe: raw pixels from faint noise, plain gradient ascent of the
+  class score with L2 decay, a random roll every step, a Gaussian blur every ``blur_every`` steps, clipping.
 
-Several classes make a batch: item ``i`` ascends class ``i``. An ``objective``
-string adds channel / neuron terms on any layer ("block10:37",
-"neuron:block10:37", "block10:37*2+logits:1") to every item, or replaces the
-class term when no class is given.
+Several classes make a batch, item ``i`` ascending class ``i``; an ``objective`` string adds channel and
+neuron terms on any layer to every item, or stands alone (:mod:`.classviz_targets` reads both).
 """
 
 from __future__ import annotations
 
-import difflib
-import re
 from typing import Callable, Iterator, Literal
 
 import torch
 
 from .. import models
-from ..models.layered import probe_layers
 from .. import transforms as T
 from ..errors import DeepCanvasError
 from ..limits import check_number
-from ..objectives import L2, Channel, ClassScore, Neuron, Sum, TotalVariation
+from ..objectives import L2, TotalVariation
 from ..param import FourierParam, PixelParam
 from ..render import Progress, Stage, cosine_decay, drive, render
 from ..signature import check_choice
 from .common import Precision, begin, check_layer_names, longest_side, seed_everything
+from .classviz_targets import (check_objective_terms, parse_objective, require_classifier, resolve_classes,
+                               target_objective)
 
 ParamKind = Literal["fourier", "pixel"]
 
@@ -49,129 +40,6 @@ DEFAULTS = {
     "fourier": {"lr": 0.1, "l2_weight": 0.0, "lr_floor": 0.3},
     "pixel": {"lr": 0.01, "l2_weight": 0.01, "lr_floor": 1.0},
 }
-
-
-# -- what to visualise --------------------------------------------------------------------
-def _norm(name: str) -> str:
-    return " ".join(name.replace("_", " ").split()).casefold()
-
-
-def require_classifier(info) -> None:
-    """A one-line error unless the network has class scores and names (the CLI, the API and the studio)."""
-    if info.defaults.get("class_layer") is None or info.classes is None:
-        raise DeepCanvasError(
-            f"model {info.name} is not a classifier; use efficientnet-lite0, or give an objective such as "
-            f"'relu4_3:12' instead of classes")
-
-
-def resolve_classes(classes, names: list[str] | None) -> list[int]:
-    """ImageNet indices for ``classes``: an index, a name, a list of them, or a comma-separated string.
-
-    Names are matched case-insensitively (underscores count as spaces). A few
-    class names contain commas themselves; the longest run of comma-separated
-    pieces that names a class wins. A name that matches nothing raises a
-    :class:`DeepCanvasError` suggesting the closest names.
-    """
-    if classes is None:
-        return []
-    if isinstance(classes, (str, int)) or not hasattr(classes, "__iter__"):
-        classes = [classes]
-    n = len(names) if names is not None else None
-    lookup: dict[str, list[int]] = {}
-    for i, nm in enumerate(names or []):
-        lookup.setdefault(_norm(nm), []).append(i)
-
-    out: list[int] = []
-    for item in classes:
-        if isinstance(item, bool):
-            raise DeepCanvasError(f"class must be an ImageNet index or name, got {item!r}")
-        if isinstance(item, int) or (hasattr(item, "__index__") and not isinstance(item, str)):
-            out.append(_check_index(int(item), n))
-            continue
-        if not isinstance(item, str):
-            raise DeepCanvasError(f"class must be an ImageNet index or name, got {item!r}")
-        pieces = [p.strip() for p in item.split(",")]
-        i = 0
-        while i < len(pieces):
-            # Longest run of pieces that is a class name ("tights for gymnastics, a one-piece leotard, ...").
-            for j in range(len(pieces), i, -1):
-                joined = ", ".join(pieces[i:j])
-                if _norm(joined) in lookup:
-                    out.append(_unique(joined, lookup[_norm(joined)]))
-                    i = j
-                    break
-            else:
-                piece = pieces[i]
-                i += 1
-                if not piece:
-                    continue
-                if re.fullmatch(r"[+-]?\d+", piece):
-                    out.append(_check_index(int(piece), n))
-                    continue
-                if names is None:
-                    raise DeepCanvasError(
-                        f"this model has no class names; give class indices instead of {piece!r}")
-                close = difflib.get_close_matches(_norm(piece), list(lookup), n=5, cutoff=0.6)
-                if not close:  # a word of a longer name ("retriever" -> "golden retriever", ...)
-                    close = [k for k in lookup if _norm(piece) in k][:5]
-                hint = f"; did you mean {', '.join(repr(names[lookup[c][0]]) for c in close)}?" if close else \
-                    "; give an index 0..999 or a name from the ImageNet class list"
-                raise DeepCanvasError(f"unknown class {piece!r}{hint}")
-    return out
-
-
-def _check_index(i: int, n: int | None) -> int:
-    if n is not None and not 0 <= i < n:
-        raise DeepCanvasError(f"class index {i} is out of range 0..{n - 1}")
-    if i < 0:
-        raise DeepCanvasError(f"class index {i} must not be negative")
-    return i
-
-
-def _unique(name: str, indices: list[int]) -> int:
-    if len(indices) > 1:
-        raise DeepCanvasError(
-            f"class name {name!r} is ambiguous (indices {', '.join(map(str, indices))}); give the index instead")
-    return indices[0]
-
-
-_TERM = re.compile(r"^(?:(?P<pre>[-+]?[\d.eE+-]+)\*)?(?P<neuron>neuron:)?(?P<layer>[A-Za-z_][\w.]*)"
-                   r":(?P<ch>\d+)(?:\*(?P<post>[-+]?[\d.eE+-]+))?$")
-
-
-def parse_objective(spec: str) -> list[tuple[str, str, int, float]]:
-    """'block10:37*2+neuron:block4:3' -> [('channel', 'block10', 37, 2.0), ('neuron', 'block4', 3, 1.0)]."""
-    terms = []
-    for raw in str(spec).replace(" ", "").split("+"):
-        if not raw:
-            continue
-        m = _TERM.match(raw)
-        if not m:
-            raise DeepCanvasError(
-                f"cannot read objective term {raw!r}; write LAYER:CHANNEL, neuron:LAYER:CHANNEL, "
-                f"optionally *WEIGHT, joined by + (e.g. 'block10:37*2+neuron:block12:5')")
-        w = 1.0
-        for k in ("pre", "post"):
-            if m.group(k) is not None:
-                w *= check_number(f"weight in objective term {raw!r}", m.group(k))
-        terms.append(("neuron" if m.group("neuron") else "channel", m.group("layer"), int(m.group("ch")), w))
-    if not terms:
-        raise DeepCanvasError(f"empty objective {spec!r}")
-    return terms
-
-
-def _check_terms(net, terms, size: int, dev) -> None:
-    """Channel and layer checks on a small dry run, before any slow work."""
-    layers = sorted({t[1] for t in terms})
-    net.check_layers(layers)
-    shapes, _ = probe_layers(net, layers, size=max(32, min(size, 64)))
-    for kind, layer, ch, _ in terms:
-        shape = shapes[layer]
-        if not 0 <= ch < shape[0]:
-            raise DeepCanvasError(
-                f"channel {ch} is out of range for layer {layer!r}, which has channels 0..{shape[0] - 1}")
-        if kind == "neuron" and len(shape) != 3:
-            raise DeepCanvasError(f"neuron objectives need a spatial layer; {layer!r} has no positions")
 
 
 def spectral_taper(height: int, width: int, cutoff: float, order: float = 4.0) -> torch.Tensor:
@@ -307,17 +175,10 @@ def visualize_class_steps(
     rng = seed_everything(seed)
     net = models.load_model(model, weights=weights, device=dev)
     if terms:
-        _check_terms(net, terms, size, dev)
+        check_objective_terms(net, terms, size)
     batch = max(1, len(indices))
 
-    objective_ = Sum([])
-    for i in range(batch):
-        b = i if batch > 1 else None
-        if indices:
-            objective_ = objective_ + ClassScore(indices[i], layer=class_layer, batch=b)
-        for kind, layer, ch, w in terms:
-            term = Channel(layer, ch, batch=b) if kind == "channel" else Neuron(layer, ch, batch=b)
-            objective_ = objective_ + w * term
+    objective_ = target_objective(indices, terms, class_layer)
     if l2_weight > 0:
         # The seed's decay, summed over pixels: its gradient is 2 * l2_weight * (x - 1/2) at every pixel.
         objective_ = objective_ + l2_weight * batch * 3 * size * size * L2()
