@@ -1,36 +1,29 @@
 """A layer atlas: what each chosen layer's channels respond to, one sheet per network.
 
-For every layer, the feature visualization of N channels (the first N, the ones
-named, or, with ``photo``, the N that fire most on that photo) as one row of a
-sheet. A configuration of the one loop: each layer is one stage whose batch holds
-the N channels (item i ascends the mean of channel i), in lucid's decorrelated
-Fourier parameterisation with random pad / jitter / scale / rotate each step.
+For every layer, the feature visualization of N channels (:mod:`.atlas_channels`: the first N, the ones
+named, or with ``photo`` the N that fire most on that photo, each beside the patch that excites it) as one
+row of a sheet. A configuration of the one loop: each layer is one stage whose batch holds its N channels
+(item i ascends the mean of channel i), in lucid's decorrelated Fourier parameterisation with random pad /
+jitter / scale / rotate each step.
 
-Each channel's picture depends only on (network, layer, channel, size, seed,
-iterations, lr): its spectrum starts from noise drawn from a generator seeded by
-those, and the transforms' random sequence is the seed's. So tiles are cached
-one per channel on disk (``<cache>/atlas/``) and a sheet with one more layer or
-channel renders only what is new.
-
-With ``photo``, each tile is the channel's visualization beside the patch of the
-photo around the position where the channel fires most (about three cells of the
-layer's grid wide).
+Each channel's picture depends only on (network, layer, channel, size, seed, iterations, lr): its spectrum
+starts from noise drawn from a generator seeded by those, and the transforms' random sequence is the
+seed's. So tiles are cached one per channel on disk (:mod:`.atlas_cache`), and a sheet with one more layer
+or channel renders only what is new.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 import time
-from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Callable, Iterator
 
 import torch
 from PIL import Image
 
-from .. import imaging, io, models
+from .. import imaging, models
 from .. import transforms as T
 from ..errors import DeepCanvasError
 from ..limits import check_number
@@ -39,66 +32,32 @@ from ..objectives import Channel, Sum
 from ..param import FourierParam
 from ..render import Progress, Stage, drive, render
 from ..sheet import contact_sheet
-from .common import Precision, begin, check_layer_names, longest_side, seed_everything
+from .atlas_cache import TileCache
+from .atlas_channels import check_channels, most_active, parse_channels
+from .common import Precision, begin, check_layer_names, layer_names, load_tensor, longest_side, seed_everything
 
-VERSION = 2  # part of every cache key: bump when the recipe changes
 #: Atlas memory: the estimated peak of one layer's batch (activations kept for the backward pass) may not pass this.
 MEMORY_LIMIT_GIB = 4.0
-MAX_CHANNELS = 1024  # per layer
 PRE_RELU_WEIGHT = 0.1
 
-Order = Literal["first", "photo"]
 
-
-# -- arguments ---------------------------------------------------------------------------------------
-def _layer_list(layers, info) -> list[str]:
+def atlas_layers(layers, info) -> list[str]:
+    """The layers asked for, or the model's atlas (else style) layers."""
     if layers in (None, ""):
-        spec = info.defaults.get("atlas_layers") or info.defaults.get("style_layers")
-        if not spec:
+        layers = info.defaults.get("atlas_layers") or info.defaults.get("style_layers")
+        if not layers:
             raise DeepCanvasError(f"model {info.name} has no default atlas layers; give them with layers")
-        layers = spec
-    out = [s.strip() for s in layers.split(",") if s.strip()] if isinstance(layers, str) else [str(s) for s in layers]
-    if not out:
-        raise DeepCanvasError("no layer given")
-    seen: list[str] = []
-    for name in out:
-        if name not in seen:
-            seen.append(name)
-    return seen
-
-
-def parse_channels(spec) -> tuple[int | None, list[int] | None]:
-    """'8' or 8 -> (8, None): the first (or most active) 8; '3,7,9' or [3, 7, 9] -> (None, [3, 7, 9])."""
-    if isinstance(spec, bool):
-        raise DeepCanvasError(f"channels must be a count or a list of channel numbers, got {spec!r}")
-    if isinstance(spec, int):
-        return int(check_number("channels", spec, integer=True, positive=True, maximum=MAX_CHANNELS)), None
-    if isinstance(spec, str):
-        parts = [p.strip() for p in spec.split(",") if p.strip()]
-        if not parts:
-            raise DeepCanvasError("channels: nothing given")
-        if len(parts) == 1 and "," not in spec:
-            return int(check_number("channels", parts[0], integer=True, positive=True, maximum=MAX_CHANNELS)), None
-        spec = parts
-    try:
-        chosen = [int(check_number("channel", c, integer=True, minimum=0)) for c in spec]
-    except TypeError:
-        raise DeepCanvasError(f"channels must be a count or a list of channel numbers, got {spec!r}") from None
-    if not chosen:
-        raise DeepCanvasError("channels: nothing given")
-    check_number("channels", len(chosen), integer=True, positive=True, maximum=MAX_CHANNELS)
-    return None, list(dict.fromkeys(chosen))
+    return layer_names(layers)
 
 
 def objective_layer(net, layer: str) -> str:
     """The convolution feeding a ReLU layer (``relu3_3`` -> ``conv3_3``), else the layer itself.
 
-    A ReLU channel that is zero everywhere on the grey start has no gradient and stays grey (the first
-    VGG16 sheet had all of relu3_3 grey). Its convolution has the same channels, one to one, and a
-    gradient everywhere, so its channel mean is added with a small weight (PRE_RELU_WEIGHT): it lifts
-    a dead channel until the ReLU passes something, and the ReLU's own mean does the rest. (The
-    convolution alone, tried first, gave shallow layers flat, faint tiles: a flat colour maximises a
-    shallow filter's mean.)
+    A ReLU channel that is zero everywhere on the grey start has no gradient and would stay grey. Its
+    convolution has the same channels, one to one, and a gradient everywhere, so its channel mean is added
+    with a small weight (PRE_RELU_WEIGHT): it lifts a dead channel until the ReLU passes something, and the
+    ReLU's own mean does the rest (the convolution alone would give shallow layers flat tiles: a flat
+    colour maximises a shallow filter's mean).
     """
     names = list(getattr(net, "layer_names", []))
     if layer.startswith("relu") and layer in names:
@@ -124,27 +83,6 @@ def estimate_bytes(elems_per_pixel: float, size: int, batch: int) -> float:
     """Peak memory of one atlas stage: activations (forward, kept) and their gradients, fp32, ×1.5 for
     the transforms' copies and the allocator."""
     return elems_per_pixel * size * size * batch * 4 * 2 * 1.5
-
-
-# -- caching ----------------------------------------------------------------------------------------
-def _cache_root() -> Path:
-    from ..models.weights import cache_dir
-
-    return cache_dir() / "atlas"
-
-
-def _tile_path(net_name: str, layer: str, channel: int, key: dict) -> Path:
-    digest = hashlib.sha256(json.dumps({**key, "channel": channel, "v": VERSION}, sort_keys=True).encode()).hexdigest()
-    safe = lambda s: "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s)  # noqa: E731
-    return _cache_root() / safe(net_name) / safe(layer) / f"{channel:05d}_{digest[:16]}.png"
-
-
-def _load_cached(path: Path) -> Image.Image | None:
-    try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except (OSError, ValueError):
-        return None
 
 
 # -- the technique --------------------------------------------------------------------------------
@@ -194,31 +132,12 @@ def atlas_steps(
     if photo not in (None, "") and chosen is not None:
         raise DeepCanvasError("with photo, give channels as a count (the most active ones are shown), not a list")
     info, dev = begin(model, device=device, precision=precision)
-    layer_list = _layer_list(layers, info)
+    layer_list = atlas_layers(layers, info)
     check_layer_names(info, layer_list)
-    photo_t = None
-    if photo not in (None, ""):
-        from .common import fit_size, load_tensor
-
-        photo_t = load_tensor(photo, "photo")
+    photo_t = load_tensor(photo, "photo") if photo not in (None, "") else None
     net = models.load_model(model, weights=weights, device=dev)
     shapes, per_pixel = probe_layers(net, layer_list)
-    counts = {name: shape[0] for name, shape in shapes.items()}
-    for name in layer_list:
-        if len(shapes[name]) != 3:
-            raise DeepCanvasError(f"layer {name!r} has no positions; pick a convolutional layer "
-                                  f"(it has {counts[name]} outputs)")
-    picks: dict[str, list[int]] = {}
-    for name in layer_list:
-        c = counts[name]
-        if chosen is not None:
-            bad = [ch for ch in chosen if ch >= c]
-            if bad:
-                raise DeepCanvasError(f"channel {bad[0]} is out of range for layer {name!r}, which has channels "
-                                      f"0..{c - 1}")
-            picks[name] = list(chosen)
-        elif count > c:
-            raise DeepCanvasError(f"channels: layer {name!r} has only {c} channels, {count} asked for")
+    check_channels(layer_list, shapes, count, chosen)
     n = count if chosen is None else len(chosen)
     need = estimate_bytes(per_pixel, size, n)
     if need > memory_limit_gb * 2**30:
@@ -229,46 +148,23 @@ def atlas_steps(
             f"larger memory_limit_gb)")
     seed_everything(seed)
 
-    # -- which channels, and the photo's patches ------------------------------------
+    # -- which channels (with a photo: the most active ones, and their patches) -------------
     patches: dict[str, dict[int, Image.Image]] = {}
     if photo_t is not None:
-        hw = fit_size(*photo_t.shape[-2:], max(224, size))
-        from ..param import resize
-
-        x = resize(photo_t, hw).to(dev)
-        with torch.no_grad():
-            acts = net(x, layer_list)
-        full = imaging.tensor_to_image(x.cpu())
-        for name in layer_list:
-            a = acts[name][0].float()  # (C, h, w)
-            peak = a.flatten(1).max(1).values
-            top = peak.argsort(descending=True)[:count].tolist()
-            picks[name] = top
-            h, w = a.shape[-2:]
-            sy, sx = hw[0] / h, hw[1] / w
-            side = int(min(max(hw), max(24, 3 * max(sy, sx))))
-            patches[name] = {}
-            for ch in top:
-                pos = int(a[ch].flatten().argmax())
-                cy, cx = (pos // w + 0.5) * sy, (pos % w + 0.5) * sx
-                y0 = int(min(max(0, cy - side / 2), max(0, hw[0] - side)))
-                x0 = int(min(max(0, cx - side / 2), max(0, hw[1] - side)))
-                patches[name][ch] = full.crop((x0, y0, x0 + side, y0 + side))
-    elif chosen is None:
-        for name in layer_list:
-            picks[name] = list(range(count))
+        picks, patches = most_active(net, photo_t, layer_list, count, size, dev)
+    else:
+        picks = {name: list(chosen) if chosen is not None else list(range(count)) for name in layer_list}
 
     # -- cached tiles, and the stages for the rest ------------------------------------
     net_name = info.name if isinstance(model, str) and weights in (None, "") else None
-    use_cache = cache and net_name is not None
-    key = {"net": net_name, "size": size, "seed": seed, "iterations": iterations, "lr": lr}
+    store = TileCache(net_name, {"net": net_name, "size": size, "seed": seed, "iterations": iterations, "lr": lr},
+                      enabled=cache)
     tiles: dict[str, dict[int, Image.Image]] = {name: {} for name in layer_list}
     todo: dict[str, list[int]] = {}
     for name in layer_list:
-        layer_key = {**key, "layer": name, "target": objective_layer(net, name)}
         for ch in picks[name]:
-            got = _load_cached(_tile_path(net_name, name, ch, layer_key)) if use_cache else None
-            if got is not None and got.size == (size, size):
+            got = store.get(name, objective_layer(net, name), ch, size)
+            if got is not None:
                 tiles[name][ch] = got
             else:
                 todo.setdefault(name, []).append(ch)
@@ -297,14 +193,8 @@ def atlas_steps(
 
     def save_tiles(name: str, chs: list[int], result: torch.Tensor) -> None:
         for i, ch in enumerate(chs):
-            img = imaging.tensor_to_image(result[i:i + 1])
-            tiles[name][ch] = img
-            if use_cache:
-                try:
-                    path = _tile_path(net_name, name, ch, {**key, "layer": name, "target": objective_layer(net, name)})
-                    io.save_image(img, _mkdir(path))
-                except DeepCanvasError:
-                    pass  # an unwritable cache costs only the time next run
+            tiles[name][ch] = imaging.tensor_to_image(result[i:i + 1])
+            store.put(name, objective_layer(net, name), ch, tiles[name][ch])
 
     title = f"{info.name}: " + ("channels most active on the photo" if photo_t is not None else
                                  f"{'first ' + str(count) if chosen is None else 'chosen'} channels") + \
@@ -327,14 +217,6 @@ def atlas_steps(
     costs = [(iterations, step_seconds(net, name, len(chs), size, dev)) for name, chs in todo.items()]
     yield from render(net, stages, total=iterations * len(todo), precision=precision, finish=finish,
                       output=lambda final: sheet["image"], costs=costs)
-
-
-def _mkdir(p: Path) -> Path:
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DeepCanvasError(f"cannot create cache folder '{p.parent}': {e.strerror}") from None
-    return p
 
 
 def _channel_seed(seed: int, layer: str, channel: int) -> int:

@@ -42,6 +42,14 @@ def parse_layers(spec, what: str = "layers") -> dict[str, float]:
     return out
 
 
+def layer_names(spec) -> list[str]:
+    """'a, b' or ['a', 'b'] -> ['a', 'b']: each layer once, in the order given; an error when none is."""
+    out = [s.strip() for s in spec.split(",") if s.strip()] if isinstance(spec, str) else [str(s) for s in spec]
+    if not out:
+        raise DeepCanvasError("no layer given")
+    return list(dict.fromkeys(out))
+
+
 def parse_floats(spec, n: int, what: str) -> list[float]:
     if spec is None:
         return [1.0] * n
