@@ -7,17 +7,14 @@ random each step) and the objective
 
 where φ0 are the photo's features at one layer. The α-norm keeps pixels in
 range, TV^β keeps the image smooth where the features say nothing. Their
-weights are M&V's idea re-expressed for images in [0, 1] and tuned by looking
-at VGG16 inversions of a photo: the α-norm is measured relative to half the
-range (M&V's B), and the TV weight grows with the layer's depth as M&V's
-does, here as 2·sqrt(stride) (relu1_2: 2, relu3_3: 4, relu5_1: 8). Adam with
-a cosine-decayed step beat L-BFGS per second (tried on relu3_3 and relu5_3).
+weights are M&V's re-expressed for images in [0, 1]: the α-norm is measured
+relative to half the range (M&V's B), and the TV weight grows with the layer's
+depth, here as 2·sqrt(stride) (relu1_2: 2, relu3_3: 4, relu5_1: 8). Adam's step
+decays along a cosine: big steps find the layout, small ones settle the detail.
 
-The image is pixels by default (``param='auto'``); the Fourier, pyramid and deep-image-prior
-parameterisations are there to ask for. None of them brought a deep layer's layout back on photos
-held apart, and more steps, not another prior, fix the shallow layers (docs/tuning.md).
-
-Several layers are inverted one after the other, each from its own noise.
+The image is pixels by default; Fourier, pyramid and deep-image-prior parameterisations can be asked
+for (docs/tuning.md compares them). Several layers are inverted one after the other, each from its own
+noise.
 """
 
 from __future__ import annotations
@@ -26,9 +23,9 @@ import math
 from typing import Callable, Iterator, Literal
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from .. import models
+from .. import models, sheet
 from .. import transforms as T
 from ..errors import DeepCanvasError
 from ..limits import check_number
@@ -36,7 +33,8 @@ from ..objectives import AlphaNorm, ColourPrior, FeatureDistance, Sum, TotalVari
 from ..param import DIPParam, FourierParam, PixelParam, PyramidParam, resize
 from ..render import Progress, Stage, cosine_decay, drive, render
 from ..signature import check_choice
-from .common import Pooling, Precision, begin, check_layer_names, fit_size, load_tensor, longest_side, seed_everything
+from .common import (Pooling, Precision, begin, check_layer_names, fit_size, layer_names, load_tensor, longest_side,
+                     seed_everything)
 
 Loss = Literal["normalized", "l2"]
 ParamKind = Literal["auto", "pixel", "fourier", "pyramid", "dip"]
@@ -67,17 +65,7 @@ def _layer_list(layer, layers, info) -> list[str]:
         spec = info.defaults.get("invert_layer")
         if spec is None:
             raise DeepCanvasError(f"model {info.name} has no default layer to invert; give one with layer")
-    if isinstance(spec, str):
-        out = [s.strip() for s in spec.split(",") if s.strip()]
-    else:
-        out = [str(s) for s in spec]
-    if not out:
-        raise DeepCanvasError("no layer given")
-    seen = []
-    for name in out:
-        if name not in seen:
-            seen.append(name)
-    return seen
+    return layer_names(spec)
 
 
 def invert_steps(
@@ -227,29 +215,15 @@ def invert(image, *, callback: Callable[[Progress], None] | None = None, **kwarg
 
 def contact_sheet(images: dict[str, Image.Image], original: Image.Image, *, label_height: int = 16,
                   gap: int = 4) -> Image.Image:
-    """One row: the original, then each layer's inversion, each labelled underneath on white.
+    """One row: the original, then each layer's inversion, each labelled underneath (:func:`sheet.contact_sheet`).
 
     Every tile is the size of the first inversion (the original is resized to it).
     """
     if not images:
         raise DeepCanvasError("contact sheet: no images")
-    tiles = [("original", original)] + list(images.items())
-    w, h = next(iter(images.values())).size
-    sheet = Image.new("RGB", (len(tiles) * w + (len(tiles) + 1) * gap, h + label_height + 2 * gap), "white")
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
-    for i, (label, img) in enumerate(tiles):
-        x = gap + i * (w + gap)
-        tile = img.convert("RGB")
-        if tile.size != (w, h):
-            tile = tile.resize((w, h), Image.Resampling.LANCZOS)
-        sheet.paste(tile, (x, gap))
-        text = str(label)
-        tw = draw.textlength(text, font=font)
-        while tw > w and len(text) > 1:
-            text = text[:-1]
-            tw = draw.textlength(text + "...", font=font)
-        if text != str(label):
-            text += "..."
-        draw.text((x + (w - tw) / 2, gap + h + 2), text, fill="black", font=font)
-    return sheet
+    size = next(iter(images.values())).size
+    original = original.convert("RGB")
+    if original.size != size:
+        original = original.resize(size, Image.Resampling.LANCZOS)
+    cells = [("original", original, None)] + [(label, img, None) for label, img in images.items()]
+    return sheet.contact_sheet([("", cells)], gap=gap, label_h=label_height)
