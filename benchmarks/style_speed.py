@@ -108,7 +108,7 @@ def per_iteration_cost(size: int) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from deepcanvas import imaging, io, models
+    from deepcanvas import models
     from deepcanvas.techniques.common import fit_size
 
     net = models.load_model("vgg16")

@@ -73,7 +73,7 @@ class StylePlan:
     rng: Any  # the run's random.Random
     generator: torch.Generator | None  # the sliced-Wasserstein loss's random projections
 
-    # The names techniques/video.py reads.
+    # The names the video frames read (style_frames.py).
     @property
     def dev(self) -> torch.device:
         return self.device
