@@ -178,8 +178,8 @@ class Stage:
 
     ``result`` maps the stage's image to what the run's image is at that point (a
     crop back to the output size, the dream's detail added to the full-size photo);
-    it is what Ctrl-C keeps and what the next stage starts from. ``after`` is called with that result when the stage ends (e.g. to
-    write a finished frame).
+    it is what Ctrl-C keeps and what the next stage starts from. ``after`` is called
+    with that result when the stage ends (e.g. to write a finished frame).
     """
 
     param: Param
@@ -243,94 +243,103 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
     without stages (everything cached) is allowed.
     output: attached to the final Progress (``Progress.output``), e.g. what the run wrote; a callable is
     called with the final image after the last stage.
-    start: steps done before this run (a resumed batch counts on from its finished items); ``total`` includes them.
+    start: steps done before this run (a resumed batch counts on from its finished items); ``total``
+    includes them.
     costs: [(steps, relative time per step)] per stage, for the time left (:class:`~deepcanvas.progress.Clock`),
     where stages differ in cost; default: every step alike.
     Returns the final image. Ctrl-C, in a step or thrown in at a yield by :func:`drive`, becomes
     :class:`Interrupted` carrying the best image so far.
     """
-    from .imaging import tensor_to_image
-
     if total is None:
         stages = list(stages)
         if not all(isinstance(s, (Stage, Elsewhere)) for s in stages):
             raise ValueError("render: give total= when stages are built on the way")
         total = start + sum(s.steps for s in stages)
-    rng = rng or random.Random()
-    clock = Clock(total, start, costs)
-    done, results, prev = start, [], None
-    running: Callable[[], torch.Tensor] | None = None  # the running stretch's best so far
-    last: Progress | None = None
-    final_loss, final_parts = math.nan, {}
-
-    def timed(p: Progress) -> Progress:
-        nonlocal last
-        last = clock.stamp(p)
-        return p
-
+    run = _Run(net, total, start, precision, rng or random.Random(), Clock(total, start, costs))
+    final_image = finish or (lambda results: results[-1])
     try:
         for spec in stages:
-            running = None
-            if isinstance(spec, Elsewhere):
-                shown = {"t": prev}
-                running = lambda: shown["t"]  # noqa: E731
-                gen = spec.reports()
-                try:
-                    while True:
-                        try:
-                            r = next(gen)
-                        except StopIteration as stop:
-                            result = stop.value if stop.value is not None else shown["t"]
-                            break
-                        done += r.steps
-                        if r.tensor is not None:
-                            shown["t"] = r.tensor
-                        if shown["t"] is not None:
-                            yield timed(Progress(done, total, r.loss, {}, r.stage or spec.name, shown["t"],
-                                                 clock.elapsed()))
-                finally:
-                    gen.close()
-                if result is None:
-                    raise DeepCanvasError(f"{spec.name or 'a stretch run elsewhere'} gave no image")
-                prev = result
-                results.append(prev)
-                final_loss, final_parts = (last.loss, {}) if last is not None else (math.nan, {})
-                continue
-            stage = spec if isinstance(spec, Stage) else spec(prev)
-            shaped = stage.result or (lambda img: img)
-            renderer = Renderer(net, stage.objective, stage.param, optimizer=stage.optimizer, lr=stage.lr,
-                                lr_schedule=stage.lr_schedule, transform=stage.transforms, keep_best=stage.keep_best,
-                                tile=stage.tile, tile_margin=stage.tile_margin, hooks=stage.hooks,
-                                precision=precision, rng=stage.rng or rng, **stage.optimizer_options)
-            running = lambda r=renderer, f=shaped: f(r.current().detach())  # noqa: E731
-            for p in renderer.run(stage.steps, start=done, total=total, stage=stage.name, t0=clock.t0):
-                if stage.view is not None:
-                    p.tensor = stage.view(p.tensor)
-                yield timed(p)
-            done += stage.steps
-            prev = shaped(renderer.current().detach())
-            running = None
-            # Losses at different sizes do not compare: the last stage's is the run's.
-            final_loss = renderer.best_loss if renderer.best is not None else renderer.last_loss
-            final_parts = dict(renderer.last_parts)
-            results.append(prev)
-            if stage.after is not None:
-                stage.after(prev)
+            yield from run.elsewhere(spec) if isinstance(spec, Elsewhere) else run.stage(spec)
     except KeyboardInterrupt as e:
         if isinstance(e, Interrupted):
             raise
-        current = running() if running is not None else None
-        if current is None and not results:
-            raise Interrupted(None) from None  # before the first image: nothing to keep
-        best = (finish or (lambda rs: rs[-1]))(results + ([current] if current is not None else [])).clamp(0, 1)
-        if best.shape[0] > 1:  # a batch: side by side in one picture
-            best = torch.cat(list(best), dim=-1)[None]
-        raise Interrupted(tensor_to_image(best)) from None
-    if not results and finish is None:
+        raise run.interrupted(final_image) from None
+    if not run.results and finish is None:
         raise DeepCanvasError("nothing to do: the run had no stages")
-    final = (finish or (lambda rs: rs[-1]))(results)
+    final = final_image(run.results)
     if callable(output):
         output = output(final)
-    yield Progress(max(total, done), max(total, done), final_loss, final_parts, "done", final, clock.elapsed(),
-                   done=True, output=output, eta=0.0)
+    end = max(total, run.done)
+    yield Progress(end, end, run.loss, run.parts, "done", final, run.clock.elapsed(), done=True, output=output, eta=0.0)
     return final
+
+
+class _Run:
+    """The state of one :func:`render` call: steps done, the stages' results, the best image so far."""
+
+    def __init__(self, net, total: int, start: int, precision: str, rng: random.Random, clock: Clock):
+        self.net, self.total, self.precision, self.rng, self.clock = net, total, precision, rng, clock
+        self.done, self.results = start, []
+        self.prev: torch.Tensor | None = None  # the last finished stage's result
+        self.running: Callable[[], torch.Tensor | None] | None = None  # the running stretch's best so far
+        self.loss, self.parts = math.nan, {}  # the last stage's (losses at different sizes do not compare)
+
+    def stage(self, spec) -> Iterator[Progress]:
+        stage = spec if isinstance(spec, Stage) else spec(self.prev)
+        shaped = stage.result or (lambda img: img)
+        renderer = Renderer(self.net, stage.objective, stage.param, optimizer=stage.optimizer, lr=stage.lr,
+                            lr_schedule=stage.lr_schedule, transform=stage.transforms, keep_best=stage.keep_best,
+                            tile=stage.tile, tile_margin=stage.tile_margin, hooks=stage.hooks,
+                            precision=self.precision, rng=stage.rng or self.rng, **stage.optimizer_options)
+        self.running = lambda: shaped(renderer.current().detach())
+        for p in renderer.run(stage.steps, start=self.done, total=self.total, stage=stage.name, t0=self.clock.t0):
+            if stage.view is not None:
+                p.tensor = stage.view(p.tensor)
+            yield self.clock.stamp(p)
+        self.done += stage.steps
+        self.running = None
+        self.loss = renderer.best_loss if renderer.best is not None else renderer.last_loss
+        self.parts = dict(renderer.last_parts)
+        self._finished(shaped(renderer.current().detach()))
+        if stage.after is not None:
+            stage.after(self.prev)
+
+    def elsewhere(self, spec: Elsewhere) -> Iterator[Progress]:
+        shown = self.prev
+        self.running = lambda: shown
+        reports = spec.reports()
+        try:
+            while True:
+                try:
+                    r = next(reports)
+                except StopIteration as stop:
+                    result = stop.value if stop.value is not None else shown
+                    break
+                self.done += r.steps
+                shown = r.tensor if r.tensor is not None else shown
+                self.loss = r.loss
+                if shown is not None:  # nothing to show yet: the steps count at the next report
+                    yield self.clock.stamp(Progress(self.done, self.total, r.loss, {}, r.stage or spec.name, shown,
+                                                    self.clock.elapsed()))
+        finally:
+            reports.close()  # on Ctrl-C too: it stops the work elsewhere
+        if result is None:
+            raise DeepCanvasError(f"{spec.name or 'a stretch run elsewhere'} gave no image")
+        self.running, self.parts = None, {}
+        self._finished(result)
+
+    def _finished(self, result: torch.Tensor) -> None:
+        self.prev = result
+        self.results.append(result)
+
+    def interrupted(self, finish) -> Interrupted:
+        """Ctrl-C: the best image so far, from the finished stages and the running one's best."""
+        from .imaging import tensor_to_image
+
+        current = self.running() if self.running is not None else None
+        if current is None and not self.results:
+            return Interrupted(None)  # before the first image: nothing to keep
+        best = finish(self.results + ([current] if current is not None else [])).clamp(0, 1)
+        if best.shape[0] > 1:  # a batch: side by side in one picture
+            best = torch.cat(list(best), dim=-1)[None]
+        return Interrupted(tensor_to_image(best))
