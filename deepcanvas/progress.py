@@ -1,15 +1,12 @@
-"""What a run reports: a Progress per step, the clock behind its time left, Ctrl-C as Interrupted, and
-``drive``, which runs a technique's step generator to its end."""
+"""What a run reports: a Progress per step, the clock behind its time left, and Ctrl-C as Interrupted."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
-
-from .errors import DeepCanvasError
 
 
 class Interrupted(KeyboardInterrupt):
@@ -54,27 +51,6 @@ class Progress:
     def __iter__(self):
         yield self.iteration
         yield self.image
-
-
-def drive(steps: Iterator[Progress], callback: Callable[[Progress], None] | None = None) -> Progress:
-    """Run a ``*_steps`` generator to the end, calling ``callback`` on each step; return the last.
-
-    Ctrl-C while the callback runs (not inside the generator) is thrown into the
-    generator, so it too ends as :class:`Interrupted` carrying the best image.
-    """
-    last = None
-    try:
-        for last in steps:
-            if callback is not None:
-                callback(last)
-    except KeyboardInterrupt as e:
-        if isinstance(e, Interrupted):
-            raise
-        steps.throw(KeyboardInterrupt())
-        raise
-    if last is None:
-        raise DeepCanvasError("nothing to do: the run had no steps")
-    return last
 
 
 class Clock:

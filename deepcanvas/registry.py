@@ -148,7 +148,7 @@ TECHNIQUES: tuple[Technique, ...] = (
 OTHER_API = {
     "contact_sheet": "techniques.invert",
     "load_model": "models", "LayeredNet": "models",
-    "Interrupted": "progress", "Progress": "progress", "drive": "progress",
+    "Interrupted": "progress", "Progress": "progress", "drive": "render",
     "Stage": "render", "Renderer": "render",
 }
 

@@ -32,7 +32,7 @@ from .objectives import Objective
 from .optimizers import make_optimizer
 from .param import Param
 from .precision import LossScale, autocast_for, resolve_precision
-from .progress import Clock, Interrupted, Progress, drive  # noqa: F401 (drive: part of this module's API)
+from .progress import Clock, Interrupted, Progress
 from .tiling import tiled_backward
 
 
@@ -227,6 +227,27 @@ class Elsewhere:
 
 #: A stage, or a function that builds one from the previous stage's result (None for the first).
 StageSpec = Union[Stage, Callable[[Union[torch.Tensor, None]], Stage], Elsewhere]
+
+
+def drive(steps: Iterator[Progress], callback: Callable[[Progress], None] | None = None) -> Progress:
+    """Run a ``*_steps`` generator to the end, calling ``callback`` on each step; return the last.
+
+    Ctrl-C while the callback runs (not inside the generator) is thrown into the
+    generator, so it too ends as :class:`Interrupted` carrying the best image.
+    """
+    last = None
+    try:
+        for last in steps:
+            if callback is not None:
+                callback(last)
+    except KeyboardInterrupt as e:
+        if isinstance(e, Interrupted):
+            raise
+        steps.throw(KeyboardInterrupt())
+        raise
+    if last is None:
+        raise DeepCanvasError("nothing to do: the run had no steps")
+    return last
 
 
 def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precision: str = "auto",
