@@ -54,36 +54,22 @@ class Progress:
 
 
 class Clock:
-    """Elapsed time and time left over a whole run.
+    """Elapsed time and time left over a whole run: the mean time per step since the first step (which
+    also pays for warming up) times the steps left; at the first step, that step's own time."""
 
-    The time left is the mean time per unit of work since the first step (which also pays for warming up)
-    times the work left; at the first step, that step's own time. A step's work is 1, or its stage's
-    entry in ``costs`` ([(steps, relative time per step)] per stage: an atlas's deep layers cost more).
-    """
-
-    def __init__(self, total: int, start: int = 0, costs: list[tuple[int, float]] | None = None):
+    def __init__(self, total: int, start: int = 0):
         self.t0 = time.perf_counter()
         self.total, self.start = total, start
-        self.costs = [(start, 1.0)] + list(costs) if costs else None
-        self.first: tuple[float, float] | None = None  # (work, elapsed) at the first step
+        self.first: tuple[int, float] | None = None  # (iteration, elapsed) at the first step
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
-    def _work(self, iteration: int) -> float:
-        if not self.costs:
-            return float(iteration)
-        work, before = 0.0, 0
-        for steps, cost in self.costs:
-            work += min(steps, max(0, iteration - before)) * cost
-            before += steps
-        return work
-
     def stamp(self, p: Progress) -> Progress:
-        work, whole = self._work(p.iteration), self._work(self.total)
+        left = max(0, self.total - p.iteration)
         if self.first is None:
-            self.first = (work, p.elapsed)
-            p.eta = p.elapsed / max(1e-9, work - self._work(self.start)) * (whole - work)
-        elif work > self.first[0]:
-            p.eta = (p.elapsed - self.first[1]) / (work - self.first[0]) * (whole - work)
+            self.first = (p.iteration, p.elapsed)
+            p.eta = p.elapsed / max(1, p.iteration - self.start) * left
+        elif p.iteration > self.first[0]:
+            p.eta = (p.elapsed - self.first[1]) / (p.iteration - self.first[0]) * left
         return p

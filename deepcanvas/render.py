@@ -252,8 +252,7 @@ def drive(steps: Iterator[Progress], callback: Callable[[Progress], None] | None
 
 def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precision: str = "auto",
            rng: random.Random | None = None, finish: Callable[[list[torch.Tensor]], torch.Tensor] | None = None,
-           output: Any = None, start: int = 0,
-           costs: list[tuple[int, float]] | None = None) -> Generator[Progress, None, torch.Tensor]:
+           output: Any = None, start: int = 0) -> Generator[Progress, None, torch.Tensor]:
     """Run ``stages`` one after the other; yield a Progress per step, then one with ``done=True``.
 
     stages: Stage objects, builders of them, or :class:`Elsewhere` stretches; any iterable (read lazily).
@@ -266,8 +265,6 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
     called with the final image after the last stage.
     start: steps done before this run (a resumed batch counts on from its finished items); ``total``
     includes them.
-    costs: [(steps, relative time per step)] per stage, for the time left (:class:`~deepcanvas.progress.Clock`),
-    where stages differ in cost; default: every step alike.
     Returns the final image. Ctrl-C, in a step or thrown in at a yield by :func:`drive`, becomes
     :class:`Interrupted` carrying the best image so far.
     """
@@ -276,7 +273,7 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
         if not all(isinstance(s, (Stage, Elsewhere)) for s in stages):
             raise ValueError("render: give total= when stages are built on the way")
         total = start + sum(s.steps for s in stages)
-    run = _Run(net, total, start, precision, rng or random.Random(), Clock(total, start, costs))
+    run = _Run(net, total, start, precision, rng or random.Random(), Clock(total, start))
     final_image = finish or (lambda results: results[-1])
     try:
         for spec in stages:

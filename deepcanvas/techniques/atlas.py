@@ -15,9 +15,7 @@ or channel renders only what is new.
 from __future__ import annotations
 
 import hashlib
-import math
 import random
-import time
 from typing import Callable, Iterator
 
 import torch
@@ -65,18 +63,6 @@ def objective_layer(net, layer: str) -> str:
         if i > 0 and names[i - 1].startswith("conv"):
             return names[i - 1]
     return layer
-
-
-def step_seconds(net, layer: str, batch: int, size: int, dev) -> float:
-    """The time of one step's work for ``batch`` channels of ``layer`` (the image, the transforms, the network
-    there and back), the faster of two tries; only its ratio to other layers' matters."""
-    best = math.inf
-    for _ in range(2):
-        t = time.perf_counter()
-        img = FourierParam(batch, size, size, device=dev, generator=torch.Generator().manual_seed(0)).image()
-        net(T.robust(8, 0.1, 10, 1.0, random.Random(0))(img), [layer])[layer].mean().backward()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def estimate_bytes(elems_per_pixel: float, size: int, batch: int) -> float:
@@ -213,10 +199,8 @@ def atlas_steps(
         return imaging.image_to_tensor(sheet["image"])
 
     stages = [layer_stage(k, name, chs) for k, (name, chs) in enumerate(todo.items())]
-    # A deep layer's step costs more than a shallow one's: weigh them by a measured step, for the time left.
-    costs = [(iterations, step_seconds(net, name, len(chs), size, dev)) for name, chs in todo.items()]
     yield from render(net, stages, total=iterations * len(todo), precision=precision, finish=finish,
-                      output=lambda final: sheet["image"], costs=costs)
+                      output=lambda final: sheet["image"])
 
 
 def _channel_seed(seed: int, layer: str, channel: int) -> int:
