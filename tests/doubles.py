@@ -91,3 +91,14 @@ class PullTo(Objective):
 
     def loss(self, acts, image):
         return (image - self.value).pow(2).mean()
+
+
+def pan_frames(d, n: int, photo_size: tuple[int, int]):
+    """``n`` 48x36 frames of a pan across a photo, 4 px a frame, as PNGs in a new folder ``d``."""
+    d.mkdir()
+    from PIL import Image
+
+    big = Image.open(DATA / "chelsea.jpg").convert("RGB").resize(photo_size)
+    for i in range(n):
+        big.crop((4 * i, 0, 4 * i + 48, 36)).save(d / f"f{i:02d}.png")
+    return d

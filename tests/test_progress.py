@@ -16,7 +16,9 @@ from deepcanvas.param import PixelParam
 from deepcanvas.render import Elsewhere, Interrupted, Report, Stage, drive, render
 from deepcanvas.techniques.atlas import atlas_steps
 
-from doubles import PullTo, tiny_relu_net
+from doubles import DATA, PullTo, pan_frames, tiny_relu_net
+
+DATA_STYLE = str(DATA / "swirls.jpg")
 
 
 def check_eta(run, tolerance=0.2):
@@ -129,3 +131,68 @@ def test_ctrl_c_before_any_image_is_still_interrupted():
 def test_a_run_without_stages_needs_a_finish():
     final = drive(render(None, [], total=0, finish=lambda results: torch.zeros(1, 3, 4, 4), output=lambda f: "sheet"))
     assert final.done and final.output == "sheet" and final.total == 0
+
+
+# -- a batch (a stretch of stages per image) and a video (a stage per frame) --------------------------------
+def _photos(folder, n=3, size=(128, 96)):
+    from PIL import Image
+
+    folder.mkdir()
+    src = Image.open(DATA / "chelsea.jpg").convert("RGB").resize(size)
+    for i in range(n):
+        src.rotate(i * 5).save(folder / f"photo_{i}.png")
+    return folder
+
+
+def _small_style(**kw):
+    return dict(model=tiny_relu_net(), content_layers="r2", style_layers="r1,r2", size=96, seed=0, device="cpu") | kw
+
+
+def test_batch_time_left_holds_over_all_images(tmp_path):
+    from deepcanvas.batch import style_batch_steps
+
+    torch.set_num_threads(1)
+    last = check_eta(style_batch_steps(str(_photos(tmp_path / "in")), DATA_STYLE, tmp_path / "out",
+                                       **_small_style(iterations=24)))
+    assert last.total == 3 * 24 and [p.name for p in last.output] == ["photo_0.png", "photo_1.png", "photo_2.png"]
+
+
+def test_ctrl_c_in_a_batch_keeps_the_finished_images_and_the_running_ones_best(tmp_path):
+    from deepcanvas.batch import style_batch
+
+    def stop(p):
+        if p.iteration == 6:  # in the second image
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        style_batch(str(_photos(tmp_path / "in")), DATA_STYLE, tmp_path / "out", callback=stop,
+                    **_small_style(iterations=4))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo_0.png"]
+    assert e.value.image is not None and e.value.image.size == (96, 72)
+
+
+def _clip(folder, n=4):
+    return pan_frames(folder, n, (160, 100))
+
+
+def test_video_time_left_holds_over_all_frames(tmp_path):
+    from deepcanvas.techniques.style_video import style_video_steps
+
+    torch.set_num_threads(1)
+    last = check_eta(style_video_steps(str(_clip(tmp_path / "in")), [DATA_STYLE], str(tmp_path / "out/"), fps=10,
+                                       **_small_style(iterations=24, later_iterations=12)))
+    assert last.total == 24 + 3 * 12 and len(last.output.frames) == 4
+
+
+def test_ctrl_c_in_a_video_keeps_the_finished_frames(tmp_path):
+    from deepcanvas.techniques.style_video import style_video
+
+    def stop(p):
+        if p.stage.startswith("frame 3/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        style_video(str(_clip(tmp_path / "in")), [DATA_STYLE], str(tmp_path / "out/"), fps=10, callback=stop,
+                    **_small_style(iterations=4))
+    assert sorted(p.name for p in (tmp_path / "out").glob("frame_*.png")) == ["frame_00001.png", "frame_00002.png"]
+    assert e.value.image is not None

@@ -16,7 +16,7 @@ from deepcanvas.render import Interrupted  # noqa: E402
 from deepcanvas import framestore, temporal  # noqa: E402
 from deepcanvas.techniques import dream_video, style_video  # noqa: E402
 
-from doubles import DATA, tiny_relu_net  # noqa: E402
+from doubles import DATA, pan_frames, tiny_relu_net  # noqa: E402
 
 STYLE = str(DATA / "swirls.jpg")
 
@@ -24,15 +24,6 @@ STYLE = str(DATA / "swirls.jpg")
 def tiny(**kw):
     return dict(model=tiny_relu_net(), content_layers="r2", style_layers="r1,r2", iterations=4, size=40, seed=0,
                 device="cpu") | kw
-
-
-def pan_frames(d, n: int, photo_size: tuple[int, int]):
-    """``n`` 48x36 frames of a pan across a photo, 4 px a frame, as PNGs in a new folder ``d``."""
-    d.mkdir()
-    big = Image.open(DATA / "chelsea.jpg").convert("RGB").resize(photo_size)
-    for i in range(n):
-        big.crop((4 * i, 0, 4 * i + 48, 36)).save(d / f"f{i:02d}.png")
-    return d
 
 
 @pytest.fixture
