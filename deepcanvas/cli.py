@@ -174,8 +174,8 @@ def _add_positionals(p, tech: Technique) -> None:
 
 
 def _fill_zoom_command(p, tech: Technique) -> None:
-    """``dream-zoom``: the dream flags, plus the sequence's own."""
-    dream, zoom = _technique("dream"), _technique(tech.module)
+    """``dream-zoom``: the sequence's own flags, then the dream's (its API function's)."""
+    zoom = _technique(tech.module)
     _add_positionals(p, tech)
     p.add_argument("-o", "--output", default=tech.output, help="a folder (frame_0001.png ..., dream.gif) or a prefix "
                                                                f"like out/zoom (default: {tech.output})")
@@ -183,8 +183,7 @@ def _fill_zoom_command(p, tech: Technique) -> None:
     p.add_argument("--zoom", type=float, default=1.05, help="zoom factor per frame (default: 1.05)")
     p.add_argument("--fps", type=float, default=10.0, help="frames per second of the GIF and MP4 (default: 10)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    kw = add_api_arguments(p, dream.dream_steps, skip=zoom.ZOOM_SKIPS)
-    p.set_defaults(octaves=2, iterations=10)  # the sequence's defaults: each frame builds on the last
+    kw = add_api_arguments(p, getattr(zoom, tech.steps), skip=("frames", "zoom", "fps"))
 
     def handler(args):
         reporter = Reporter(Path("x.png"), 0, 0, args.quiet)

@@ -98,7 +98,7 @@ LIMITS: dict[str, Range] = {
 #: Narrower ranges one technique's ``*_steps`` function sets for a shared name.
 BY_FUNCTION: dict[str, dict[str, Range]] = {
     "style_transfer_steps": {"tile": Range(384, MAX_SIDE, integer=True)},  # 4 x techniques.style_targets.TILE_MARGIN
-    "dream_steps": {"tile": Range(256, MAX_SIDE, integer=True)},  # dream.MIN_TILE
+    "dream_steps": {"tile": Range(256, MAX_SIDE, integer=True)},  # 4 x techniques.dream_octaves.TILE_MARGIN
 }
 
 

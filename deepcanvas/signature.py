@@ -146,12 +146,13 @@ def check_record(record) -> None:
             check_choice(f.name, value, choices)
 
 
-def build_records(records: dict[str, type], keywords: dict, where: str) -> dict[str, Any]:
+def build_records(records: dict[str, type], keywords: dict, where: str, omit=()) -> dict[str, Any]:
     """{parameter name: record} from flat keywords, each record built (and so checked) once.
 
-    An unknown keyword is a TypeError, as Python's own for a function that lacks it.
+    An unknown keyword, or one of the fields in ``omit`` (which the function does not take), is a
+    TypeError, as Python's own for a function that lacks it.
     """
-    names = {f.name: key for key, cls in records.items() for f in dataclasses.fields(cls)}
+    names = {f.name: key for key, cls in records.items() for f in dataclasses.fields(cls) if f.name not in omit}
     for k in keywords:
         if k not in names:
             raise TypeError(f"{where}() got an unexpected keyword argument {k!r}")
@@ -161,10 +162,13 @@ def build_records(records: dict[str, type], keywords: dict, where: str) -> dict[
     return {key: cls(**split[key]) for key, cls in records.items()}
 
 
-def flat_options(defaults: dict[str, Any] | None = None, **records: type):
+def flat_options(defaults: dict[str, Any] | None = None, helps: dict[str, str] | None = None, omit=(),
+                 **records: type):
     """Decorator: the parameters named in ``records`` (each an option record) become one keyword per field.
 
-    ``defaults`` overrides a field's default for this function (a video's seed is 0, a still's None).
+    For this function, ``defaults`` overrides a field's default (a video's seed is 0, a still's None),
+    ``helps`` a field's help line (what a shared field means here), and the fields in ``omit`` are left
+    out (a network choice the technique's networks lack): their records keep the default.
 
     ``@flat_options(options=StyleOptions)`` on ``def f(content, *, options)`` gives ``f(content, size=...,
     ...)``: the call's keywords are split into the records, which are built (and checked) before ``f`` runs.
@@ -173,25 +177,30 @@ def flat_options(defaults: dict[str, Any] | None = None, **records: type):
     """
     def wrap(func):
         sig = inspect.signature(func)
-        helps = doc_args(func)
+        documented = doc_args(func)
         params, annotations, lines = [], {}, []
         for p in sig.parameters.values():
             if p.name not in records:
                 params.append(p)
                 if p.name in func.__annotations__:
                     annotations[p.name] = func.__annotations__[p.name]
-                lines.append((p.name, helps.get(p.name, "")))
+                lines.append((p.name, documented.get(p.name, "")))
                 continue
             for f, hint in record_fields(records[p.name]):
+                if f.name in omit:
+                    continue
                 params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
                                                 default=(defaults or {}).get(f.name, f.default), annotation=hint))
                 annotations[f.name] = hint
-                lines.append((f.name, f.metadata.get("help", "")))
+                lines.append((f.name, (helps or {}).get(f.name, f.metadata.get("help", ""))))
         if "return" in func.__annotations__:
             annotations["return"] = func.__annotations__["return"]
         names = [n for n, _ in lines]
         if len(set(names)) != len(names):
             raise TypeError(f"{func.__name__}: two options share a name")
+        fields = {f.name for cls in records.values() for f in dataclasses.fields(cls)}
+        if (set(defaults or {}) | set(helps or {})) - set(names) or set(omit) - fields:
+            raise TypeError(f"{func.__name__}: defaults, helps or omit name an option it lacks")
         own = [p.name for p in sig.parameters.values() if p.name not in records]
 
         @functools.wraps(func)
@@ -199,7 +208,7 @@ def flat_options(defaults: dict[str, Any] | None = None, **records: type):
             keywords = {**(defaults or {}), **keywords}
             mine = {k: keywords.pop(k) for k in list(keywords) if k in own}
             inspect.Signature([p for p in sig.parameters.values() if p.name in own]).bind(*args, **mine)
-            return func(*args, **mine, **build_records(records, keywords, func.__name__))
+            return func(*args, **mine, **build_records(records, keywords, func.__name__, omit))
 
         wrapper.__signature__ = sig.replace(parameters=params)
         wrapper.__annotations__ = annotations

@@ -11,15 +11,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
 
 from . import flow
 from .limits import check_number
-
-FlowPreset = Literal["ultrafast", "fast", "medium"]
 
 #: How the previous output is moved along the flow (flow.warp): bicubic, so the blur does not compound.
 WARP_MODE = "bicubic"

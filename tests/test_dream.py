@@ -15,6 +15,7 @@ from deepcanvas import imaging, io
 from deepcanvas.errors import DeepCanvasError
 from deepcanvas.models import get_info, load_model
 from deepcanvas.models.layered import LayeredNet, Preprocess
+from deepcanvas.options import DreamOptions
 from deepcanvas.param import PixelParam, resize
 from deepcanvas.render import Interrupted, Renderer
 from deepcanvas.render import render
@@ -110,12 +111,15 @@ def test_tiled_gradient_equals_the_whole_image_gradient():
 
 
 def setup_for(net, *, octaves=3, iterations=2, lr=0.02, tile=512, margin=8, jitter=4, guide=None, seed=0):
-    return O.DreamSetup(net, torch.device("cpu"), {"conv": 1.0}, None, guide, octaves, 1.4, iterations, lr, jitter,
-                        None, tile, "fp32", random.Random(seed), margin)
+    options = DreamOptions(octaves=octaves, iterations=iterations, lr=lr, jitter=jitter)
+    # A tile below the users' minimum (4 margins of 64 px): this set-up's margin is 8 px.
+    object.__setattr__(options, "tile", tile)
+    return O.DreamSetup(net, torch.device("cpu"), {"conv": 1.0}, None, guide, options, "fp32", random.Random(seed),
+                        margin)
 
 
 def run_octaves(s, base):
-    total = len(O.octave_sizes(*base.shape[-2:], s.octaves, s.octave_scale)) * s.iterations
+    total = s.steps(base.shape[-2:])
     gen = render(s.net, O.octave_stages(s, base), total=total, precision=s.precision, rng=random.Random(1))
     steps = []
     try:
@@ -319,9 +323,11 @@ def test_unreadable_images(tmp_path):
 
 
 def test_bad_zoom_arguments(tmp_path):
-    for kw, match in [({"frames": 0}, "frames"), ({"zoom": 0.9}, "zoom"), ({"fps": 0}, "fps"),
-                      ({"colour": 1}, "unknown dream argument")]:
+    for kw, match in [({"frames": 0}, "frames"), ({"zoom": 0.9}, "zoom"), ({"fps": 0}, "fps")]:
         with pytest.raises(DeepCanvasError, match=match):
+            Z.dream_zoom(CHELSEA, tmp_path, **kw)
+    for kw in ({"colour": 1}, {"mask": "m.png"}):  # not a dream argument; a mask belongs to one picture
+        with pytest.raises(TypeError, match=f"unexpected keyword argument '{next(iter(kw))}'"):
             Z.dream_zoom(CHELSEA, tmp_path, **kw)
     with pytest.raises(DeepCanvasError, match="does not exist"):
         Z.dream_zoom(CHELSEA, tmp_path / "no" / "such" / "zoom", frames=1, size=32, device="cpu")

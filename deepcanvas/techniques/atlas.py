@@ -24,18 +24,17 @@ from PIL import Image
 from .. import imaging, models
 from .. import transforms as T
 from ..errors import DeepCanvasError
-from ..limits import check_number
 from ..models.layered import probe_layers
 from ..objectives import Channel, Sum
+from ..options import AtlasOptions, AtlasRunOptions, NetworkOptions
 from ..param import FourierParam
 from ..render import Progress, Stage, drive, render
 from ..sheet import contact_sheet
+from ..signature import flat_options
 from .atlas_cache import TileCache
 from .atlas_channels import check_channels, most_active, parse_channels
-from .common import Precision, begin, check_layer_names, layer_names, load_tensor, longest_side, seed_everything
+from .common import begin, check_layer_names, layer_names, load_tensor, seed_everything
 
-#: Atlas memory: the estimated peak of one layer's batch (activations kept for the backward pass) may not pass this.
-MEMORY_LIMIT_GIB = 4.0
 PRE_RELU_WEIGHT = 0.1
 
 
@@ -72,65 +71,29 @@ def estimate_bytes(elems_per_pixel: float, size: int, batch: int) -> float:
 
 
 # -- the technique --------------------------------------------------------------------------------
-def atlas_steps(
-    *,
-    model: str | models.LayeredNet = "vgg16",
-    layers: str | None = None,
-    channels: str = "8",
-    photo: str | None = None,
-    size: int = 128,
-    iterations: int = 128,
-    lr: float = 0.05,
-    weights: str | None = None,
-    cache: bool = True,
-    memory_limit_gb: float = MEMORY_LIMIT_GIB,
-    seed: int = 0,
-    device: str = "auto",
-    precision: Precision = "auto",
-) -> Iterator[Progress]:
-    """Yield a Progress after every iteration; the last one has ``done=True`` and the sheet in ``output``.
-
-    Args:
-        model: network from `deepcanvas models`, or a network object (models.LayeredNet).
-        layers: comma-separated layers, one row each (default: the model's style layers).
-        channels: how many channels per layer (the first N, or with photo the N most active), or a
-            comma-separated list of channel numbers.
-        photo: show, per layer, the channels that fire most on this photo, each beside the photo patch
-            that excites it most.
-        size: side of each channel's picture in pixels.
-        iterations: optimisation steps per layer (all its channels at once, as one batch).
-        lr: learning rate of Adam on the Fourier spectrum.
-        weights: local checkpoint for the model's architecture.
-        cache: reuse (and store) each channel's picture in the user cache directory.
-        memory_limit_gb: refuse a layer whose batch would need more memory than this (estimated before any work).
-        seed: random seed; a channel's picture depends only on it, the network, layer, channel, size,
-            iterations and lr.
-        device: auto, cpu, cuda or mps.
-        precision: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.
-    """
+@flat_options(omit=("pooling",), options=AtlasOptions, run=AtlasRunOptions, network=NetworkOptions)
+def atlas_steps(*, options: AtlasOptions, run: AtlasRunOptions, network: NetworkOptions) -> Iterator[Progress]:
+    """Yield a Progress after every iteration; the last one has ``done=True`` and the sheet in ``output``."""
     # -- check everything before any slow work -------------------------------------
-    size = longest_side(size)
-    iterations = int(check_number("iterations", iterations, integer=True, positive=True))
-    lr = check_number("lr", lr, positive=True)
-    memory_limit_gb = check_number("memory_limit_gb", memory_limit_gb, positive=True)
-    seed = int(check_number("seed", seed, integer=True, minimum=0))
-    count, chosen = parse_channels(channels)
-    if photo not in (None, "") and chosen is not None:
+    size, iterations, lr, seed = options.size, options.iterations, options.lr, run.seed
+    count, chosen = parse_channels(options.channels)
+    if options.photo not in (None, "") and chosen is not None:
         raise DeepCanvasError("with photo, give channels as a count (the most active ones are shown), not a list")
-    info, dev = begin(model, device=device, precision=precision)
-    layer_list = atlas_layers(layers, info)
+    info, dev = begin(network.model, device=network.device, precision=network.precision)
+    layer_list = atlas_layers(options.layers, info)
     check_layer_names(info, layer_list)
-    photo_t = load_tensor(photo, "photo") if photo not in (None, "") else None
-    net = models.load_model(model, weights=weights, device=dev)
+    photo_t = load_tensor(options.photo, "photo") if options.photo not in (None, "") else None
+    net = models.load_model(network.model, weights=network.weights, device=dev)
     shapes, per_pixel = probe_layers(net, layer_list)
     check_channels(layer_list, shapes, count, chosen)
     n = count if chosen is None else len(chosen)
     need = estimate_bytes(per_pixel, size, n)
-    if need > memory_limit_gb * 2**30:
-        most = max(1, int(memory_limit_gb * 2**30 // estimate_bytes(per_pixel, size, 1)))
+    limit = options.memory_limit_gb
+    if need > limit * 2**30:
+        most = max(1, int(limit * 2**30 // estimate_bytes(per_pixel, size, 1)))
         raise DeepCanvasError(
             f"{n} channels at {size} px need about {need / 2**30:.1f} GiB for one layer, over the "
-            f"{memory_limit_gb:g} GiB limit; at most {most} channels at this size (or a smaller size, or a "
+            f"{limit:g} GiB limit; at most {most} channels at this size (or a smaller size, or a "
             f"larger memory_limit_gb)")
     seed_everything(seed)
 
@@ -142,9 +105,9 @@ def atlas_steps(
         picks = {name: list(chosen) if chosen is not None else list(range(count)) for name in layer_list}
 
     # -- cached tiles, and the stages for the rest ------------------------------------
-    net_name = info.name if isinstance(model, str) and weights in (None, "") else None
+    net_name = info.name if isinstance(network.model, str) and network.weights in (None, "") else None
     store = TileCache(net_name, {"net": net_name, "size": size, "seed": seed, "iterations": iterations, "lr": lr},
-                      enabled=cache)
+                      enabled=options.cache)
     tiles: dict[str, dict[int, Image.Image]] = {name: {} for name in layer_list}
     todo: dict[str, list[int]] = {}
     for name in layer_list:
@@ -199,7 +162,7 @@ def atlas_steps(
         return imaging.image_to_tensor(sheet["image"])
 
     stages = [layer_stage(k, name, chs) for k, (name, chs) in enumerate(todo.items())]
-    yield from render(net, stages, total=iterations * len(todo), precision=precision, finish=finish,
+    yield from render(net, stages, total=iterations * len(todo), precision=network.precision, finish=finish,
                       output=lambda final: sheet["image"])
 
 

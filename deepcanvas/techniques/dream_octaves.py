@@ -20,6 +20,7 @@ from .. import regions as R
 from .. import transforms as T
 from ..errors import DeepCanvasError
 from ..objectives import GuideMatch, LayerEnergy, Mask, Objective, Sum
+from ..options import DreamOptions
 from ..param import PixelParam, resize
 from ..render import Stage, StageSpec
 from .common import fit_size
@@ -106,16 +107,10 @@ class DreamSetup:
 
     net: torch.nn.Module
     dev: torch.device
-    layers: dict[str, float]
-    channels: list[int] | None
+    layers: dict[str, float]  # the options' layers, parsed (or the model's dream layers)
+    channels: list[int] | None  # the options' channels, parsed
     guide: torch.Tensor | None
-    octaves: int
-    octave_scale: float
-    iterations: int
-    lr: float
-    jitter: int
-    size: int | None
-    tile: int
+    options: DreamOptions  # with its lr resolved
     precision: str
     rng: random.Random
     margin: int = TILE_MARGIN
@@ -124,12 +119,20 @@ class DreamSetup:
     feather: float = 0.0
     photo: torch.Tensor | None = None  # (1, 3, H, W) at the dream's size, when there was one photo
 
+    def sizes(self, hw: tuple[int, int]) -> list[tuple[int, int]]:
+        """The octaves' (height, width) for a picture of size ``hw``, smallest first."""
+        return octave_sizes(*hw, self.options.octaves, self.options.octave_scale)
+
+    def steps(self, hw: tuple[int, int]) -> int:
+        """The steps of one dream on a picture of size ``hw``."""
+        return len(self.sizes(hw)) * self.options.iterations
+
 
 @torch.no_grad()
 def _guide_features(s: DreamSetup, side: int) -> dict[str, torch.Tensor]:
     """The guide's features, at the octave's size but no larger than a tile (memory)."""
     g = s.guide
-    hw = fit_size(*g.shape[-2:], max(MIN_OCTAVE_SIDE, min(side, s.tile)))
+    hw = fit_size(*g.shape[-2:], max(MIN_OCTAVE_SIDE, min(side, s.options.tile)))
     acts = s.net(resize(g, hw).to(s.dev), list(s.layers))
     return {k: v.float() for k, v in acts.items()}
 
@@ -138,8 +141,8 @@ def _scales(s: DreamSetup, base: torch.Tensor) -> dict[str, float] | None:
     """Per-layer normalisers, only needed when several layers are mixed."""
     if len([w for w in s.layers.values() if w > 0]) < 2:
         return None
-    probe = resize(base, fit_size(*base.shape[-2:], min(max(base.shape[-2:]), s.tile))).to(s.dev)
-    guide = _guide_features(s, s.tile) if s.guide is not None else None
+    probe = resize(base, fit_size(*base.shape[-2:], min(max(base.shape[-2:]), s.options.tile))).to(s.dev)
+    guide = _guide_features(s, s.options.tile) if s.guide is not None else None
     return layer_scales(s.net, probe, list(s.layers), s.channels, guide)
 
 
@@ -164,7 +167,8 @@ def octave_stages(s: DreamSetup, base, *, label: str = "", after: Callable[[torc
     gives it (a zoom's next frame); then ``size`` gives its (H, W). ``after`` gets the finished dream.
     """
     hw_full = tuple(size or base.shape[-2:])
-    sizes = octave_sizes(*hw_full, s.octaves, s.octave_scale)
+    sizes = s.sizes(hw_full)
+    options = s.options
     state: dict = {}
 
     def octave(k: int, hw: tuple[int, int]):
@@ -185,17 +189,17 @@ def octave_stages(s: DreamSetup, base, *, label: str = "", after: Callable[[torc
             def whole(img: torch.Tensor) -> torch.Tensor:  # the full-size photo plus the detail so far
                 return (full + upscale_detail(img.cpu() - octave_base, hw_full)).clamp(0, 1)
 
-            transform, mask, lr = T.random_roll(s.jitter, s.rng), None, s.lr
+            transform, mask, lr = T.random_roll(options.jitter, s.rng), None, options.lr
             if s.mask is not None:
-                transform = _TrackedRoll(s.jitter, s.rng)
+                transform = _TrackedRoll(options.jitter, s.rng)
                 m = R.feather(R.fit(s.mask, hw), s.feather).to(s.dev)
                 mask = Mask(m, shift=lambda: transform.shift)
                 # The step is lr / mean|gradient|, and the gradient is ~0 outside the mask: scale by the mask's area
                 # so that the dream inside grows as fast as an unmasked one.
-                lr = s.lr * max(mask.area(), 1e-3)
-            return Stage(param, dream_objective(s.layers, s.channels, guide, s.scales, mask), s.iterations,
+                lr = options.lr * max(mask.area(), 1e-3)
+            return Stage(param, dream_objective(s.layers, s.channels, guide, s.scales, mask), options.iterations,
                          name=f"{label}octave {k + 1}/{len(sizes)} ({max(hw)} px)", optimizer="normalized",
-                         lr=lr, transforms=transform, keep_best=False, tile=s.tile,
+                         lr=lr, transforms=transform, keep_best=False, tile=options.tile,
                          tile_margin=s.margin, result=whole, after=after if k == len(sizes) - 1 else None)
         return build
 

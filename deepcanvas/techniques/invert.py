@@ -20,7 +20,7 @@ noise.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, Literal
+from typing import Callable, Iterator
 
 import torch
 from PIL import Image
@@ -28,17 +28,12 @@ from PIL import Image
 from .. import models, sheet
 from .. import transforms as T
 from ..errors import DeepCanvasError
-from ..limits import check_number
 from ..objectives import AlphaNorm, ColourPrior, FeatureDistance, Sum, TotalVariation
+from ..options import InvertOptions, NetworkOptions, RunOptions
 from ..param import DIPParam, FourierParam, PixelParam, PyramidParam, resize
 from ..render import Progress, Stage, cosine_decay, drive, render
-from ..signature import check_choice
-from .common import (Pooling, Precision, begin, check_layer_names, fit_size, layer_names, load_tensor, longest_side,
-                     seed_everything)
-
-Loss = Literal["normalized", "l2"]
-ParamKind = Literal["auto", "pixel", "fourier", "pyramid", "dip"]
-Optimizer = Literal["adam", "lbfgs"]
+from ..signature import flat_options
+from .common import begin, check_layer_names, fit_size, layer_names, load_tensor, seed_everything
 TV_BASE = 2.0  # default TV weight: TV_BASE * sqrt(the layer's stride), chosen by looking
 LR_ADAM = 0.05  # 0.15 helped on the tuning photos and hurt on a photo held apart (docs/tuning.md)
 LR_DIP = 0.01  # Adam on the deep image prior's weights (0.003 and 0.03 were no better)
@@ -57,7 +52,9 @@ def default_lr(optimizer: str, kind: str) -> float:
     return 1.0 if optimizer == "lbfgs" else LR_DIP if kind == "dip" else LR_ADAM
 
 
-def _layer_list(layer, layers, info) -> list[str]:
+def layers_of(options: InvertOptions, info) -> list[str]:
+    """The layers to invert: ``layers``, or ``layer``, or the model's invert layer."""
+    layer, layers = options.layer, options.layers
     if layer not in (None, "") and layers not in (None, ""):
         raise DeepCanvasError("give layer or layers, not both")
     spec = layers if layers not in (None, "") else layer
@@ -68,89 +65,21 @@ def _layer_list(layer, layers, info) -> list[str]:
     return layer_names(spec)
 
 
-def invert_steps(
-    image,
-    *,
-    layer: str | None = None,
-    layers: str | None = None,
-    size: int = 224,
-    iterations: int | None = None,
-    lr: float | None = None,
-    optimizer: Optimizer = "adam",
-    loss: Loss = "normalized",
-    alpha: float = 6.0,
-    alpha_weight: float = 1e-3,
-    beta: float = 2.0,
-    tv_weight: float | None = None,
-    colour_weight: float | None = None,
-    jitter: int | None = None,
-    param: ParamKind = "auto",
-    decay_power: float = 1.5,
-    model: str | models.LayeredNet = "vgg16",
-    weights: str | None = None,
-    pooling: Pooling = "max",
-    seed: int | None = None,
-    device: str = "auto",
-    precision: Precision = "auto",
-) -> Iterator[Progress]:
+@flat_options(options=InvertOptions, run=RunOptions, network=NetworkOptions)
+def invert_steps(image, *, options: InvertOptions, run: RunOptions, network: NetworkOptions) -> Iterator[Progress]:
     """Yield a Progress after every iteration; the last one has ``done=True`` and the image(s).
 
     Args:
         image: the photo whose features are inverted (path or PIL image).
-        layer: the layer to invert (default: the model's invert layer).
-        layers: several layers, each inverted on its own, e.g. "relu1_2,relu3_3,relu5_3".
-        size: longest side of the output in pixels.
-        iterations: optimisation steps per layer (default: 600 down to relu3_x, 300 from relu4_x on and on dip).
-        lr: learning rate (default 0.05 for adam on pixels, fourier or pyramid, 0.01 for adam on dip, 1 for lbfgs).
-        optimizer: adam or lbfgs.
-        loss: normalized (Mahendran & Vedaldi's distance over the target's energy) or l2 (mean squared error).
-        alpha: exponent of the alpha-norm prior.
-        alpha_weight: weight of the alpha-norm prior (a guard against pixels running off; Adam also clips).
-        beta: exponent of the total-variation prior.
-        tv_weight: weight of the TV^beta prior (default: 2 times the square root of the layer's stride, so
-            deeper layers get more, as in M&V).
-        colour_weight: weight of a natural-colour prior (a Gaussian over ImageNet's colours, never the photo's;
-            default: 0.01 on dip, 0 on the others).
-        jitter: largest random shift in pixels before each step (default 0: none; a roll hurt deep inversions).
-        param: the image's parameterisation: pixel, fourier (a 1/f^decay_power spectrum in decorrelated colour),
-            pyramid (a Laplacian-like sum of levels at 1/1 .. 1/16 of the size, in decorrelated colour), dip
-            (a deep image prior: the weights of a small random encoder-decoder fed fixed noise), or auto
-            (pixels at every depth: none of the others did better on photos held apart).
-        decay_power: fourier and pyramid only: how much the coarse scales are favoured (higher: smoother).
-        model: network from `deepcanvas models`, or a network object (models.LayeredNet).
-        weights: local checkpoint for the model's architecture.
-        pooling: max or avg.
-        seed: random seed for reproducible results.
-        device: auto, cpu, cuda or mps.
-        precision: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.
     """
-    # -- check everything before any slow work -------------------------------------
-    size = longest_side(size)
-    if iterations is not None:
-        iterations = int(check_number("iterations", iterations, integer=True, positive=True))
-    check_choice("optimizer", optimizer, Optimizer)
-    if lr is not None:
-        lr = check_number("lr", lr, positive=True)
-    check_choice("loss", loss, Loss)
-    alpha = check_number("alpha", alpha, positive=True)
-    alpha_weight = check_number("alpha_weight", alpha_weight, minimum=0)
-    beta = check_number("beta", beta, positive=True)
-    if tv_weight is not None:
-        tv_weight = check_number("tv_weight", tv_weight, minimum=0)
-    if colour_weight is not None:
-        colour_weight = check_number("colour_weight", colour_weight, minimum=0)
-    if jitter is not None:
-        jitter = int(check_number("jitter", jitter, integer=True, minimum=0))
-    check_choice("param", param, ParamKind)
-    kind = "pixel" if param == "auto" else param  # auto: measured best at every depth (docs/tuning.md)
-    decay_power = check_number("decay_power", decay_power, minimum=0)
-    info, dev = begin(model, device=device, precision=precision, pooling=pooling)
-    layer_list = _layer_list(layer, layers, info)
+    kind = "pixel" if options.param == "auto" else options.param  # auto: measured best at every depth (docs/tuning.md)
+    info, dev = begin(network.model, device=network.device, precision=network.precision, pooling=network.pooling)
+    layer_list = layers_of(options, info)
     check_layer_names(info, layer_list)
     photo = load_tensor(image, "image")
-    rng = seed_everything(seed)
-    net = models.load_model(model, weights=weights, pooling=pooling, device=dev)
-    hw = fit_size(*photo.shape[-2:], size)
+    rng = seed_everything(run.seed)
+    net = models.load_model(network.model, weights=network.weights, pooling=network.pooling, device=dev)
+    hw = fit_size(*photo.shape[-2:], options.size)
     target_img = resize(photo, hw).to(dev)
     with torch.no_grad():
         targets = net(target_img, layer_list)
@@ -166,38 +95,40 @@ def invert_steps(
     def layer_stage(k: int, name: str) -> Stage:
         target = targets[name]
         stride = max(hw) / max(target.shape[-2:])
-        tv_w = tv_weight if tv_weight is not None else TV_BASE * math.sqrt(stride)
-        objective = Sum([]) + FeatureDistance(name, target, mode=loss)
-        colour_w = colour_weight if colour_weight is not None else COLOUR_WEIGHT_DIP if kind == "dip" else 0.0
-        if colour_w > 0:
-            objective = objective + colour_w * ColourPrior()
-        if alpha_weight > 0:
-            objective = objective + alpha_weight * AlphaNorm(alpha)
-        if tv_w > 0:
-            objective = objective + tv_w * TotalVariation("beta", beta=beta)
+        tv_weight = options.tv_weight if options.tv_weight is not None else TV_BASE * math.sqrt(stride)
+        objective = Sum([]) + FeatureDistance(name, target, mode=options.loss)
+        colour_weight = options.colour_weight
+        if colour_weight is None:
+            colour_weight = COLOUR_WEIGHT_DIP if kind == "dip" else 0.0
+        if colour_weight > 0:
+            objective = objective + colour_weight * ColourPrior()
+        if options.alpha_weight > 0:
+            objective = objective + options.alpha_weight * AlphaNorm(options.alpha)
+        if tv_weight > 0:
+            objective = objective + tv_weight * TotalVariation("beta", beta=options.beta)
+        optimizer = options.optimizer
         if kind == "fourier":
-            prm = FourierParam(1, *hw, sd=0.01, decay_power=decay_power, device=dev, generator=gen)
+            prm = FourierParam(1, *hw, sd=0.01, decay_power=options.decay_power, device=dev, generator=gen)
         elif kind == "pyramid":
-            prm = PyramidParam(1, *hw, decay=decay_power, device=dev, generator=gen)
+            prm = PyramidParam(1, *hw, decay=options.decay_power, device=dev, generator=gen)
         elif kind == "dip":
             prm = DIPParam(1, *hw, device=dev, generator=gen, reg_noise=0 if optimizer == "lbfgs" else 1 / 30)
         else:
             init = (0.5 + 0.05 * torch.randn(1, 3, *hw, generator=gen)).clamp(0, 1)
             prm = PixelParam(init.to(dev), clip=optimizer != "lbfgs")
-        j = jitter or 0
-        steps = iterations or default_iterations(stride, kind)
-        return Stage(prm, objective, steps,
+        jitter = options.jitter or 0
+        return Stage(prm, objective, options.iterations or default_iterations(stride, kind),
                      name=f"{name} ({k + 1}/{len(layer_list)})" if len(layer_list) > 1 else name,
                      optimizer=optimizer,
-                     lr=lr if lr is not None else default_lr(optimizer, kind),
+                     lr=options.lr if options.lr is not None else default_lr(optimizer, kind),
                      # Adam: big steps find the layout, small ones settle the detail.
                      lr_schedule=cosine_decay(0.1) if optimizer == "adam" else None,
-                     transforms=T.random_roll(j, rng) if j else None,
+                     transforms=T.random_roll(jitter, rng) if jitter else None,
                      result=lambda img: img.clamp(0, 1).cpu())
 
     # Each layer from its own noise; the result is one image per layer.
-    yield from render(net, [layer_stage(k, n) for k, n in enumerate(layer_list)], precision=precision, rng=rng,
-                      finish=torch.cat)
+    yield from render(net, [layer_stage(k, n) for k, n in enumerate(layer_list)], precision=network.precision,
+                      rng=rng, finish=torch.cat)
 
 
 def invert(image, *, callback: Callable[[Progress], None] | None = None, **kwargs):
@@ -205,7 +136,8 @@ def invert(image, *, callback: Callable[[Progress], None] | None = None, **kwarg
 
     See :func:`invert_steps` for the arguments.
     """
-    names = _layer_list(kwargs.get("layer"), kwargs.get("layers"), models.get_info(kwargs.get("model", "vgg16")))
+    names = layers_of(InvertOptions(layer=kwargs.get("layer"), layers=kwargs.get("layers")),
+                      models.get_info(kwargs.get("model", "vgg16")))
     last = drive(invert_steps(image, **kwargs), callback)
     images = last.images
     if len(names) == 1:

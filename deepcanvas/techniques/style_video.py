@@ -19,10 +19,9 @@ from .. import clip, distributed, io, temporal
 from ..errors import DeepCanvasError
 from ..framestore import VideoResult, image_digest, input_identity, open_clip, settings_digest
 from ..limits import check_number
-from ..options import NetworkOptions, RunOptions, StillOptions, StyleOptions
+from ..options import ClipOptions, NetworkOptions, RunOptions, StillOptions, StyleOptions
 from ..render import Progress, drive, render
-from ..signature import check_choice, flat_options
-from .common import longest_side
+from ..signature import flat_options
 from .style import prepare_style
 from .style_frames import on_ray, style_frames
 from .style_targets import StyleTargets
@@ -32,23 +31,24 @@ from .style_targets import StyleTargets
 LATER_SHARE = 0.3
 
 
-@flat_options(defaults={"seed": 0}, options=StyleOptions, run=RunOptions, network=NetworkOptions)
+#: What the clip's shared options mean for style video (the help the CLI shows for them here).
+VIDEO_HELPS = {
+    "consistent": "temporal consistency (warm start from the warped previous output and a temporal loss); off "
+                  "styles every frame on its own, as a still picture.",
+    "later_iterations": "iterations for every frame after the first (default: 0.3 x iterations).",
+}
+
+
+@flat_options(defaults={"seed": 0}, helps=VIDEO_HELPS, video=ClipOptions, options=StyleOptions, run=RunOptions,
+              network=NetworkOptions)
 def style_video_steps(
     input,
     styles,
     output,
     *,
-    fps: float | None = None,
-    start: float = 0.0,
-    duration: float | None = None,
-    size: int | None = 512,
-    consistent: bool = True,
+    video: ClipOptions,
     temporal_weight: float = 5.0,
     long_term: str | None = None,
-    later_iterations: int | None = None,
-    flow_preset: temporal.FlowPreset = "medium",
-    restart: bool = False,
-    keep_frames: bool = False,
     chunk: int = 0,
     overlap: int = 8,
     ray: str | None = None,
@@ -65,19 +65,9 @@ def style_video_steps(
         styles: one or more style images (paths or PIL images).
         output: an .mp4 (H.264, with the input's audio), a .gif, or a folder of PNG frames (a name ending in /
             or without an extension).
-        fps: frames per second to process and write (default: the clip's own; 25 for a folder of frames).
-        start: where to start in the clip, in seconds.
-        duration: how many seconds to process (default: to the end).
-        size: longest side of the output frames in pixels (None keeps the clip's size).
-        consistent: temporal consistency (warm start from the warped previous output and a temporal loss);
-            off styles every frame on its own, as a still picture.
         temporal_weight: weight of the temporal loss (the masked difference to the warped previous output),
             against the style loss's 1.
         long_term: also tie each frame to these earlier frames, e.g. "2,4" (Ruder et al.'s long-term loss).
-        later_iterations: iterations for every frame after the first (default: 0.3 x iterations).
-        flow_preset: DIS optical flow preset: ultrafast, fast or medium.
-        restart: discard the frames of an earlier, unfinished run in the output instead of resuming it.
-        keep_frames: keep the PNG frames of an mp4 or gif output (in .NAME.deepcanvas-video/ next to it).
         chunk: with ray: frames per chunk styled in parallel (default: split the clip evenly over the workers).
         overlap: with ray: frames each chunk shares with the previous one, cross-faded when joined (the longer,
             the smoother the seam: two chunks' textures differ by about a frame-by-frame restyling, and the
@@ -85,11 +75,10 @@ def style_video_steps(
         ray: style chunks of the clip in parallel on a Ray cluster (an address, or 'local').
     """
     # -- everything checked before any slow work --------------------------------------------------
-    tw = check_number("temporal_weight", temporal_weight, minimum=0)
+    temporal_weight = check_number("temporal_weight", temporal_weight, minimum=0)
     offsets = temporal.parse_offsets(long_term)
     chunk = int(check_number("chunk", chunk, integer=True, minimum=0))
     overlap = int(check_number("overlap", overlap, integer=True, minimum=0, maximum=100))
-    check_choice("flow_preset", flow_preset, temporal.FlowPreset)
     if isinstance(styles, (str, os.PathLike)) or hasattr(styles, "mode"):
         styles = [styles]
     styles = list(styles)
@@ -97,31 +86,30 @@ def style_video_steps(
         raise DeepCanvasError("no style image given")
     for s in styles:
         io.load_image(s, what="style image")
-    info, pl, store = open_clip(input, output, fps, start, duration, None if size is None else longest_side(size))
+    info, pl, store = open_clip(input, output, video.fps, video.start, video.duration, video.size)
     # The records a frame is styled with (the same as a still's, at the clip's size), for the plan and Ray workers.
     records = dict(options=options, run=run, network=network, still=StillOptions(size=max(pl.hw)))
     settings = {**dataclasses.asdict(options), **dataclasses.asdict(run), **{
         k: v for k, v in dataclasses.asdict(network).items() if k != "model" or isinstance(v, str)}}
-    settings.update(times=pl.times, hw=pl.hw, consistent=consistent, styles=image_digest(
+    settings.update(times=pl.times, hw=pl.hw, consistent=video.consistent, styles=image_digest(
                         [io.load_image(s, what="style image") for s in styles]), input=input_identity(info),
                     **({"ray": {"chunk": chunk, "overlap": overlap}} if ray else {}))
-    if consistent:  # what only a consistent run depends on
-        settings.update(temporal_weight=tw, offsets=offsets, later_iterations=later_iterations,
-                        flow_preset=flow_preset)
+    if video.consistent:  # what only a consistent run depends on
+        settings.update(temporal_weight=temporal_weight, offsets=offsets, later_iterations=video.later_iterations,
+                        flow_preset=video.flow_preset)
     digest = settings_digest(settings)
-    if later_iterations is not None:
-        later_iterations = int(check_number("later_iterations", later_iterations, integer=True, positive=True))
     if ray:
         distributed.check_ray()
-    store.check(digest, restart)
+    store.check(digest, video.restart)
     frames = clip.read_frames(info, pl)  # decoded once, at the working size
     from PIL import Image
 
     plan = prepare_style(Image.fromarray(frames[0]), styles, **records, targets=StyleTargets())
-    done = store.begin(digest, restart)
-    later = later_iterations or max(1, round(LATER_SHARE * plan.iterations))
+    done = store.begin(digest, video.restart)
+    later = video.later_iterations or max(1, round(LATER_SHARE * plan.iterations))
     result = store.result(pl)
-    opts = dict(consistent=consistent, temporal_weight=tw, offsets=offsets, later=later, preset=flow_preset)
+    opts = dict(consistent=video.consistent, temporal_weight=temporal_weight, offsets=offsets, later=later,
+                preset=video.flow_preset)
     with distributed.connect(ray) if ray and done < store.n else contextlib.nullcontext() as cpus:
         if done == store.n:  # all frames were finished by an earlier run: only the encoding is left
             stages, total = [], 0
@@ -133,7 +121,8 @@ def style_video_steps(
             stages, total = style_frames(plan, frames, range(done, store.n), outputs, store.write, result=result,
                                          **opts)
         yield from render(plan.net, stages, total=total, precision=plan.precision, rng=plan.rng,
-                          finish=store.last_frame, output=lambda final: store.finish(info, pl, keep_frames, result))
+                          finish=store.last_frame,
+                          output=lambda final: store.finish(info, pl, video.keep_frames, result))
 
 
 def style_video(input, styles, output, *, callback: Callable[[Progress], None] | None = None,

@@ -8,7 +8,6 @@ last one is.
 
 from __future__ import annotations
 
-import inspect
 import os
 import pathlib
 import random
@@ -22,9 +21,12 @@ import torch.nn.functional as F
 from .. import clip, imaging, io
 from ..errors import DeepCanvasError
 from ..limits import check_number
+from ..options import DreamOptions, NetworkOptions, RunOptions
 from ..render import Progress, drive, render
-from .dream import dream_steps, prepare_dream
-from .dream_octaves import octave_sizes, octave_stages
+from ..signature import flat_options
+from .common import longest_side
+from .dream import DREAM_DEFAULTS, prepare_dream
+from .dream_octaves import octave_stages
 
 
 def zoom_in(img: torch.Tensor, zoom: float) -> torch.Tensor:
@@ -73,48 +75,39 @@ def zoom_paths(output, frames: int) -> tuple[list[pathlib.Path], pathlib.Path, p
     return frame_paths, stem.parent / (stem.name + ".gif"), stem.parent / (stem.name + ".mp4")
 
 
-def _check_zoom_args(frames, zoom, fps):
-    frames = int(check_number("frames", frames, integer=True, positive=True))
-    zoom = check_number("zoom", zoom, minimum=1)
-    fps = check_number("fps", fps, positive=True)
-    return frames, zoom, fps
-
-
-def dream_zoom_steps(image, output, *, frames: int = 30, zoom: float = 1.05, octaves: int = 2,
-                     iterations: int = 10, fps: float = 10.0, **dream_kw):
+@flat_options(defaults={**DREAM_DEFAULTS, "octaves": 2}, options=DreamOptions, run=RunOptions, network=NetworkOptions)
+def dream_zoom_steps(image, output, *, frames: int = 30, zoom: float = 1.05, fps: float = 10.0,
+                     size: int | None = 512, options: DreamOptions, run: RunOptions, network: NetworkOptions):
     """Dream, zoom in, dream again: yield a Progress per step, then one ``done=True`` with the last frame.
 
     Frames are written as they are finished; the GIF and the MP4 at the end
     (the MP4 is None if it could not be encoded: a warning says why). The generator's return value
-    is a :class:`ZoomResult`.
+    is a :class:`ZoomResult`. A frame dreams on fewer octaves than a still (2): the previous frame
+    already holds the large patterns.
 
     Args:
         image: the photo to start from (path or PIL image).
         output: directory for frame_0001.png... and dream.gif, or a prefix such as out/zoom.
         frames: number of frames.
         zoom: zoom factor from one frame to the next (1 keeps the frame still).
-        octaves: octaves per frame (the previous frame already holds the large patterns).
-        iterations: gradient steps per octave and frame.
         fps: frames per second of the GIF and MP4.
-        dream_kw: any other argument of :func:`dream_steps` (layers, lr, size, guide, model...).
+        size: longest side of the output in pixels (None keeps the photo's own size).
     """
-    frames, zoom, fps = _check_zoom_args(frames, zoom, fps)
-    unknown = sorted(set(dream_kw) - set(_DREAM_DEFAULTS))
-    if unknown:
-        raise DeepCanvasError(f"unknown dream argument {unknown[0]!r}; valid: {', '.join(_DREAM_DEFAULTS)}")
+    frames = int(check_number("frames", frames, integer=True, positive=True))
+    zoom = check_number("zoom", zoom, minimum=1)
+    fps = check_number("fps", fps, positive=True)
+    size = None if size is None else longest_side(size)
     frame_paths, gif_path, mp4_path = zoom_paths(output, frames)
     folder = gif_path.parent
     # "out/" names a directory, made (once everything else checks out) if its parent exists.
     make_folder = not folder.exists() and os.fspath(output).endswith(("/", os.sep))
     io.check_output_path(folder.parent / "probe.gif" if make_folder else gif_path)
-    s = prepare_dream(image, **{**_DREAM_DEFAULTS, **dream_kw, "octaves": octaves, "iterations": iterations})
-    frame = s.photo
+    s = prepare_dream(image, options, network, run, size)
     if make_folder:
         try:
             folder.mkdir(exist_ok=True)
         except OSError as e:
             raise DeepCanvasError(f"cannot create the directory '{folder}': {e.strerror or e}") from None
-    per_frame = len(octave_sizes(*frame.shape[-2:], s.octaves, s.octave_scale)) * s.iterations
     written = ZoomResult(frame_paths, gif_path, None)
     images = []
 
@@ -127,11 +120,11 @@ def dream_zoom_steps(image, output, *, frames: int = 30, zoom: float = 1.05, oct
                 written.mp4 = _write_mp4(images, mp4_path, fps)
         return after
 
-    first = frame
+    first = s.photo
     stages = [st for i in range(frames) for st in octave_stages(
         s, (lambda prev, i=i: first if i == 0 else zoom_in(prev, zoom)), size=tuple(first.shape[-2:]),
         label=f"frame {i + 1}/{frames}, ", after=save_frame(i))]
-    yield from render(s.net, stages, total=frames * per_frame, precision=s.precision,
+    yield from render(s.net, stages, total=frames * s.steps(first.shape[-2:]), precision=s.precision,
                        rng=random.Random(s.rng.getrandbits(32)), output=written)
     return written
 
@@ -145,17 +138,6 @@ def _write_mp4(images, path: pathlib.Path, fps: float) -> pathlib.Path | None:
         return None
 
 
-def dream_zoom(image, output, *, frames: int = 30, zoom: float = 1.05, octaves: int = 2, iterations: int = 10,
-               fps: float = 10.0, callback: Callable[[Progress], None] | None = None, **dream_kw) -> ZoomResult:
+def dream_zoom(image, output, *, callback: Callable[[Progress], None] | None = None, **kwargs) -> ZoomResult:
     """Write a zooming dream sequence and return what was written. See :func:`dream_zoom_steps`."""
-    return drive(dream_zoom_steps(image, output, frames=frames, zoom=zoom, octaves=octaves, iterations=iterations,
-                                  fps=fps, **dream_kw), callback).output
-
-
-# dream_steps' keyword arguments and their defaults (what dream_zoom passes on).
-#: dream_steps arguments a zoom does not take: a mask (regions) belongs to one picture, not to a moving sequence.
-ZOOM_SKIPS = ("mask", "feather")
-_DREAM_DEFAULTS = {
-    name: p.default for name, p in inspect.signature(dream_steps).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("octaves", "iterations", *ZOOM_SKIPS)
-}
+    return drive(dream_zoom_steps(image, output, **kwargs), callback).output

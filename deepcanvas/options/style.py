@@ -1,62 +1,22 @@
-"""Option records: each family of options declared once, as a frozen dataclass.
-
-A field carries its type (``Literal[...]`` for a closed set of values), its default and a
-one-line help (``metadata["help"]``); ``metadata["number"]`` says how a number is checked
-(:func:`deepcanvas.errors.check_number`'s keywords, the upper limits coming from
-:mod:`deepcanvas.limits`). A record is checked once, when it is built, so the code that
-receives one trusts it. :func:`deepcanvas.signature.flat_options` turns the records of a
-technique into its keyword arguments, which the CLI's flags and the studio's fields are
-read from. Free of torch, so that ``deepcanvas --help`` stays fast.
-"""
+"""Style transfer's options: how a still picture starts (StillOptions) and how style transfer paints
+(StyleOptions, shared by style transfer, a batch and style video)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence, get_args
+from typing import Literal, Sequence, get_args
 
-from . import limits
-from .errors import DeepCanvasError
-from .signature import check_record
-from .techniques.style_presets import Method, Preset, loss_setup
+from .. import limits
+from ..errors import DeepCanvasError
+from ..signature import check_record
+from ..techniques.style_presets import Method, Preset, loss_setup
+from .common import option
 
-Pooling = Literal["max", "avg"]
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Colors = Literal["style", "luma", "luminance", "histogram"]
 Init = Literal["content", "palette", "noise", "blend"]
 Optimizer = Literal["adam", "lbfgs"]
 INITS = get_args(Init)
-
-
-def option(default: Any, help: str, **number) -> Any:
-    """A record field: its default, its help line, and (for a number) check_number's keywords."""
-    return field(default=default, metadata={"help": help, "number": number or None})
-
-
-@dataclass(frozen=True)
-class NetworkOptions:
-    """The network a technique runs on, and where and how precisely it computes."""
-
-    # A registered name, or a network object (models.LayeredNet; typed `object` to keep torch out).
-    model: str | object = option("vgg16", "network from `deepcanvas models`, or a network object "
-                                          "(models.LayeredNet).")
-    weights: str | None = option(None, "local checkpoint for the model's architecture.")
-    pooling: Pooling = option("max", "max or avg.")
-    device: str = option("auto", "auto, cpu, cuda or mps.")
-    precision: Precision = option("auto", "auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.")
-
-    def __post_init__(self):
-        check_record(self)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What makes a run repeatable."""
-
-    seed: int | None = option(None, "random seed for reproducible results.", integer=True, minimum=0)
-
-    def __post_init__(self):
-        check_record(self)
 
 
 @dataclass(frozen=True)
