@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from deepcanvas.cli import main
+from deepcanvas.errors import DeepCanvasError
 
 from doubles import DATA
 
@@ -187,3 +188,26 @@ def test_demo_writes_its_pictures_and_says_what_next(tmp_path, capsys):
     lines = out.strip().splitlines()
     assert str(tmp_path / "demo") in lines[-2] and "1 pictures" in lines[-2]
     assert lines[-1].startswith("next: ")
+
+
+def test_shared_option_records_keep_each_technique_s_own_flags():
+    # Every technique reads NetworkOptions/RunOptions (options/), with its own defaults, help lines and omissions.
+    from deepcanvas.signature import api_params
+    from deepcanvas.techniques import atlas, classviz, dream, dream_video, zoom
+
+    def params(f):
+        return {p.name: p for p in api_params(f)}
+
+    dream_p, zoom_p, video_p = params(dream.dream_steps), params(zoom.dream_zoom_steps), params(
+        dream_video.dream_video_steps)
+    assert dream_p["model"].default == zoom_p["model"].default == video_p["model"].default == "efficientnet-lite0"
+    assert (dream_p["octaves"].default, zoom_p["octaves"].default, video_p["octaves"].default) == (4, 2, 2)
+    assert dream_p["layers"].help != video_p["layers"].help  # "default: the model's dream layers", said for a clip
+    assert "pooling" not in params(classviz.visualize_class_steps) and "pooling" not in params(atlas.atlas_steps)
+    assert params(classviz.visualize_class_steps)["model"].help.startswith("classifier")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'pooling'"):
+        classviz.visualize_class_steps("goldfinch", pooling="avg")
+    seed = params(atlas.atlas_steps)["seed"]
+    assert (seed.default, seed.optional) == (0, False)  # an atlas's tiles are cached by their seed
+    with pytest.raises(DeepCanvasError, match="seed must be a number, got None"):
+        atlas.atlas_steps(seed=None)
