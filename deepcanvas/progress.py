@@ -54,22 +54,47 @@ class Progress:
 
 
 class Clock:
-    """Elapsed time and time left over a whole run: the mean time per step since the first step (which
-    also pays for warming up) times the steps left; at the first step, that step's own time."""
+    """Elapsed time and time left over a whole run.
 
-    def __init__(self, total: int, start: int = 0):
+    Time left = the steps left times the mean time of a step within a stage, plus the stages left times the
+    mean time a change of stage took beyond a step (building the next stage: loading an image, an optical
+    flow; writing the last one's result). Both are measured from the first step on: the time before it pays
+    for loading and warming up. At the first step, that step's own time.
+    """
+
+    def __init__(self, total: int, start: int = 0, stages: int | None = None):
         self.t0 = time.perf_counter()
-        self.total, self.start = total, start
-        self.first: tuple[int, float] | None = None  # (iteration, elapsed) at the first step
+        self.total, self.start, self.stages = total, start, stages
+        self.begun = 0  # stages begun
+        self.last: tuple[int, float] | None = None  # (iteration, elapsed) at the latest step
+        self.step_time, self.steps_timed = 0.0, 0  # within stages
+        self.change_time, self.changes_timed = 0.0, 0  # beyond a step, at a change of stage
+        self.new_stage = False
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
+    def begin_stage(self) -> None:
+        self.begun += 1
+        self.new_stage = self.last is not None
+
     def stamp(self, p: Progress) -> Progress:
-        left = max(0, self.total - p.iteration)
-        if self.first is None:
-            self.first = (p.iteration, p.elapsed)
-            p.eta = p.elapsed / max(1, p.iteration - self.start) * left
-        elif p.iteration > self.first[0]:
-            p.eta = (p.elapsed - self.first[1]) / (p.iteration - self.first[0]) * left
+        if self.last is None:
+            p.eta = p.elapsed / max(1, p.iteration - self.start) * max(0, self.total - p.iteration)
+        elif p.iteration > self.last[0]:
+            n, dt = p.iteration - self.last[0], p.elapsed - self.last[1]
+            if self.new_stage:  # one step, plus the change of stage
+                self.changes_timed += 1
+                self.change_time += dt - n * self._per_step(dt / n)
+            else:
+                self.step_time += dt
+                self.steps_timed += n
+            per_change = self.change_time / self.changes_timed if self.changes_timed else 0.0
+            changes_left = max(0, self.stages - self.begun) if self.stages is not None else 0
+            p.eta = self._per_step(dt / n) * max(0, self.total - p.iteration) + max(0.0, per_change) * changes_left
+        self.new_stage = False
+        self.last = (p.iteration, p.elapsed)
         return p
+
+    def _per_step(self, fallback: float) -> float:
+        return self.step_time / self.steps_timed if self.steps_timed else fallback

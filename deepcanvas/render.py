@@ -273,7 +273,8 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
         if not all(isinstance(s, (Stage, Elsewhere)) for s in stages):
             raise ValueError("render: give total= when stages are built on the way")
         total = start + sum(s.steps for s in stages)
-    run = _Run(net, total, start, precision, rng or random.Random(), Clock(total, start))
+    count = len(stages) if isinstance(stages, (list, tuple)) else None  # for the time left
+    run = _Run(net, total, start, precision, rng or random.Random(), Clock(total, start, count))
     final_image = finish or (lambda results: results[-1])
     try:
         for spec in stages:
@@ -303,6 +304,7 @@ class _Run:
         self.loss, self.parts = math.nan, {}  # the last stage's (losses at different sizes do not compare)
 
     def stage(self, spec) -> Iterator[Progress]:
+        self.clock.begin_stage()
         stage = spec if isinstance(spec, Stage) else spec(self.prev)
         shaped = stage.result or (lambda img: img)
         renderer = Renderer(self.net, stage.objective, stage.param, optimizer=stage.optimizer, lr=stage.lr,
@@ -323,6 +325,7 @@ class _Run:
             stage.after(self.prev)
 
     def elsewhere(self, spec: Elsewhere) -> Iterator[Progress]:
+        self.clock.begin_stage()
         shown = self.prev
         self.running = lambda: shown
         reports = spec.reports()
