@@ -16,13 +16,6 @@ PACKAGE = ROOT / "deepcanvas"
 MAX_LINES = 400  # any module in deepcanvas/
 MAX_LINES_TECHNIQUE = 250  # a file in deepcanvas/techniques/
 
-# Known exceptions, each to be emptied as the modules are reworked (issue 20). Each entry must still be
-# true: one that is fixed fails the test below, so these lists only ever shrink.
-KNOWN_CYCLES: list[set[str]] = []
-KNOWN_PRIVATE_CROSSINGS: set[tuple[str, str, str]] = set()  # (importing module, owner of the name, name)
-KNOWN_PRIVATE_ATTRIBUTE_CROSSINGS: set[tuple[str, str, str]] = set()  # (module, owner of the objects, attribute)
-KNOWN_LONG_MODULES: set[str] = set()  # paths relative to the repository
-
 
 def _modules(root: Path = ROOT) -> dict[str, Path]:
     """deepcanvas's modules by dotted name (a package by its own name), under the repository ``root``."""
@@ -113,14 +106,11 @@ def _strongly_connected(graph: dict[str, dict[str, int]]) -> list[set[str]]:
 def test_no_import_cycles_counting_imports_inside_functions():
     graph = _graph()
     cycles = _strongly_connected(graph)
-    new = [c for c in cycles if c not in KNOWN_CYCLES]
     described = []
-    for comp in new:
+    for comp in cycles:
         edges = [f"{m} -> {n} (line {line})" for m in sorted(comp) for n, line in sorted(graph[m].items()) if n in comp]
         described.append("; ".join(edges))
-    assert not new, "import cycles:\n" + "\n".join(described)
-    fixed = [c for c in KNOWN_CYCLES if c not in cycles]
-    assert not fixed, f"no longer a cycle, remove it from KNOWN_CYCLES: {fixed}"
+    assert not cycles, "import cycles:\n" + "\n".join(described)
 
 
 def test_the_cycle_check_sees_imports_inside_functions_and_under_type_checking(tmp_path):
@@ -176,12 +166,9 @@ def _private_crossings(root: Path = ROOT) -> set[tuple[str, str, str]]:
 
 
 def test_no_module_uses_another_modules_private_names():
-    crossings = _private_crossings()
-    new = sorted(crossings - set(KNOWN_PRIVATE_CROSSINGS))
-    assert not new, "private names used across modules (make them public with a good name, or move the code):\n" + \
-        "\n".join(f"{m} uses {owner}.{name}" for m, owner, name in new)
-    fixed = sorted(set(KNOWN_PRIVATE_CROSSINGS) - crossings)
-    assert not fixed, f"no longer crossing, remove from KNOWN_PRIVATE_CROSSINGS: {fixed}"
+    crossings = sorted(_private_crossings())
+    assert not crossings, "private names used across modules (make them public with a good name, or move the " \
+        "code):\n" + "\n".join(f"{m} uses {owner}.{name}" for m, owner, name in crossings)
 
 
 def test_the_private_check_sees_both_forms(tmp_path):
@@ -238,12 +225,9 @@ def _private_attribute_crossings(root: Path = ROOT) -> set[tuple[str, str, str]]
 
 
 def test_no_module_uses_the_private_attributes_of_another_modules_objects():
-    crossings = _private_attribute_crossings()
-    new = sorted(crossings - set(KNOWN_PRIVATE_ATTRIBUTE_CROSSINGS))
-    assert not new, "private attributes used across modules (give the class a public name for it):\n" + \
-        "\n".join(f"{m} uses {name} of {owner}'s objects" for m, owner, name in new)
-    fixed = sorted(set(KNOWN_PRIVATE_ATTRIBUTE_CROSSINGS) - crossings)
-    assert not fixed, f"no longer crossing, remove from KNOWN_PRIVATE_ATTRIBUTE_CROSSINGS: {fixed}"
+    crossings = sorted(_private_attribute_crossings())
+    assert not crossings, "private attributes used across modules (give the class a public name for it):\n" + \
+        "\n".join(f"{m} uses {name} of {owner}'s objects" for m, owner, name in crossings)
 
 
 def test_the_attribute_check_sees_attributes_and_hasattr(tmp_path):
@@ -271,7 +255,4 @@ def _long_modules() -> dict[str, int]:
 
 def test_no_module_is_over_its_size():
     long = _long_modules()
-    new = {p: n for p, n in long.items() if p not in KNOWN_LONG_MODULES}
-    assert not new, f"modules over {MAX_LINES} lines ({MAX_LINES_TECHNIQUE} in techniques/): {new}"
-    fixed = sorted(set(KNOWN_LONG_MODULES) - set(long))
-    assert not fixed, f"now short enough, remove from KNOWN_LONG_MODULES: {fixed}"
+    assert not long, f"modules over {MAX_LINES} lines ({MAX_LINES_TECHNIQUE} in techniques/): {long}"
