@@ -35,7 +35,7 @@ def find_inputs(spec: str) -> list[Path]:
     return files
 
 
-def plan(inputs: list[Path], out_dir: Path, suffix: str = ".png") -> list[tuple[Path, Path]]:
+def output_paths(inputs: list[Path], out_dir: Path, suffix: str = ".png") -> list[tuple[Path, Path]]:
     names = [f.stem for f in inputs]
     if len(set(names)) != len(names):
         raise DeepCanvasError("two inputs of the batch have the same name; outputs would clash")
@@ -60,7 +60,7 @@ def style_batch_steps(inputs: str | list, styles, out_dir, *, ray_address: str |
         io.load_image(s, what="style image")
     out_dir.mkdir(parents=True, exist_ok=True)
     io.check_output_path(out_dir / "probe.png")
-    jobs = plan(files, out_dir)
+    jobs = output_paths(files, out_dir)
     todo = [(src, dst) for src, dst in jobs if not dst.exists()]
     per_image = sum(n for _, n in schedule_of(records["options"], records["still"]))
     start = (len(jobs) - len(todo)) * per_image

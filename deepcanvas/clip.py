@@ -176,7 +176,7 @@ def _probe_video(src: str, p: pathlib.Path) -> ClipInfo:
 
 
 @dataclass
-class Plan:
+class Selection:
     """Which frames to process: their times in the input (seconds), the output rate and size."""
 
     times: list[float]
@@ -186,8 +186,8 @@ class Plan:
     hw: tuple[int, int]
 
 
-def plan(info: ClipInfo, *, fps: float | None = None, start: float = 0.0, duration: float | None = None,
-         size: int | None = None, max_frames: int | None = None) -> Plan:
+def select(info: ClipInfo, *, fps: float | None = None, start: float = 0.0, duration: float | None = None,
+           size: int | None = None, max_frames: int | None = None) -> Selection:
     """The frames to process: from ``start`` for ``duration`` seconds at ``fps`` (default: the clip's)."""
     from .limits import check_number
 
@@ -211,7 +211,7 @@ def plan(info: ClipInfo, *, fps: float | None = None, start: float = 0.0, durati
         w, h = max(1, round(w * s)), max(1, round(h * s))
     if min(w, h) < io.MIN_SIDE:
         raise DeepCanvasError(f"frames of {w}x{h} are too small (at least {io.MIN_SIDE} px a side)")
-    return Plan(times, out_fps, start, end - start, (h, w))
+    return Selection(times, out_fps, start, end - start, (h, w))
 
 
 def _resize(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -222,7 +222,7 @@ def _resize(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(arr).resize((hw[1], hw[0]), Image.BICUBIC))
 
 
-def read_frames(info: ClipInfo, pl: Plan) -> list[np.ndarray]:
+def read_frames(info: ClipInfo, pl: Selection) -> list[np.ndarray]:
     """The planned frames as (H, W, 3) uint8 arrays at the planned size."""
     if info.kind == "frames":
         out = []

@@ -151,7 +151,7 @@ class FrameStore:
             return self.read(self.n - 1)
         return results[-1]
 
-    def finish(self, info: clip.ClipInfo, pl: clip.Plan, keep_frames: bool, result: VideoResult) -> VideoResult:
+    def finish(self, info: clip.ClipInfo, pl: clip.Selection, keep_frames: bool, result: VideoResult) -> VideoResult:
         """Encode the frames into the MP4 (with the input's audio) or GIF; drop the work folder unless kept."""
         frames = [self.frame(i) for i in range(self.n)]
         if self.kind == "mp4":
@@ -163,7 +163,7 @@ class FrameStore:
             shutil.rmtree(self.folder, ignore_errors=True)
         return result
 
-    def result(self, pl: clip.Plan) -> VideoResult:
+    def result(self, pl: clip.Selection) -> VideoResult:
         return VideoResult(self.output, self.kind, [self.frame(i) for i in range(self.n)], pl.fps,
                            (pl.hw[1], pl.hw[0]))
 
@@ -171,7 +171,7 @@ class FrameStore:
 def open_clip(input, output, fps, start, duration, size: int | None):
     """Probe the clip and the output; return (info, plan, store) or a one-line error, before any slow work."""
     info = clip.probe(input)
-    pl = clip.plan(info, fps=fps, start=start, duration=duration, size=size, max_frames=limits.MAX_FRAMES)
+    pl = clip.select(info, fps=fps, start=start, duration=duration, size=size, max_frames=limits.MAX_FRAMES)
     return info, pl, FrameStore.for_output(output, len(pl.times))
 
 

@@ -62,12 +62,12 @@ def test_probe_plan_and_read_pick_the_asked_frames(tmp_path):
     info = clip.probe(str(src))
     assert (info.width, info.height, info.fps, info.frames, info.has_audio) == (64, 48, 12.0, 24, True)
     assert info.duration == pytest.approx(2.0, abs=0.05)
-    pl = clip.plan(info, start=0.5, duration=1.0)
+    pl = clip.select(info, start=0.5, duration=1.0)
     frames = clip.read_frames(info, pl)
     assert len(frames) == 12 and frames[0].shape == (48, 64, 3)
     assert [bar_position(f) for f in frames] == [2 * i for i in range(6, 18)]  # frames 6..17
     # half the frame rate takes every other frame; --size scales them
-    pl = clip.plan(info, fps=6, size=32)
+    pl = clip.select(info, fps=6, size=32)
     frames = clip.read_frames(info, pl)
     assert len(frames) == 12 and frames[0].shape == (24, 32, 3)
     assert [round(bar_position(f)) for f in frames[:4]] == [0, 2, 4, 6]  # frames 0, 2, 4, 6 at half size
@@ -76,7 +76,7 @@ def test_probe_plan_and_read_pick_the_asked_frames(tmp_path):
 def test_mp4_output_keeps_the_rate_and_carries_the_audio(tmp_path):
     src = make_mp4(tmp_path / "in.mp4", audio_seconds=2.0)
     info = clip.probe(str(src))
-    pl = clip.plan(info, start=0.5, duration=1.0)
+    pl = clip.select(info, start=0.5, duration=1.0)
     frames = clip.read_frames(info, pl)
     out = clip.write_mp4(frames, tmp_path / "out.mp4", pl.fps, audio_from=str(src), start=pl.start,
                          duration=pl.duration)
@@ -94,7 +94,7 @@ def test_gif_and_folder_inputs(tmp_path):
     gif = clip.write_gif(frames, tmp_path / "a.gif", 10)
     info = clip.probe(str(gif))
     assert (info.width, info.height) == (40, 30) and info.frames == 5
-    got = clip.read_frames(info, clip.plan(info))
+    got = clip.read_frames(info, clip.select(info))
     assert len(got) == 5 and [int(f[0, 0, 0]) for f in got] == [0, 20, 40, 60, 80]
     d = tmp_path / "frames"
     d.mkdir()
@@ -104,7 +104,7 @@ def test_gif_and_folder_inputs(tmp_path):
     for spec in (str(d), str(d / "x*.png")):
         info = clip.probe(spec)
         assert info.kind == "frames" and info.frames == 5
-        got = clip.read_frames(info, clip.plan(info, fps=5))  # a folder's frames play at --fps, each once
+        got = clip.read_frames(info, clip.select(info, fps=5))  # a folder's frames play at --fps, each once
         assert [int(f[0, 0, 0]) for f in got] == [0, 20, 40, 60, 80]
 
 

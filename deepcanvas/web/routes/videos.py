@@ -147,6 +147,6 @@ def _check_clip(path: Path, size: int) -> dict:
     from ... import clip
 
     info = clip.probe(str(path), max_pixels=MAX_VIDEO_PIXELS, max_seconds=MAX_VIDEO_SECONDS)
-    pl = clip.plan(info, size=size, max_frames=MAX_VIDEO_FRAMES)
+    pl = clip.select(info, size=size, max_frames=MAX_VIDEO_FRAMES)
     return {"width": info.width, "height": info.height, "fps": round(pl.fps, 3), "frames": len(pl.times),
             "seconds": round(pl.duration, 3), "audio": info.has_audio}
