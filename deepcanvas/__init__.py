@@ -5,7 +5,7 @@ The names below are imported on first use (PEP 562), so ``import deepcanvas`` an
 ``deepcanvas --help`` do not pay for torch until a technique is used.
 
 The techniques are listed once, in :mod:`deepcanvas.registry`. Building blocks for new techniques:
-:mod:`deepcanvas.render` (``Stage``, the runner ``render.render``, ``Renderer``), :mod:`deepcanvas.objectives`,
+:mod:`deepcanvas.render` (``Stage``, ``Elsewhere``, the runner ``render.render``, ``drive``), :mod:`deepcanvas.objectives`,
 :mod:`deepcanvas.param`, :mod:`deepcanvas.transforms` and :func:`load_model`.
 """
 
