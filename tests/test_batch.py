@@ -90,3 +90,12 @@ def test_batch_on_a_local_ray_instance(frames, tmp_path):
     its = [p.iteration for p in seen]
     assert its == sorted(its) and its[-1] == 3 * 2 and seen[-1].done and sum(p.done for p in seen) == 1
     assert len(set(its)) >= 3  # not one jump per image
+
+
+def test_each_image_of_a_batch_is_the_picture_style_transfer_makes_of_it_alone(frames, tmp_path):
+    from deepcanvas.techniques.style import style_transfer
+
+    paths = style_batch(str(frames), STYLE, tmp_path / "out", **FAST)
+    for p in paths[:2]:
+        alone = style_transfer(frames / p.name, STYLE, **FAST)
+        assert Image.open(p).tobytes() == alone.tobytes()
