@@ -253,6 +253,13 @@ class RegionPlan:
         return effect, out
 
 
+def check_mask_count(n_masks: int, n_styles: int) -> None:
+    """One mask per style image (the studio checks this before a job is queued, the API before any work)."""
+    if n_masks != n_styles:
+        raise DeepCanvasError(f"style_masks: got {n_masks} masks for {n_styles} style images; give one "
+                              "mask per style image, in the same order")
+
+
 def plan_regions(mask, style_masks, content_map, style_map, n_styles: int, blend: list[float],
                  blend_given: bool) -> RegionPlan | None:
     """Read and check the masks and maps (a one-line error for each kind of bad input); None if none given."""
@@ -267,9 +274,7 @@ def plan_regions(mask, style_masks, content_map, style_map, n_styles: int, blend
         raise DeepCanvasError("give either style_masks (a region per style) or content_map and style_map "
                               "(regions matched by colour), not both")
     if s_masks:
-        if len(s_masks) != n_styles:
-            raise DeepCanvasError(f"style_masks: got {len(s_masks)} masks for {n_styles} style images; give one "
-                                  "mask per style image, in the same order")
+        check_mask_count(len(s_masks), n_styles)
         if blend_given:
             raise DeepCanvasError("style_blend_weights mixes styles in one place; with style_masks each style has "
                                   "its own region")

@@ -188,10 +188,9 @@ def check_job(tech: Technique, inputs: dict, params: dict) -> None:
         styles = inputs.get("styles") or []
         parse_floats(params["style_blend_weights"], len(styles), "style_blend_weights")
     if tech.field("style_blend_weights") is not None and inputs.get("style_masks"):  # regions (issue 11)
-        n_masks, n_styles = len(inputs["style_masks"]), len(inputs.get("styles") or [])
-        if n_masks != n_styles:
-            raise DeepCanvasError(f"style_masks: got {n_masks} masks for {n_styles} style images; give one "
-                                  "mask per style image, in the same order")
+        from ..regions import check_mask_count
+
+        check_mask_count(len(inputs["style_masks"]), len(inputs.get("styles") or []))
     if tech.name == "dream" and params.get("channels") not in (None, ""):
         from ..techniques.dream import parse_channels
 
