@@ -62,7 +62,8 @@ def style_batch_steps(inputs: str | list, styles, out_dir, *, ray_address: str |
     io.check_output_path(out_dir / "probe.png")
     jobs = output_paths(files, out_dir)
     todo = [(src, dst) for src, dst in jobs if not dst.exists()]
-    per_image = sum(n for _, n in schedule_of(records["options"], records["still"]))
+    schedule = schedule_of(records["options"], records["still"])  # the same scales for every image
+    per_image = sum(n for _, n in schedule)
     start = (len(jobs) - len(todo)) * per_image
     paths = [dst for _, dst in jobs]
     if not todo:  # all written by an earlier run
@@ -77,29 +78,25 @@ def style_batch_steps(inputs: str | list, styles, out_dir, *, ray_address: str |
         return
 
     targets = StyleTargets()  # the style images' targets, computed once for the whole batch
-    current = {}
+    current = {}  # the image being styled: its source, plan and stage builders
 
-    def image_stages(k: int, src: Path, dst: Path) -> list:
+    def prepare(k: int, src: Path, dst: Path) -> None:
+        plan = prepare_style(src, styles, **records, targets=targets)  # the network and targets are kept
         label = f"{src.name} [{len(jobs) - len(todo) + k + 1}/{len(jobs)}] "
+        specs, _ = scale_stages(plan, label=label, after=lambda img: io.save_image(imaging.tensor_to_image(img), dst))
+        current.update(src=src, plan=plan, specs=specs)
 
-        def write(img):
-            io.save_image(imaging.tensor_to_image(img), dst)
+    def scale(k: int, src: Path, dst: Path, i: int):
+        def build(prev):
+            if current["src"] != src:  # the image's first scale: load it
+                prepare(k, src, dst)
+            return current["specs"][i](prev if i else None)  # a new image starts from its own init
+        return build
 
-        def scale(i: int):
-            def build(prev):
-                if current["src"] != src:  # the image's first scale: load it (the network and targets are kept)
-                    current.update(src=src, plan=prepare_style(src, styles, **records, targets=targets))
-                specs, _ = scale_stages(current["plan"], label=label, after=write)
-                return specs[i](prev if i else None)  # a new image starts from its own init, not the last result
-            return build
-
-        return [scale(i) for i in range(len(schedule_of(records["options"], records["still"])))]
-
-    first = prepare_style(todo[0][0], styles, **records, targets=targets)
-    current.update(src=todo[0][0], plan=first)
-    stages = [st for k, (src, dst) in enumerate(todo) for st in image_stages(k, src, dst)]
-    yield from render(first.net, stages, total=start + len(todo) * per_image, precision=records["network"].precision,
-                      start=start, output=paths,
+    prepare(0, *todo[0])  # before the run: render needs the network
+    stages = [scale(k, src, dst, i) for k, (src, dst) in enumerate(todo) for i in range(len(schedule))]
+    yield from render(current["plan"].net, stages, total=start + len(todo) * per_image,
+                      precision=records["network"].precision, start=start, output=paths,
                       finish=lambda results: current["plan"].finish(results[-1], current["plan"].images.content))
 
 

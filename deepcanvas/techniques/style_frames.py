@@ -43,13 +43,13 @@ def style_frames(plan, frames: list[np.ndarray], todo, outputs: dict[int, torch.
 
     ``outputs`` holds earlier finished outputs (for the warm start and the temporal loss) and gets each new
     one; ``write(i, img)`` stores a finished frame. The first frame of ``todo`` without a previous output
-    gets the full ``plan.iterations``; the others ``later`` when consistent.
+    gets the full ``plan.solver.iterations``; the others ``later`` when consistent.
     """
     todo = list(todo)
     flows = temporal.Flows(frames, preset)
     n = len(frames)
     side = max(frames[0].shape[:2])
-    steps = {i: plan.iterations if (not consistent or (i - 1) not in outputs and i == todo[0]) else later
+    steps = {i: plan.solver.iterations if (not consistent or (i - 1) not in outputs and i == todo[0]) else later
              for i in todo}
     clock = {"t": time.perf_counter()}
 
@@ -68,8 +68,8 @@ def style_frames(plan, frames: list[np.ndarray], todo, outputs: dict[int, torch.
                     def extra(box, targets=targets):
                         obj = None
                         for tgt, m in targets:
-                            term = Temporal(pad_image(tgt, box).to(plan.dev),
-                                            torch.nn.functional.pad(m, (box[2], box[3], box[0], box[1])).to(plan.dev),
+                            term = Temporal(pad_image(tgt, box).to(plan.device),
+                                            torch.nn.functional.pad(m, (box[2], box[3], box[0], box[1])).to(plan.device),
                                             mode)
                             obj = term if obj is None else obj + term
                         return temporal_weight * obj
@@ -112,7 +112,7 @@ class ChunkWorker:
         out: dict[int, bytes] = {}
         stages, total = style_frames(plan, frames, range(len(frames)), {},
                                      lambda i, img: out.__setitem__(i, imaging.tensor_png(img)), **self.opts)
-        drive(render(plan.net, stages, total=total, precision=plan.precision, rng=plan.rng),
+        drive(render(plan.net, stages, total=total, precision=plan.network.precision, rng=plan.rng),
               distributed.report(steps))
         return first, [out[i] for i in range(len(frames))]
 

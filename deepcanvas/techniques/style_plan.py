@@ -73,19 +73,6 @@ class StylePlan:
     rng: Any  # the run's random.Random
     generator: torch.Generator | None  # the sliced-Wasserstein loss's random projections
 
-    # The names the video frames read (style_frames.py).
-    @property
-    def dev(self) -> torch.device:
-        return self.device
-
-    @property
-    def iterations(self) -> int:
-        return self.solver.iterations
-
-    @property
-    def precision(self) -> str:
-        return self.network.precision
-
     def work(self, content: torch.Tensor) -> torch.Tensor:
         """What the content loss sees of a content image (its luminance with colors='luminance')."""
         return color.luminance(content) if self.options.colors == "luminance" else content

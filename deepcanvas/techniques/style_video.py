@@ -106,7 +106,7 @@ def style_video_steps(
 
     plan = prepare_style(Image.fromarray(frames[0]), styles, **records, targets=StyleTargets())
     done = store.begin(digest, video.restart)
-    later = video.later_iterations or max(1, round(LATER_SHARE * plan.iterations))
+    later = video.later_iterations or max(1, round(LATER_SHARE * plan.solver.iterations))
     result = store.result(pl)
     opts = dict(consistent=video.consistent, temporal_weight=temporal_weight, offsets=offsets, later=later,
                 preset=video.flow_preset)
@@ -114,13 +114,13 @@ def style_video_steps(
         if done == store.n:  # all frames were finished by an earlier run: only the encoding is left
             stages, total = [], 0
         elif ray:
-            far = on_ray(cpus, frames, styles, records, done, store, chunk, overlap, opts, plan.iterations, result)
+            far = on_ray(cpus, frames, styles, records, done, store, chunk, overlap, opts, plan.solver.iterations, result)
             stages, total = [far], far.steps
         else:
             outputs = {i: store.read(i) for i in range(max(0, done - max(offsets)), done)}
             stages, total = style_frames(plan, frames, range(done, store.n), outputs, store.write, result=result,
                                          **opts)
-        yield from render(plan.net, stages, total=total, precision=plan.precision, rng=plan.rng,
+        yield from render(plan.net, stages, total=total, precision=plan.network.precision, rng=plan.rng,
                           finish=store.last_frame,
                           output=lambda final: store.finish(info, pl, video.keep_frames, result))
 
