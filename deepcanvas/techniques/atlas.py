@@ -155,7 +155,8 @@ def atlas_steps(*, options: AtlasOptions, run: AtlasRunOptions, network: Network
         got = {name: dict(tiles[name]) for name in layer_list}
         for (name, chs), result in zip(todo.items(), results):
             for i, ch in enumerate(chs):
-                got[name].setdefault(ch, imaging.tensor_to_image(result[i:i + 1]))
+                if ch not in got[name]:  # the running layer's best on Ctrl-C (finished ones are in tiles)
+                    got[name][ch] = imaging.tensor_to_image(result[i:i + 1])
         rows = [(name, [(f"#{ch}", got[name][ch], patches.get(name, {}).get(ch)) for ch in picks[name]])
                 for name in layer_list if all(ch in got[name] for ch in picks[name])]
         sheet["image"] = contact_sheet(rows, title)
