@@ -13,6 +13,7 @@ import json
 import os
 import pathlib
 import shutil
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,6 +78,13 @@ class VideoResult:
     size: tuple[int, int]  # (width, height)
     seconds_per_frame: list[float] = field(default_factory=list)  # this run's frames, in order
     seams: list[int] = field(default_factory=list)  # with ray: the first frame of each later chunk's own frames
+    _since: float = field(default_factory=time.perf_counter, repr=False, compare=False)
+
+    def frame_done(self) -> None:
+        """A frame is written: note its seconds since the previous one (the first: since the run began)."""
+        now = time.perf_counter()
+        self.seconds_per_frame.append(now - self._since)
+        self._since = now
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import time
 from typing import Callable, Iterator
 
 import torch
@@ -84,7 +83,6 @@ def dream_video_steps(input, output, *, video: ClipOptions, blend: float = 0.6, 
         octave_count = len(s.sizes(pl.hw))
         first = s.options.iterations
         later = video.later_iterations or max(1, round(DREAM_LATER_SHARE * first))
-        clock = {"t": time.perf_counter()}
         for i in range(done, store.n):
             def base(prev, i=i):
                 cur = array_to_tensor(frames[i])
@@ -96,9 +94,7 @@ def dream_video_steps(input, output, *, video: ClipOptions, blend: float = 0.6, 
                 outputs[i] = img.cpu()
                 outputs.pop(i - 2, None)
                 store.write(i, img)
-                now = time.perf_counter()
-                result.seconds_per_frame.append(now - clock["t"])
-                clock["t"] = now
+                result.frame_done()
 
             steps = first if (i == done or not video.consistent) else later
             frame_stages = octave_stages(s, base, size=pl.hw, label=f"frame {i + 1}/{store.n}, ", after=after)

@@ -13,7 +13,6 @@ one actor pool (distributed.py), joined with a cross-fade.
 from __future__ import annotations
 
 import os
-import time
 from typing import Callable, Iterator
 
 import numpy as np
@@ -51,7 +50,6 @@ def style_frames(plan, frames: list[np.ndarray], todo, outputs: dict[int, torch.
     side = max(frames[0].shape[:2])
     steps = {i: plan.solver.iterations if (not consistent or (i - 1) not in outputs and i == todo[0]) else later
              for i in todo}
-    clock = {"t": time.perf_counter()}
 
     def frame_stage(i: int):
         def build(prev: torch.Tensor | None) -> Stage:
@@ -79,10 +77,8 @@ def style_frames(plan, frames: list[np.ndarray], todo, outputs: dict[int, torch.
                 for k in [k for k in outputs if k < i - max(offsets)]:
                     del outputs[k]
                 write(i, plan.finish(img, imaging.array_to_tensor(frames[i])))
-                now = time.perf_counter()
                 if result is not None:
-                    result.seconds_per_frame.append(now - clock["t"])
-                clock["t"] = now
+                    result.frame_done()
 
             # A warm-started frame: the step size decays along half a cosine, so that the last steps settle
             # on the optimum instead of jittering around it by Adam's full step (which is flicker).
