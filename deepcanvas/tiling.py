@@ -10,6 +10,10 @@ loss as a function of *sums over positions* (``Objective.partial`` and
    tile by tile, back-propagate ``<dL/dtotals, this tile's sums>`` to the
    tile's pixels and add the result into one image-sized gradient.
 
+An objective whose loss is a function of the multiset of its positions' values (sliced Wasserstein:
+``Objective.gathers``) gives the values themselves: pass 1 concatenates the tiles' pieces instead of
+adding them, and pass 2 back-propagates each tile's slice of the gradient.
+
 The chain rule makes this equal to the whole-image gradient wherever a tile's
 margin covers the network's receptive field; the tile grid moves randomly each
 step so the small differences left at core borders never stay in one place.
@@ -99,16 +103,32 @@ def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int,
     """
     boxes = list(tile_boxes(*img.shape[-2:], tile, margin, rng))  # one grid for both passes
     det = img.detach()
+    for _, o in terms:
+        o.start_step(det)
 
-    # Pass 1: totals of every objective's sums.
+    # Pass 1: totals of every objective's sums (or, for a gathering objective, every tile's pieces).
     totals: list[list[torch.Tensor] | None] = [None] * len(terms)
+    pieces: list[list[list[torch.Tensor]]] = [[] for _ in terms]
     with torch.no_grad():
         for (ty0, ty1, tx0, tx1), core in boxes:
             pix = det[..., ty0:ty1, tx0:tx1]
             acts = forward(pix)
             for i, (_, o) in enumerate(terms):
                 part = o.partial(acts, pix, core)
-                totals[i] = part if totals[i] is None else [a + b for a, b in zip(totals[i], part)]
+                if o.gathers:
+                    pieces[i].append(part)
+                else:
+                    totals[i] = part if totals[i] is None else [a + b for a, b in zip(totals[i], part)]
+    # A gathering objective's slice of the gathered pieces for tile t: offsets[i][t][k] along the last dimension.
+    offsets: list[list[list[int]]] = [[] for _ in terms]
+    for i, (_, o) in enumerate(terms):
+        if o.gathers:
+            totals[i] = [torch.cat(ps, -1) for ps in zip(*pieces[i])]
+            ends = [0] * len(totals[i])
+            for part in pieces[i]:
+                offsets[i].append(list(ends))
+                ends = [e + p.shape[-1] for e, p in zip(ends, part)]
+    del pieces
 
     # The loss as a function of the totals, and its gradient with respect to them.
     leaves = [[t.detach().float().requires_grad_(True) for t in tot] for tot in totals]
@@ -125,13 +145,15 @@ def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int,
 
     # Pass 2: each tile's share of the gradient.
     full = torch.zeros_like(det)
-    for (ty0, ty1, tx0, tx1), core in boxes:
+    for t, ((ty0, ty1, tx0, tx1), core) in enumerate(boxes):
         pix = det[..., ty0:ty1, tx0:tx1].clone().requires_grad_(True)
         acts = forward(pix)
         surrogate = 0.0
-        for (_, o), dt in zip(terms, dtot):
-            for g, p in zip(dt, o.partial(acts, pix, core)):
+        for i, ((_, o), dt) in enumerate(zip(terms, dtot)):
+            for k, (g, p) in enumerate(zip(dt, o.partial(acts, pix, core))):
                 if g is not None and p.requires_grad:
+                    if o.gathers:  # this tile's own values' share of the gradient
+                        g = g[..., offsets[i][t][k]:offsets[i][t][k] + p.shape[-1]]
                     surrogate = surrogate + (g.to(p.dtype) * p).sum()
         if torch.is_tensor(surrogate):
             (g,) = torch.autograd.grad(surrogate * grad_scale, pix)

@@ -120,12 +120,7 @@ def test_sliced_wasserstein_on_a_subset_of_positions():
     assert int(touched) == 512
 
 
-def test_sliced_wasserstein_refuses_tiles():
-    obj = SlicedWasserstein("l", [(torch.rand(1, 2, 3, 3), 1.0)])
-    with pytest.raises(DeepCanvasError, match="tiles"):
-        obj.partial({"l": torch.rand(1, 2, 3, 3)}, None, None)
-    with pytest.raises(DeepCanvasError, match="tile"):  # refused before any slow work
-        deepcanvas.style_transfer(CONTENT, STYLE, size=448, tile=384, iterations=1)
+def test_sliced_wasserstein_refusals():
     with pytest.raises(DeepCanvasError, match="adam"):
         deepcanvas.style_transfer(CONTENT, STYLE, size=32, iterations=1, method="swd", optimizer="lbfgs")
     with pytest.raises(DeepCanvasError, match="method"):

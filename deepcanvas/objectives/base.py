@@ -29,6 +29,13 @@ class Objective:
     def terms(self) -> list[tuple[float, "Objective"]]:
         return [(1.0, self)]
 
+    #: True: ``partial`` gives pieces (positions along the last dimension) that the tiles' pieces are concatenated
+    #: with, not added to: a loss of the multiset of positions' values (sliced Wasserstein's sorted projections).
+    gathers = False
+
+    def start_step(self, image: torch.Tensor) -> None:
+        """A tiled evaluation of the whole ``image`` begins (an objective that draws at random draws once here)."""
+
     def partial(self, acts, image, tile) -> list[torch.Tensor]:
         """Sums over the positions of ``tile``'s core (a :class:`~deepcanvas.tiling.Tile`) that
         ``from_totals`` turns into the loss."""

@@ -15,9 +15,13 @@ Two economies keep it cheap and let the sizes differ:
 - the output's sorted projections are compared with the style quantiles at the output's own rank
   levels (linear interpolation), so the style image need not have as many positions as the output.
 
-The loss is not a sum over positions (sorting is global), so it cannot be computed in tiles:
-``partial`` raises the engine's DeepCanvasError, and style transfer refuses a tiled run with it
-before any slow work.
+The loss is not a sum over positions (sorting is global), but it depends only on the *multiset*
+of projected values, not on where they lie. Its tiled form (tiling.py) therefore gathers instead of
+summing: each tile's ``partial`` is the projections of its own core positions, the tiles' pieces are
+concatenated, the loss and its gradient with respect to every projected value are computed on the
+whole set (sorted in fp32), and each tile back-propagates its slice. One step's draw (the projection
+set and the sampled positions, over the whole image's grid) is shared by all tiles, so tiled equals
+whole.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import torch
 from ..errors import DeepCanvasError
 from ..signature import check_choice
 from .base import Objective, scaled_mse
-from .masks import Mask
+from .masks import Mask, layer_stride
 
 SwdMode = Literal["scaled", "mse"]
 
@@ -168,7 +172,7 @@ class SlicedWasserstein(Objective):
     def draw(self) -> int:
         return int(torch.randint(self.bank_size, (1,), generator=self.generator))
 
-    # Its own loss: sorting is global, so the loss has no tiled form (``partial`` below) to derive it from.
+    # Its own loss (the untiled path): one image, no gathering; ``partial`` and ``from_totals`` are the tiled form.
     def loss(self, acts, image, index: int | None = None):
         dirs, table = self._table(self.draw() if index is None else index)
         f = (image if self.layer == self.PIXELS else acts[self.layer]).float()
@@ -186,14 +190,16 @@ class SlicedWasserstein(Objective):
             flat_n = self.positions
         for j in range(n):  # each image of a batch is matched to the style on its own
             fj = f[j].reshape(c, h * w)
-            proj = dirs.T @ (fj if keep is None else fj[:, keep])  # (K, N)
-            sorted_proj = proj.sort(dim=1).values
-            target = interpolate_table(table, flat_n)
-            if self.mode == "scaled":
-                total = total + scaled_mse(sorted_proj, target) / self.rms
-            else:
-                total = total + (sorted_proj - target).pow(2).mean()
+            total = total + self._match(dirs.T @ (fj if keep is None else fj[:, keep]), table)  # (K, N)
         return total / n
+
+    def _match(self, proj: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """One image's loss from its projections (K, N): sorted, against the style's quantiles at N levels."""
+        sorted_proj = proj.sort(dim=1).values
+        target = interpolate_table(table, proj.shape[1])
+        if self.mode == "scaled":
+            return scaled_mse(sorted_proj, target) / self.rms
+        return (sorted_proj - target).pow(2).mean()
 
     def _masked_loss(self, f, image, dirs, table):
         """The loss over the mask's positions, each weighted by the mask (weighted sorted projections)."""
@@ -204,19 +210,71 @@ class SlicedWasserstein(Objective):
             return f.sum() * 0.0
         wts = m[inside] / m[inside].sum()
         total = 0.0
-        for j in range(n):
-            proj = dirs.T @ f[j].reshape(c, h * w)[:, inside]  # (K, P) at the masked positions only
-            sorted_proj, order = proj.sort(dim=1)
-            ws = wts[order]  # each sorted value's weight
-            levels = ws.detach().cumsum(1) - ws.detach() / 2  # its level in the weighted quantile function
-            d = sorted_proj - table_at(table, levels)
-            if self.mode == "scaled":  # scaled_mse with each position counted by its weight
-                total = total + (ws * d.pow(2)).sum() / ((ws * d.abs()).sum() + 1e-8) / self.rms
-            else:
-                total = total + (ws * d.pow(2)).sum() / d.shape[0]
+        for j in range(n):  # (K, P) at the masked positions only
+            total = total + self._match_weighted(dirs.T @ f[j].reshape(c, h * w)[:, inside], wts, table)
         return total / n
 
+    def _match_weighted(self, proj: torch.Tensor, wts: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """One image's loss from its projections (K, P) with position weights (P,) summing to 1."""
+        sorted_proj, order = proj.sort(dim=1)
+        ws = wts[order]  # each sorted value's weight
+        levels = ws.detach().cumsum(1) - ws.detach() / 2  # its level in the weighted quantile function
+        d = sorted_proj - table_at(table, levels)
+        if self.mode == "scaled":  # scaled_mse with each position counted by its weight
+            return (ws * d.pow(2)).sum() / ((ws * d.abs()).sum() + 1e-8) / self.rms
+        return (ws * d.pow(2)).sum() / d.shape[0]
+
+    # -- the tiled form: projections gathered over the tiles (tiling.tiled_backward) --------------------
+    gathers = True
+
+    def start_step(self, image: torch.Tensor) -> None:
+        """A new tiled evaluation of the whole ``image``: the next ``partial`` draws this step's projections."""
+        self._step, self._image_hw = None, tuple(image.shape[-2:])
+
+    def _draw_step(self, act: torch.Tensor, image: torch.Tensor) -> None:
+        """This step's projection set and sampled positions, drawn in the order :meth:`loss` draws them.
+
+        The positions are drawn over the whole image's grid for this layer (its size is the whole image's
+        over the layer's stride, rounded up), so the tiles together keep exactly the positions a whole-image
+        evaluation would.
+        """
+        dirs, table = self._table(self.draw())
+        keep = None
+        if self.mask is None and self.positions is not None:
+            s = layer_stride(act, image)
+            h, w = (-(-n // s) for n in self._image_hw)
+            if h * w > self.positions:
+                keep = torch.zeros(h * w, dtype=torch.bool)
+                keep[torch.randperm(h * w, generator=self.generator)[:self.positions]] = True
+                keep = keep.view(1, 1, h, w).to(act.device)
+        self._step = (dirs, table, keep)
+
     def partial(self, acts, image, tile):
-        raise DeepCanvasError("the sliced-Wasserstein style loss (method swd) sorts the whole image's features and "
-                              "cannot be computed in tiles; use method gram for images larger than the tile, "
-                              "or a larger tile")
+        """[projections (N, K, P) of this tile's core positions] (and [their mask weights (P,)] with a mask)."""
+        f = (image if self.layer == self.PIXELS else acts[self.layer]).float()
+        if getattr(self, "_step", None) is None:
+            if not hasattr(self, "_image_hw"):  # called outside tiled_backward: the image is the whole picture
+                self._image_hw = tuple(image.shape[-2:])
+            self._draw_step(f, image)
+        dirs, _, keep = self._step
+        core = tile.crop(f, image)
+        n, c = core.shape[:2]
+        flat = core.reshape(n, c, -1)
+        if self.mask is not None:
+            m = self.mask.at(f, image, tile).reshape(-1)
+            inside = m > 0
+            return [dirs.T @ flat[:, :, inside], m[inside]]
+        if keep is not None:
+            flat = flat[:, :, tile.crop_target(keep, f, image).reshape(-1)]
+        return [dirs.T @ flat]
+
+    def from_totals(self, totals):
+        """The loss from the gathered projections (and mask weights), as :meth:`loss` computes it."""
+        proj, table = totals[0], self._step[1]
+        n = proj.shape[0]
+        if proj.shape[-1] == 0:
+            return proj.sum() * 0.0
+        if self.mask is None:
+            return sum(self._match(proj[j], table) for j in range(n)) / n
+        wts = totals[1] / totals[1].sum()
+        return sum(self._match_weighted(proj[j], wts, table) for j in range(n)) / n

@@ -75,7 +75,7 @@ def style_terms(net, setup: LossSetup, live: tuple, style_layers: dict, style_im
     mode = setup.mode
     out = Sum([])
     if setup.method == "swd":
-        feats = targets.features(net, imgs, region.blend, live, side)
+        feats = targets.features(net, imgs, region.blend, live, side, tile)
         for l in live:
             entries = feats[l]
             if region.style_masks is not None:

@@ -113,7 +113,7 @@ class StylePlan:
         objective = style_objective(self.net, self.setup, pad_image(resize(content, hw).to(self.device), box),
                                     self.content_layers, self.style_layers, self.images.styles, self.images.blend,
                                     round(side * self.options.style_scale), weights=self.weights,
-                                    tile=self.options.tile, generator=self.generator, regions=regions,
+                                    tile=work_tile(self.options.tile, box), generator=self.generator, regions=regions,
                                     targets=self.targets)
         if extra is not None:
             objective = objective + extra(box)
@@ -121,7 +121,7 @@ class StylePlan:
         param = PixelParam(pad_image(start.to(self.device), box), clip=solver.optimizer != "lbfgs")
         return Stage(param, objective, steps, name=name, optimizer=solver.optimizer,
                      lr=solver.lr if lr is None else lr, lr_schedule=lr_schedule,
-                     tile=self.options.tile, tile_margin=TILE_MARGIN,
+                     tile=work_tile(self.options.tile, box), tile_margin=TILE_MARGIN,
                      # A noisy loss (new random projections each step) would keep a lucky sample: keep the last.
                      keep_best=self.setup.method != "swd", optimizer_options=solver.settings,
                      view=lambda img: crop_image(img, box), result=lambda img: crop_image(img, box).cpu(),
@@ -141,6 +141,12 @@ class StylePlan:
             if effect_mask is not None:
                 img = R.composite(img, resize(content, final_hw), effect_mask)
         return img
+
+
+def work_tile(tile: int, box: tuple[int, int, int, int]) -> int:
+    """The tile for a picture padded by ``box``: ``tile`` counts the picture's pixels, not its mirrored margins,
+    so a picture of ``tile`` px is still one piece (and larger ones are cut into tiles as large)."""
+    return tile + max(box[0] + box[1], box[2] + box[3])
 
 
 def solver_of(options: StyleOptions, setup: LossSetup) -> Solver:
@@ -203,10 +209,6 @@ def prepare_style(content, styles, options: StyleOptions | None = None, network:
         style_imgs = [color.match_luminance(s, content_img) for s in style_imgs]
         work_content = color.luminance(content_img)
 
-    final_hw = fit_size(*content_img.shape[-2:], still.size)
-    if setup.method == "swd" and max(final_hw) > options.tile:
-        raise DeepCanvasError(f"method swd sorts the whole image's features and cannot be computed in tiles: "
-                              f"use method gram for images above the tile size ({options.tile} px), or a larger tile")
     # The random projections of the sliced-Wasserstein loss: seeded from the run's seed.
     generator = torch.Generator().manual_seed(rng.randrange(2 ** 31)) if setup.method == "swd" else None
 
