@@ -81,3 +81,37 @@ def test_tiled_swd_draws_differ_between_steps_and_cover_the_sample():
         counts.append((n, obj._step[2].clone()))
     assert counts[0][0] == counts[1][0] == 1000
     assert not torch.equal(counts[0][1], counts[1][1])
+
+
+def test_a_picture_of_tile_size_is_one_piece():
+    """The mirrored margins do not count against the tile: --size 1024 with the 1024 px tile is not cut up."""
+    from deepcanvas.techniques.style_objective import border_pad
+    from deepcanvas.techniques.style_plan import work_tile
+
+    for hw in ((1024, 768), (1024, 1024), (1000, 7)):
+        box = border_pad(hw)
+        padded = (hw[0] + box[0] + box[1], hw[1] + box[2] + box[3])
+        assert max(padded) <= work_tile(1024, box)
+    box = border_pad((1040, 800))
+    assert 1040 + box[0] + box[1] > work_tile(1024, box)  # a larger picture is tiled
+
+
+@pytest.mark.slow  # VGG-16 at 400 px, in tiles
+def test_cli_style_swd_runs_in_tiles(tmp_path, capsys, monkeypatch):
+    """The default method (swd) above the tile size: computed tile by tile, no refusal."""
+    from PIL import Image
+
+    import deepcanvas.render as render
+    from deepcanvas.cli import main
+    from doubles import DATA
+
+    calls = []
+    original = render.tiled_backward
+    monkeypatch.setattr(render, "tiled_backward", lambda *a, **k: calls.append(1) or original(*a, **k))
+    out = tmp_path / "big.png"
+    code = main(["style", str(DATA / "chelsea.jpg"), str(DATA / "swirls.jpg"), "-o", str(out), "--size", "400",
+                 "--tile", "384", "--iterations", "2", "--no-multiscale", "--quiet", "--seed", "0"])
+    assert code == 0, capsys.readouterr().err
+    assert len(calls) == 2  # every step tiled
+    with Image.open(out) as im:
+        assert max(im.size) == 400

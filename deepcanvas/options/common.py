@@ -30,7 +30,8 @@ class NetworkOptions:
     weights: str | None = option(None, "local checkpoint for the model's architecture.")
     pooling: Pooling = option("max", "max or avg.")
     device: str = option("auto", "auto, cpu, cuda or mps.")
-    precision: Precision = option("auto", "auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16.")
+    precision: Precision = option("auto", "auto (bf16 on CUDA and on CPUs with native bf16, fp32 elsewhere), fp32, "
+                                           "bf16 or fp16.")
 
     def __post_init__(self):
         check_record(self)
