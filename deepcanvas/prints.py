@@ -26,12 +26,12 @@ from .atomic import atomic_path, save_bytes_atomic
 from .errors import DeepCanvasError
 
 #: fp32 image-sized tensors a tiled step holds (pixels, Adam's moments, gradient, best, shown, content...).
-IMAGE_COPIES = 14
+IMAGE_COPIES = 11
 #: A tile's activations are kept for the backward pass and meet their gradients there, with the
 #: allocator's slack: bytes per activation element (measured, docs/benchmarks.md).
-TILE_BYTES_PER_ELEMENT = 4 * 2.5
+TILE_BYTES_PER_ELEMENT = 4.0
 #: The process itself: torch, the network's weights, the style images' targets.
-BASE_BYTES = 1.2 * 2**30
+BASE_BYTES = 0.5 * 2**30
 
 
 def available_bytes() -> int | None:
