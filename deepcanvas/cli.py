@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .errors import DeepCanvasError
+from .errors import DeepCanvasError, Notice
 from .registry import TECHNIQUES, Technique
 from .reporter import Reporter
 from .signature import api_params
@@ -255,9 +255,40 @@ def _style_handler(single, kw_names):
             raise DeepCanvasError("--ray works with --batch")
         if not args.styles:
             raise DeepCanvasError("give a content image and at least one style image")
+        if args.print_size or args.print_from_init or args.size > args.working_size:
+            return run_print(args, {k: getattr(args, k) for k in kw_names})
         return single(args)
 
     return handler
+
+
+def run_print(args, kwargs) -> int:
+    """A print (techniques.style_print): written with its DPI; a stopped one resumes when run again."""
+    from .io import check_output_path, save_image
+    from .render import Interrupted
+    from .techniques.style_print import style_print
+
+    out = check_output_path(args.output)
+    reporter = Reporter(out, args.print_every, args.save_every, args.quiet)
+    t0 = time.perf_counter()
+    try:
+        path = style_print(args.content, args.styles, out, callback=reporter, **kwargs)
+    except Interrupted as e:
+        reporter.close()
+        if e.image is not None:
+            if args.dpi:
+                e.image.info["dpi"] = (args.dpi, args.dpi)
+            save_image(e.image, out)
+        print(f"interrupted: {'wrote the best image so far to ' + str(out) if e.image else 'nothing written'}; "
+              "run the same command again to resume the print from its last finished size", file=sys.stderr)
+        return 130
+    reporter.close()
+    from PIL import Image
+
+    with Image.open(path) as im:
+        w, h = im.size
+    print(f"wrote {path} ({w}x{h}{f', {args.dpi:g} dpi' if args.dpi else ''}) in {time.perf_counter() - t0:.1f} s")
+    return 0
 
 
 def run_batch(args, styles, kwargs) -> int:
@@ -285,7 +316,8 @@ def _command_in(argv: list[str]) -> str:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """A library warning (e.g. a style map colour the content map lacks) as one line, like the errors."""
-    print(f"deepcanvas: warning: {message}", file=file or sys.stderr)
+    kind = "" if issubclass(category, Notice) else "warning: "
+    print(f"deepcanvas: {kind}{message}", file=file or sys.stderr)
 
 
 def main(argv=None) -> int:

@@ -271,17 +271,21 @@ def save_image(img: Image.Image, path: PathLike) -> pathlib.Path:
     """Save ``img`` atomically, in the format given by the extension; return the path.
 
     JPEG is written at quality 95 without chroma subsampling; images with
-    transparency are flattened onto white for formats without alpha.
+    transparency are flattened onto white for formats without alpha. A ``dpi`` in
+    ``img.info`` (a print's) is recorded in PNG, JPEG and TIFF files.
     """
     p, prefix = output_path(path)
     fmt = _output_format(p, prefix)
     kwargs: dict = {}
+    dpi = img.info.get("dpi")  # before any conversion, which drops info
     if fmt == "JPEG":
         kwargs = {"quality": 95, "subsampling": 0}
         if img.mode not in ("RGB", "L"):
             img = to_rgb(img)
     elif fmt == "WEBP":
         kwargs = {"quality": 95}
+    if dpi and fmt in ("PNG", "JPEG", "TIFF"):
+        kwargs["dpi"] = tuple(float(d) for d in dpi)
     if img.mode not in ("RGB", "RGBA", "L", "LA", "P", "1") and fmt != "TIFF":
         img = to_rgb(img)
     try:

@@ -92,7 +92,11 @@ LIMITS: dict[str, Range] = {
     "chunk": Range(0, MAX_FRAMES, integer=True),
     "memory_limit_gb": Range(0, 4096, above=True),
     "lr_floor": Range(0, 1),
-    "cutoff": Range(0, 1),  # classviz: cycles per pixel (0.5 is Nyquist; 0: no taper)
+    "cutoff": Range(0, 1),
+    # prints (options/prints.py)
+    "dpi": Range(0, 10_000, above=True),
+    "working_size": Range(1, MAX_SIDE, integer=True),
+    "print_iterations": Range(1, MAX_ITERATIONS, integer=True),  # classviz: cycles per pixel (0.5 is Nyquist; 0: no taper)
 }
 
 #: Narrower ranges one technique's ``*_steps`` function sets for a shared name.

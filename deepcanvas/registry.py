@@ -146,7 +146,7 @@ TECHNIQUES: tuple[Technique, ...] = (
 
 #: Public names of ``deepcanvas`` that are not a technique's two functions: name -> module defining it.
 OTHER_API = {
-    "contact_sheet": "techniques.invert",
+    "contact_sheet": "techniques.invert", "style_print": "techniques.style_print",
     "load_model": "models", "LayeredNet": "models",
     "Interrupted": "progress", "Progress": "progress", "drive": "render",
     "Stage": "render", "Renderer": "render",

@@ -19,9 +19,10 @@ from .classviz import ClassvizOptions
 from .common import NetworkOptions, Pooling, Precision, RunOptions, option
 from .dream import DreamOptions
 from .invert import InvertOptions
+from .prints import PrintOptions, parse_print_size
 from .style import INITS, Colors, Init, Optimizer, StillOptions, StyleOptions
 from .video import ClipOptions, FlowPreset
 
 __all__ = ["AtlasOptions", "AtlasRunOptions", "ClassvizOptions", "ClipOptions", "Colors", "DreamOptions", "FlowPreset",
-           "INITS", "Init", "InvertOptions", "NetworkOptions", "Optimizer", "Pooling", "Precision", "RunOptions",
-           "StillOptions", "StyleOptions", "option"]
+           "INITS", "Init", "InvertOptions", "NetworkOptions", "Optimizer", "Pooling", "Precision", "PrintOptions", "RunOptions",
+           "StillOptions", "StyleOptions", "option", "parse_print_size"]

@@ -20,12 +20,16 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..options import Colors, Init, NetworkOptions, Optimizer, RunOptions, StillOptions, StyleOptions  # noqa: F401
+import dataclasses
+
+from ..options import (Colors, Init, NetworkOptions, Optimizer, PrintOptions, RunOptions,  # noqa: F401
+                       StillOptions, StyleOptions)
 from ..render import Progress, Stage, StageSpec, cosine_decay, drive, render
 from ..signature import flat_options
 from .common import fit_size
 from .style_objective import BORDER, border_pad, crop_image, pad_image, style_objective  # noqa: F401
 from .style_plan import STYLE_RECORDS, StylePlan, prepare_style, solver_of  # noqa: F401
+from .style_print import PRINT_RECORDS, is_print, print_run, print_side
 from .style_presets import LossSetup, Method, Preset, loss_setup, scale_schedule, strength_weights  # noqa: F401
 from .style_targets import TILE_MARGIN, StyleTargets  # noqa: F401
 
@@ -60,21 +64,34 @@ def scale_stages(plan: StylePlan, *, label: str = "",
     return [scale_stage(k, side, n) for k, (side, n) in enumerate(schedule)], sum(n for _, n in schedule)
 
 
-@flat_options(**STYLE_RECORDS)
+@flat_options(**PRINT_RECORDS)
 def style_transfer_steps(content, styles, *, still: StillOptions, options: StyleOptions, run: RunOptions,
-                         network: NetworkOptions) -> Iterator[Progress]:
+                         network: NetworkOptions, prints: PrintOptions) -> Iterator[Progress]:
     """Yield a Progress after every iteration; the last one has ``done=True`` and the best image.
+
+    Above ``working_size`` the picture is a print, made coarse to fine (techniques.style_print); the last
+    Progress's ``output`` then holds its ``dpi``.
 
     Args:
         content: content image (path or PIL image).
         styles: one or more style images (paths or PIL images).
     """
+    if prints.print_size is not None:
+        still = dataclasses.replace(still, size=print_side(content, still, prints))
+    if is_print(still, prints):
+        yield from print_run(content, styles, still, options, run, network, prints)
+        return
     plan = prepare_style(content, styles, options, network, run, still)
     stages, total = scale_stages(plan)
     yield from render(plan.net, stages, total=total, precision=network.precision, rng=plan.rng,
-                      finish=lambda results: plan.finish(results[-1], plan.images.content))
+                      finish=lambda results: plan.finish(results[-1], plan.images.content),
+                      output={"dpi": (prints.dpi, prints.dpi)} if prints.dpi else None)
 
 
 def style_transfer(content, styles, *, callback: Callable[[Progress], None] | None = None, **kwargs):
     """Run style transfer and return the result as a PIL image. See :func:`style_transfer_steps`."""
-    return drive(style_transfer_steps(content, styles, **kwargs), callback).image
+    last = drive(style_transfer_steps(content, styles, **kwargs), callback)
+    img = last.image
+    if isinstance(last.output, dict) and "dpi" in last.output:
+        img.info["dpi"] = last.output["dpi"]  # io.save_image records it in the file
+    return img
