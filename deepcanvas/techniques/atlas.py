@@ -106,7 +106,8 @@ def atlas_steps(*, options: AtlasOptions, run: AtlasRunOptions, network: Network
         picks = {name: list(chosen) if chosen is not None else list(range(count)) for name in layer_list}
 
     # -- cached tiles, and the stages for the rest ------------------------------------
-    net_name = info.name if isinstance(network.model, str) and network.weights in (None, "") else None
+    # your own model's weights may change under the same name: only the bundled networks are cached
+    net_name = info.name if network.model in models.REGISTRY and network.weights in (None, "") else None
     store = TileCache(net_name, {"net": net_name, "size": size, "seed": seed, "iterations": iterations, "lr": lr},
                       enabled=options.cache)
     tiles: dict[str, dict[int, Image.Image]] = {name: {} for name in layer_list}
