@@ -4,8 +4,6 @@ The networks are built here from torch.nn alone (timm and torchvision do not imp
 of setup.sh; their tests skip, saying so).
 """
 import importlib.util
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -197,12 +195,13 @@ def model_file(tmp_path, monkeypatch):
     return f
 
 
-def cli(*args, env_dir):
-    import os
+def cli(*args, capsys):
+    """The command in this process (the model file fixture set DEEPCANVAS_CONFIG): (exit code, stdout, stderr)."""
+    from deepcanvas.cli import main
 
-    env = {**os.environ, "DEEPCANVAS_CONFIG": str(env_dir)}
-    return subprocess.run([sys.executable, "-m", "deepcanvas", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=120)
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 def test_file_spec_weights_and_their_errors(model_file, tmp_path):
@@ -259,21 +258,23 @@ def test_timm_spec():
     assert "layer4" in info.layer_names()
 
 
-def test_cli_layers_add_list_and_run(model_file, tmp_path):
-    cfg = tmp_path / "config"
-    r = cli("models", "--layers", f"{model_file}:build", env_dir=cfg)
-    assert r.returncode == 0 and "layer2  16 x 16 x 16" in r.stdout
-    r = cli("models", "add", "myres", "--model", f"{model_file}:build", env_dir=cfg)
-    assert r.returncode == 0, r.stderr
-    r = cli("models", env_dir=cfg)
-    assert "myres  [available]" in r.stdout
+def test_cli_layers_add_list_and_run(model_file, tmp_path, capsys):
+    code, out, _ = cli("models", "--layers", f"{model_file}:build", capsys=capsys)
+    assert code == 0 and "layer2  16 x 16 x 16" in out
+    code, _, err = cli("models", "add", "myres", "--model", f"{model_file}:build", capsys=capsys)
+    assert code == 0, err
+    assert "myres  [available]" in cli("models", capsys=capsys)[1]
+    assert "myres" in [i.name for i in models.catalog()]  # what the studio's model menu lists
     out = tmp_path / "d.png"
-    r = cli("dream", CHELSEA, "--model", "myres", "--size", "32", "--iterations", "1", "--octaves", "1", "--quiet",
-            "-o", out, "--layers", "layer2.0.conv", env_dir=cfg)
-    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "closest: layer2.0.conv" in r.stderr
-    r = cli("dream", CHELSEA, "--model", "myres", "--size", "32", "--iterations", "1", "--octaves", "1", "--quiet",
-            "-o", out, env_dir=cfg)
-    assert r.returncode == 0 and out.is_file(), r.stderr
-    r = cli("classviz", "3", "--model", f"{model_file}:build", "--mean", "0.5,0.5,0.5", "--std", "0.2,0.2,0.2",
-            "--size", "32", "--iterations", "1", "--quiet", "-o", tmp_path / "c.png", env_dir=cfg)
-    assert r.returncode == 0, r.stderr
+    run = ("dream", CHELSEA, "--model", "myres", "--size", "32", "--iterations", "1", "--octaves", "1", "--quiet",
+           "-o", out)
+    code, _, err = cli(*run, "--layers", "layer2.0.conv", capsys=capsys)
+    assert code == 1 and err.count("\n") == 1 and "closest: layer2.0.conv" in err
+    code, _, err = cli(*run, capsys=capsys)
+    assert code == 0 and out.is_file(), err
+    code, _, err = cli("classviz", "3", "--model", f"{model_file}:build", "--mean", "0.5,0.5,0.5", "--std",
+                       "0.2,0.2,0.2", "--size", "32", "--iterations", "1", "--quiet", "-o", tmp_path / "c.png",
+                       capsys=capsys)
+    assert code == 0, err
+    code, _, err = cli("models", "remove", "myres", capsys=capsys)
+    assert code == 0 and "myres" not in [i.name for i in models.catalog()]

@@ -307,6 +307,11 @@ def add_user_model(name: str, model: str, weights=None, mean=None, std=None) -> 
     return specs.add_user_model(name, model, weights, mean, std, reserved=REGISTRY)
 
 
+def remove_user_model(name: str) -> None:
+    """Forget a model registered with :func:`add_user_model`."""
+    specs.remove_user_model(name)
+
+
 def layer_shapes(name, weights=None, mean=None, std=None) -> dict[str, tuple]:
     """Each layer's output shape (without the batch) on a 64 px grey image: what ``models --layers`` lists."""
     info = get_info(name, weights, mean, std)
