@@ -106,8 +106,9 @@ def atlas_steps(*, options: AtlasOptions, run: AtlasRunOptions, network: Network
         picks = {name: list(chosen) if chosen is not None else list(range(count)) for name in layer_list}
 
     # -- cached tiles, and the stages for the rest ------------------------------------
-    # your own model's weights may change under the same name: only the bundled networks are cached
-    net_name = info.name if network.model in models.REGISTRY and network.weights in (None, "") else None
+    # your own model's weights may change under the same name (a spec, a registered model): not cached
+    named = isinstance(network.model, str) and not isinstance(info, models.specs.SpecInfo)
+    net_name = info.name if named and network.weights in (None, "") else None
     store = TileCache(net_name, {"net": net_name, "size": size, "seed": seed, "iterations": iterations, "lr": lr},
                       enabled=options.cache)
     tiles: dict[str, dict[int, Image.Image]] = {name: {} for name in layer_list}

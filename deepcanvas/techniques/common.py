@@ -94,12 +94,14 @@ def begin(model, *, device, precision, pooling: str = "max", weights=None, mean=
     check_choice("precision", precision, Precision)
     dev = models.resolve_device(device)
     resolve_precision(dev, precision)
-    return models.get_info(model, weights, mean, std), dev
+    extra = {k: v for k, v in (("weights", weights), ("mean", mean), ("std", std)) if v is not None}
+    return models.get_info(model, **extra), dev
 
 
 def network_of(network, dev, pooling: bool = True):
     """The loaded network a NetworkOptions names, on ``dev``."""
-    return models.load_model(network.model, weights=network.weights, device=dev, mean=network.mean, std=network.std,
+    norm = {k: v for k, v in (("mean", network.mean), ("std", network.std)) if v is not None}
+    return models.load_model(network.model, weights=network.weights, device=dev, **norm,
                              **({"pooling": network.pooling} if pooling else {}))
 
 
