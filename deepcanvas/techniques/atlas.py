@@ -33,7 +33,7 @@ from ..sheet import contact_sheet
 from ..signature import flat_options
 from .atlas_cache import TileCache
 from .atlas_channels import check_channels, most_active, parse_channels
-from .common import begin, check_layer_names, layer_names, load_tensor, seed_everything
+from .common import begin, network_of, check_layer_names, layer_names, load_tensor, seed_everything
 
 PRE_RELU_WEIGHT = 0.1
 
@@ -79,11 +79,12 @@ def atlas_steps(*, options: AtlasOptions, run: AtlasRunOptions, network: Network
     count, chosen = parse_channels(options.channels)
     if options.photo not in (None, "") and chosen is not None:
         raise DeepCanvasError("with photo, give channels as a count (the most active ones are shown), not a list")
-    info, dev = begin(network.model, device=network.device, precision=network.precision)
+    info, dev = begin(network.model, device=network.device, precision=network.precision,
+                     weights=network.weights, mean=network.mean, std=network.std)
     layer_list = atlas_layers(options.layers, info)
     check_layer_names(info, layer_list)
     photo_t = load_tensor(options.photo, "photo") if options.photo not in (None, "") else None
-    net = models.load_model(network.model, weights=network.weights, device=dev)
+    net = network_of(network, dev, pooling=False)
     shapes, per_pixel = probe_layers(net, layer_list)
     check_channels(layer_list, shapes, count, chosen)
     n = count if chosen is None else len(chosen)
@@ -105,7 +106,9 @@ def atlas_steps(*, options: AtlasOptions, run: AtlasRunOptions, network: Network
         picks = {name: list(chosen) if chosen is not None else list(range(count)) for name in layer_list}
 
     # -- cached tiles, and the stages for the rest ------------------------------------
-    net_name = info.name if isinstance(network.model, str) and network.weights in (None, "") else None
+    # your own model's weights may change under the same name (a spec, a registered model): not cached
+    named = isinstance(network.model, str) and not isinstance(info, models.specs.SpecInfo)
+    net_name = info.name if named and network.weights in (None, "") else None
     store = TileCache(net_name, {"net": net_name, "size": size, "seed": seed, "iterations": iterations, "lr": lr},
                       enabled=options.cache)
     tiles: dict[str, dict[int, Image.Image]] = {name: {} for name in layer_list}

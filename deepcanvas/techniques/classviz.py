@@ -30,7 +30,7 @@ from ..options import ClassvizOptions, NetworkOptions, RunOptions
 from ..param import FourierParam, PixelParam
 from ..render import Progress, Stage, cosine_decay, drive, render
 from ..signature import flat_options
-from .common import begin, check_layer_names, seed_everything
+from .common import begin, network_of, check_layer_names, seed_everything
 from .classviz_targets import (check_objective_terms, parse_objective, require_classifier, resolve_classes,
                                target_objective)
 
@@ -80,7 +80,8 @@ def _fourier(batch: int, size: int, decay_power: float, decorrelate: bool, dev, 
 
 # -- the technique --------------------------------------------------------------------------------
 @flat_options(defaults={"model": "efficientnet-lite0"}, omit=("pooling",),
-              helps={"model": "classifier from `deepcanvas models`, or a network object (models.LayeredNet)."},
+              helps={"model": "classifier from `deepcanvas models`, your own (path/to/file.py:function, timm:NAME, "
+                               "torchvision:NAME), or any torch.nn.Module object."},
               options=ClassvizOptions, run=RunOptions, network=NetworkOptions)
 def visualize_class_steps(classes=None, *, options: ClassvizOptions, run: RunOptions,
                           network: NetworkOptions) -> Iterator[Progress]:
@@ -94,7 +95,8 @@ def visualize_class_steps(classes=None, *, options: ClassvizOptions, run: RunOpt
                                               if getattr(options, k) is None})
     size = options.size
     jitter = min(options.jitter, size // 4)  # tiny images: keep most of the image in view
-    info, dev = begin(network.model, device=network.device, precision=network.precision)
+    info, dev = begin(network.model, device=network.device, precision=network.precision,
+                     weights=network.weights, mean=network.mean, std=network.std)
     class_layer = info.defaults.get("class_layer")
     if classes not in (None, "", []):
         require_classifier(info)
@@ -103,10 +105,10 @@ def visualize_class_steps(classes=None, *, options: ClassvizOptions, run: RunOpt
     terms = parse_objective(options.objective) if options.objective not in (None, "") else []
     if not indices and not terms:
         raise DeepCanvasError("nothing to visualise: give a class (index or name) or an objective")
-    check_layer_names(info, ([class_layer] if indices else []) + [t[1] for t in terms])
+    check_layer_names(info, ([class_layer] if indices else []) + [t[1] for t in terms], maps=False)
 
     rng = seed_everything(run.seed)
-    net = models.load_model(network.model, weights=network.weights, device=dev)
+    net = network_of(network, dev, pooling=False)
     if terms:
         check_objective_terms(net, terms, size)
     batch = max(1, len(indices))

@@ -99,7 +99,7 @@ def _unique(name: str, indices: list[int]) -> int:
     return indices[0]
 
 
-_TERM = re.compile(r"^(?:(?P<pre>[-+]?[\d.eE+-]+)\*)?(?P<neuron>neuron:)?(?P<layer>[A-Za-z_][\w.]*)"
+_TERM = re.compile(r"^(?:(?P<pre>[-+]?[\d.eE+-]+)\*)?(?P<neuron>neuron:)?(?P<layer>\w[\w.]*)"
                    r":(?P<ch>\d+)(?:\*(?P<post>[-+]?[\d.eE+-]+))?$")
 
 

@@ -83,17 +83,26 @@ def fit_size(h: int, w: int, longest: int) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
-def begin(model, *, device, precision, pooling: str = "max"):
-    """The opening every technique shares, before any image or weight is loaded.
+def begin(model, *, device, precision, pooling: str = "max", weights=None, mean=None, std=None):
+    """The opening every technique shares, before any image is loaded.
 
     Checks the device, precision and pooling; returns (model info, device).
-    ``model`` is a registered name or a network object (see models.NetworkInfo).
+    ``model`` is a registered name, a spec or a network object (see models.get_info); a spec's network
+    is built here (with ``weights``, ``mean``, ``std``), so that a model that does not fit fails now.
     """
     check_choice("pooling", pooling, Pooling)
     check_choice("precision", precision, Precision)
     dev = models.resolve_device(device)
     resolve_precision(dev, precision)
-    return models.get_info(model), dev
+    extra = {k: v for k, v in (("weights", weights), ("mean", mean), ("std", std)) if v is not None}
+    return models.get_info(model, **extra), dev
+
+
+def network_of(network, dev, pooling: bool = True):
+    """The loaded network a NetworkOptions names, on ``dev``."""
+    norm = {k: v for k, v in (("mean", network.mean), ("std", network.std)) if v is not None}
+    return models.load_model(network.model, weights=network.weights, device=dev, **norm,
+                             **({"pooling": network.pooling} if pooling else {}))
 
 
 def load_tensor(path_or_image, what: str) -> torch.Tensor:
@@ -101,8 +110,7 @@ def load_tensor(path_or_image, what: str) -> torch.Tensor:
     return imaging.image_to_tensor(io.load_image(path_or_image, what=what))
 
 
-def check_layer_names(info, names) -> None:
-    """Fail fast, before any image or weight is loaded, on a layer the network lacks."""
-    from ..models.layered import check_layer_names as check
-
-    check(info.name, names, info.layer_names())
+def check_layer_names(info, names, maps: bool = True) -> None:
+    """Fail fast, before any image or weight is loaded, on a layer the network lacks (with ``maps``, or on one
+    that gives no feature map, for a network read through hooks)."""
+    models.check_layers(info, list(names), maps)

@@ -23,7 +23,7 @@ from ..param import resize
 from ..options import DreamOptions, NetworkOptions, RunOptions
 from ..render import Progress, drive, render
 from ..signature import flat_options
-from .common import begin, check_layer_names, fit_size, load_tensor, longest_side, parse_layers, seed_everything
+from .common import begin, network_of, check_layer_names, fit_size, load_tensor, longest_side, parse_layers, seed_everything
 from .dream_octaves import DreamSetup, octave_stages
 
 #: Step sizes chosen by eye at 512 px with the default schedule: VGG dreams burn out (saturated
@@ -66,7 +66,8 @@ def prepare_dream(image, options: DreamOptions, network: NetworkOptions, run: Ru
     if options.guide is not None and channels is not None:
         raise DeepCanvasError("channels cannot be combined with a guide image (the guide picks the features)")
     rng = seed_everything(run.seed)
-    info, dev = begin(network.model, device=network.device, precision=network.precision, pooling=network.pooling)
+    info, dev = begin(network.model, device=network.device, precision=network.precision, pooling=network.pooling,
+                     weights=network.weights, mean=network.mean, std=network.std)
     spec = options.layers or info.defaults.get("dream_layers")
     if not spec:
         raise DeepCanvasError(f"model {info.name} has no default dream layers; give layers")
@@ -76,7 +77,7 @@ def prepare_dream(image, options: DreamOptions, network: NetworkOptions, run: Ru
     check_layer_names(info, list(layer_w))
     base = _load_base(image, size)
     guide_img = load_tensor(options.guide, "guide image") if options.guide is not None else None
-    net = models.load_model(network.model, weights=network.weights, pooling=network.pooling, device=dev)
+    net = network_of(network, dev)
 
     # A dry run at a tiny size tells each layer's channel count and shape.
     shapes, _ = probe_layers(net, list(layer_w))

@@ -33,7 +33,7 @@ from ..options import InvertOptions, NetworkOptions, RunOptions
 from ..param import DIPParam, FourierParam, PixelParam, PyramidParam, resize
 from ..render import Progress, Stage, cosine_decay, drive, render
 from ..signature import flat_options
-from .common import begin, check_layer_names, fit_size, layer_names, load_tensor, seed_everything
+from .common import begin, network_of, check_layer_names, fit_size, layer_names, load_tensor, seed_everything
 TV_BASE = 2.0  # default TV weight: TV_BASE * sqrt(the layer's stride), chosen by looking
 LR_ADAM = 0.05  # 0.15 helped on the tuning photos and hurt on a photo held apart (docs/tuning.md)
 LR_DIP = 0.01  # Adam on the deep image prior's weights (0.003 and 0.03 were no better)
@@ -73,12 +73,13 @@ def invert_steps(image, *, options: InvertOptions, run: RunOptions, network: Net
         image: the photo whose features are inverted (path or PIL image).
     """
     kind = "pixel" if options.param == "auto" else options.param  # auto: measured best at every depth (docs/tuning.md)
-    info, dev = begin(network.model, device=network.device, precision=network.precision, pooling=network.pooling)
+    info, dev = begin(network.model, device=network.device, precision=network.precision, pooling=network.pooling,
+                     weights=network.weights, mean=network.mean, std=network.std)
     layer_list = layers_of(options, info)
     check_layer_names(info, layer_list)
     photo = load_tensor(image, "image")
     rng = seed_everything(run.seed)
-    net = models.load_model(network.model, weights=network.weights, pooling=network.pooling, device=dev)
+    net = network_of(network, dev)
     hw = fit_size(*photo.shape[-2:], options.size)
     target_img = resize(photo, hw).to(dev)
     with torch.no_grad():

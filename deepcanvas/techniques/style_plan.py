@@ -22,7 +22,7 @@ from ..param import PixelParam, resize
 from ..render import Stage
 from ..signature import build_records
 from . import color
-from .common import begin, check_layer_names, fit_size, load_tensor, parse_floats, parse_layers, seed_everything
+from .common import begin, network_of, check_layer_names, fit_size, load_tensor, parse_floats, parse_layers, seed_everything
 from .style_objective import StyleRegion, border_pad, crop_image, pad_image, style_objective
 from .style_presets import LossSetup, LossWeights, loss_weights
 from .style_targets import TILE_MARGIN, StyleTargets
@@ -184,7 +184,8 @@ def prepare_style(content, styles, options: StyleOptions | None = None, network:
     blend = parse_floats(options.style_blend_weights, len(styles), "style_blend_weights")
     blend = [b / sum(blend) for b in blend]
 
-    info, dev = begin(network.model, device=network.device, precision=network.precision, pooling=network.pooling)
+    info, dev = begin(network.model, device=network.device, precision=network.precision, pooling=network.pooling,
+                     weights=network.weights, mean=network.mean, std=network.std)
     content_layers = parse_layers(options.content_layers or info.defaults.get("content_layers"), "content layers")
     style_layers = parse_layers(options.style_layers or info.defaults.get("style_layers"), "style layers")
     if not options.style_layers and setup.style_layer_weights and len(setup.style_layer_weights) == len(style_layers):
@@ -196,7 +197,7 @@ def prepare_style(content, styles, options: StyleOptions | None = None, network:
     regions = R.plan_regions(options.mask, options.style_masks, options.content_map, options.style_map, len(styles),
                              blend, options.style_blend_weights is not None)
     rng = seed_everything(run.seed)
-    net = models.load_model(network.model, weights=network.weights, pooling=network.pooling, device=dev)
+    net = network_of(network, dev)
 
     if setup.divide_style_weight:
         total_w = sum(style_layers.values()) or 1.0

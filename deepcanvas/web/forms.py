@@ -20,7 +20,7 @@ from ..errors import DeepCanvasError
 from ..signature import api_params
 
 #: Keyword arguments the page never offers: they name files on the server's disk.
-EXCLUDED = {"weights", "callback"}
+EXCLUDED = {"weights", "mean", "std", "callback"}  # a registered model keeps its own
 #: Shown up front; the rest go into the "advanced" fold.
 MAIN_NAMES = {"size", "iterations", "model", "channels", "objective", "method", "style_strength"}
 SLIDERS = {"style_strength": (0.0, 1.0, 0.05)}  # fields shown as a slider: (min, max, step)
@@ -62,7 +62,7 @@ def derive_fields(func, module) -> list[dict]:
     out = []
     for p in api_params(func, skip=EXCLUDED):
         default = str(p.default) if isinstance(p.default, Path) else p.default
-        choices = list(models.REGISTRY) if p.name == "model" else (list(p.choices) if p.choices else None)
+        choices = [i.name for i in models.catalog()] if p.name == "model" else (list(p.choices) if p.choices else None)
         out.append({
             "name": p.name,
             "label": p.name.replace("_", " "),

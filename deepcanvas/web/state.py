@@ -130,7 +130,7 @@ class Studio:
             from .. import models
 
             rows = []
-            for info in models.REGISTRY.values():
+            for info in models.catalog():
                 rows.append({"name": info.name, "description": info.description, "offline": info.offline,
                              "available": bool(info.available()), "layers": info.layer_names(),
                              "defaults": dict(info.defaults), "classifier": info.classes is not None})
