@@ -132,13 +132,13 @@ class Store:
                 raise DeepCanvasError(f"the data folder '{self.dir}' holds files but its database studio.db is "
                                       "missing or empty; put the database back, or start with --repair to move "
                                       "the files into its 'quarantine' folder and begin an empty gallery")
-            self._quarantine(db=False)
+            self._quarantine()  # with the empty database and its stale -wal/-shm
         try:
             self._open()
         except DeepCanvasError:
             if not repair:
                 raise
-            self._quarantine(db=True)
+            self._quarantine()
             self._open()
         self.migrate()
         self.owned = self._claim()
@@ -165,11 +165,10 @@ class Store:
         except Exception:
             pass
 
-    def _quarantine(self, db: bool) -> None:
-        """--repair: the files (and a damaged database) moved aside, never deleted."""
+    def _quarantine(self) -> None:
+        """--repair: the files and the unusable database moved aside, never deleted."""
         paths = user_files(self.dir)
-        if db:
-            paths += [p for p in (self.dir / f"studio.db{s}" for s in ("", "-wal", "-shm", "-journal")) if p.exists()]
+        paths += [p for p in (self.dir / f"studio.db{s}" for s in ("", "-wal", "-shm", "-journal")) if p.exists()]
         dest = quarantine(self.dir, paths)
         if dest is not None:
             print(f"deepcanvas: --repair moved {len(paths)} file(s) the database does not list into '{dest}'",
