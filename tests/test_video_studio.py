@@ -210,9 +210,12 @@ def test_retention_removes_a_video_jobs_files(data_dir):
         _video_job_row(st, jid, "interrupted", _request(f"up-{jid}.mp4"), created=time.time() - 10 + k)
         (videos / f"{jid}.mp4").write_bytes(b"video")
         (videos / f"up-{jid}.mp4").write_bytes(b"clip")
+    (videos / f"{new}.mp4").unlink()
+    (videos / f"{new}.mp4").symlink_to(data_dir / "studio.db")  # a link is never served
     st.close()
     with TestClient(create_app(data_dir, keep_jobs=1)) as c:
         assert [j["id"] for j in c.get("/api/jobs").json()] == [new]
+        assert c.get(f"/api/videos/{new}.mp4").status_code == 404
     assert sorted(p.name for p in videos.iterdir()) == [f"{new}.mp4", f"up-{new}.mp4"]
 
 
