@@ -2,7 +2,7 @@
 
 Decoding and encoding go through PyAV (FFmpeg's libraries in a wheel), imported only when a clip is
 touched. Everything a person can get wrong about a clip is found by :func:`probe`, which reads
-headers and the first frame only, so a bad clip fails in a second with one line, before any
+headers (checked against the limits first) and then the first frame only, so a bad clip fails in a second with one line, before any
 network is loaded (framestore.check_output does the same for the output). Files are written
 atomically (:mod:`atomic`): a finished movie or none.
 
@@ -81,7 +81,7 @@ def probe(spec, *, max_pixels: int = MAX_INPUT_PIXELS, max_seconds: float = MAX_
     elif p.suffix.lower() in FRAME_SUFFIXES:
         raise _fail(src, "it is a still image; give a video, or a folder or glob of frames")
     else:
-        info = _probe_video(src, p)
+        info = _probe_video(src, p, max_pixels, max_seconds)
     if info.width * info.height > max_pixels:
         raise _fail(src, f"{info.width}x{info.height} is over the limit of {max_pixels:,} pixels a frame")
     if info.duration > max_seconds:
@@ -132,7 +132,7 @@ def _ff(e) -> str:
     return str(getattr(e, "strerror", None) or e).splitlines()[0][:120]
 
 
-def _probe_video(src: str, p: pathlib.Path) -> ClipInfo:
+def _probe_video(src: str, p: pathlib.Path, max_pixels: int, max_seconds: float) -> ClipInfo:
     av = _av()
     if p.stat().st_size == 0:
         raise _fail(src, "file is empty")
@@ -150,6 +150,12 @@ def _probe_video(src: str, p: pathlib.Path) -> ClipInfo:
             duration = c.duration / 1e6
         else:
             duration = 0.0
+        # The header's size and length against the limits before any frame is decoded: a decoder allocates
+        # what the header claims (a few bytes of GIF can claim a 16000x16000 screen).
+        if w * h > max_pixels:
+            raise _fail(src, f"{w}x{h} is over the limit of {max_pixels:,} pixels a frame")
+        if duration > max_seconds:
+            raise _fail(src, f"it lasts {duration:.0f} s, over the limit of {max_seconds:.0f} s")
         # The first frame decodes, or the codec is one we cannot read.
         first = None
         try:

@@ -226,7 +226,7 @@ def test_cross_site_requests_are_refused(client, data_dir):
     assert "JSON" in error_of(client.post("/api/jobs", content=json.dumps(body), headers={"content-type": "text/plain"}), 415)
     assert list((data_dir / "uploads").iterdir()) == []
     # Served on loopback, the studio answers only to loopback names (no DNS rebinding).
-    app = create_app(data_dir, allowed_hosts=("127.0.0.1", "localhost", "::1"))
+    app = create_app(data_dir.parent / "other", allowed_hosts=("127.0.0.1", "localhost", "::1"))  # one per folder
     with TestClient(app, base_url="http://127.0.0.1:8000") as ok, TestClient(app, base_url="http://evil.example") as bad:
         assert ok.get("/api/images").status_code == 200
         assert "not to evil.example" in error_of(bad.get("/api/images"), 403)

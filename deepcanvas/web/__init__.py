@@ -92,6 +92,10 @@ def add_serve_command(sub) -> None:
                    help="disk space results and uploads may use together; the oldest go first (default: 2048)")
     p.add_argument("--checkpoint-every", type=float, default=10, metavar="SECONDS",
                    help="a running job saves its current image this often, so a crash keeps it (default: 10)")
+    p.add_argument("--repair", action="store_true",
+                   help="start even if the data folder's database is missing, empty or damaged: it and the files "
+                        "it does not list are moved into DATA_DIR/quarantine/ (never deleted), and the gallery "
+                        "starts empty")
     p.set_defaults(handler=_serve)
 
 
@@ -135,7 +139,8 @@ def _serve(args) -> int:
 
     data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
     try:
-        app = create_app(data_dir, int(max_upload * 1024 * 1024), allowed_hosts=hosts, **keep)
+        app = create_app(data_dir, int(max_upload * 1024 * 1024), allowed_hosts=hosts, port=port,
+                         repair=args.repair, **keep)
     except OSError as e:
         raise DeepCanvasError(f"cannot use data folder '{data_dir}': {e.strerror or e}") from None
     shown = f"[{args.host}]" if ":" in args.host else args.host

@@ -28,7 +28,8 @@ def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOA
                allowed_hosts: tuple[str, ...] | None = None, **studio_options) -> FastAPI:
     """The studio. ``allowed_hosts``: Host header names accepted (None: any; ``deepcanvas serve``
     on a loopback address passes :data:`~deepcanvas.web.LOOPBACK_NAMES`). ``studio_options``:
-    :class:`~.state.Studio`'s keep_jobs, keep_uploads, keep_mb (retention) and checkpoint_every (seconds)."""
+    :class:`~.state.Studio`'s keep_jobs, keep_uploads, keep_mb (retention), checkpoint_every (seconds), port
+    (named in the data folder's lock) and repair (a missing or damaged database: files moved aside)."""
     studio = Studio(data_dir, max_upload, **studio_options)
 
     @asynccontextmanager
@@ -38,7 +39,7 @@ def create_app(data_dir: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOA
             yield
         finally:
             await asyncio.to_thread(studio.queue.stop)
-            studio.store.close()
+            studio.close()
 
     app = FastAPI(title="deepcanvas studio", version=__version__, lifespan=lifespan, docs_url="/api/docs",
                   redoc_url=None, openapi_url="/api/openapi.json")

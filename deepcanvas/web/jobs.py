@@ -81,6 +81,7 @@ class Job:
     preview_every: int
     run: Callable | None  # (callback) -> final Progress; raises DeepCanvasError / Interrupted
     request: dict = field(default_factory=dict)  # the body as submitted (resubmit builds the job again from it)
+    cleanup: Callable | None = None  # () -> None: removes the job's own files when it is cancelled before it ran
     state: str = "queued"
     position: int = 0
     created: float = field(default_factory=time.time)
@@ -118,7 +119,7 @@ class JobQueue:
         self.results_dir = Path(results_dir)
         self.store = store
         self.checkpoint_every = checkpoint_every
-        self.on_finish = on_finish  # called (outside the lock) after each job ends: retention
+        self.on_finish = on_finish  # on_finish(job), called (outside the lock) after each job ran: retention
         self.jobs: dict[str, Job] = {}
         self.queue: collections.deque[str] = collections.deque()
         self.cond = threading.Condition()
@@ -161,8 +162,8 @@ class JobQueue:
             self.jobs.pop(job_id, None)
 
     # -- the page's side -----------------------------------------------------------------------
-    def submit(self, **kw) -> Job:
-        job = Job(id=uuid.uuid4().hex, **kw)
+    def submit(self, job_id: str | None = None, **kw) -> Job:
+        job = Job(id=job_id or uuid.uuid4().hex, **kw)
         if self.store is not None:
             self.store.insert_job({"id": job.id, "technique": job.technique, "title": job.title, "request": job.request,
                                    "inputs": job.inputs, "params": job.params, "preview_every": job.preview_every,
@@ -183,7 +184,8 @@ class JobQueue:
             job = self.jobs.get(job_id)
             if job is None or job.state in TERMINAL:
                 return job
-            if job.state == "queued":
+            never_ran = job.state == "queued"
+            if never_ran:
                 self.queue.remove(job.id)
                 job.state, job.finished = "cancelled", time.time()
                 self._save(job, state=job.state, finished=job.finished)
@@ -193,7 +195,12 @@ class JobQueue:
                 job.stage = "cancelling"
             self._bump(job)
             self.cond.notify_all()
-            return job
+        if never_ran and job.cleanup is not None:
+            try:
+                job.cleanup()
+            except OSError:
+                traceback.print_exc()
+        return job
 
     # -- internals -----------------------------------------------------------------------------
     def _save(self, job: Job, **fields) -> None:
@@ -234,7 +241,7 @@ class JobQueue:
                     self._bump(job)
             if self.on_finish is not None:
                 try:
-                    self.on_finish()
+                    self.on_finish(job)
                 except Exception:  # retention must never stop the worker
                     traceback.print_exc()
 

@@ -22,11 +22,13 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
 
 from ..errors import DeepCanvasError
+from .datadir import folder_id, new_folder_id, quarantine, user_files
 
 #: Migration i takes the database from user_version i to i + 1 (run in one transaction).
 MIGRATIONS: list[str] = [
@@ -65,6 +67,9 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX uploads_created ON uploads (created);
     """,
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 ]
 
 LIVE = ("queued", "running")
@@ -74,6 +79,31 @@ _UPLOAD_FILE = re.compile(r"^([0-9a-f]{32})\.(?:img|jpg)$")
 JOB_COLUMNS = ("id", "technique", "title", "request", "inputs", "params", "preview_every", "state", "created",
                "started", "finished", "iteration", "total", "loss", "elapsed", "error", "results", "partial", "bytes")
 _JSON_COLUMNS = ("request", "inputs", "params", "results")
+STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+_RESULT_FILE = re.compile(r"^[0-9a-f]{32}(?:_\d+)?\.png$")
+
+
+def _check_row(d: dict) -> None:
+    """A job row's shape, as the page and the worker expect it (ValueError/TypeError if not)."""
+    if not (isinstance(d["id"], str) and re.fullmatch(r"[0-9a-f]{32}", d["id"])):
+        raise ValueError("bad id")
+    if d["state"] not in STATES:
+        raise ValueError(f"unknown state {d['state']!r}")
+    for c in ("request", "inputs", "params"):
+        if not isinstance(d[c], dict):
+            raise TypeError(f"{c} is not an object")
+    if not isinstance(d["results"], list) or not all(
+            isinstance(r, dict) and isinstance(r.get("file"), str) and _RESULT_FILE.match(r["file"])
+            and isinstance(r.get("width"), int) and isinstance(r.get("height"), int) for r in d["results"]):
+        raise ValueError("bad results")
+    for c in ("created", "elapsed"):
+        float(d[c])
+    for c in ("preview_every", "iteration", "total"):
+        if not isinstance(d[c], int):
+            raise TypeError(f"{c} is not a whole number")
+    for c in ("title", "technique"):
+        if not isinstance(d[c], str):
+            raise TypeError(f"{c} is not text")
 
 
 def checkpoint_name(job_id: str, i: int) -> str:
@@ -87,7 +117,7 @@ def result_name(job_id: str, i: int, n: int) -> str:
 class Store:
     """One connection, used under a lock by the endpoints and the worker thread."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, repair: bool = False):
         self.dir = Path(data_dir)
         self.results = self.dir / "results"
         self.uploads = self.dir / "uploads"
@@ -95,6 +125,25 @@ class Store:
             d.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / "studio.db"
         self.lock = threading.RLock()
+        self.reported: set[str] = set()  # damaged rows already named in the log
+        fresh = not self.path.is_file() or self.path.stat().st_size == 0
+        if fresh and user_files(self.dir):
+            if not repair:
+                raise DeepCanvasError(f"the data folder '{self.dir}' holds files but its database studio.db is "
+                                      "missing or empty; put the database back, or start with --repair to move "
+                                      "the files into its 'quarantine' folder and begin an empty gallery")
+            self._quarantine()  # with the empty database and its stale -wal/-shm
+        try:
+            self._open()
+        except DeepCanvasError:
+            if not repair:
+                raise
+            self._quarantine()
+            self._open()
+        self.migrate()
+        self.owned = self._claim()
+
+    def _open(self) -> None:
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self.db.row_factory = sqlite3.Row
@@ -102,10 +151,44 @@ class Store:
             self.db.execute("PRAGMA synchronous=FULL")  # a job reported done survives a crash or power cut
             ok = self.db.execute("PRAGMA quick_check").fetchone()[0]
         except sqlite3.DatabaseError as e:
-            raise DeepCanvasError(f"cannot use the studio database '{self.path}': {e}") from None
+            self._close_quietly()
+            raise DeepCanvasError(f"cannot use the studio database '{self.path}': {e}; start with --repair to "
+                                  "move it and the files aside and begin an empty gallery") from None
         if ok != "ok":
-            raise DeepCanvasError(f"the studio database '{self.path}' is damaged ({ok}); move it away to start afresh")
-        self.migrate()
+            self._close_quietly()
+            raise DeepCanvasError(f"the studio database '{self.path}' is damaged ({ok}); start with --repair to "
+                                  "move it and the files aside and begin an empty gallery")
+
+    def _close_quietly(self) -> None:
+        try:
+            self.db.close()
+        except Exception:
+            pass
+
+    def _quarantine(self) -> None:
+        """--repair: the files and the unusable database moved aside, never deleted."""
+        paths = user_files(self.dir)
+        paths += [p for p in (self.dir / f"studio.db{s}" for s in ("", "-wal", "-shm", "-journal")) if p.exists()]
+        dest = quarantine(self.dir, paths)
+        if dest is not None:
+            print(f"deepcanvas: --repair moved {len(paths)} file(s) the database does not list into '{dest}'",
+                  file=sys.stderr)
+
+    def _claim(self) -> bool:
+        """Whether this database names the folder as its own (then, and only then, orphans are removed)."""
+        with self.lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'folder'").fetchone()
+        on_disk = folder_id(self.dir)
+        if row is None:  # a new database, or one from before folder ids: it claims the folder it opened in
+            fid = on_disk or new_folder_id(self.dir)
+            with self.lock:
+                self.db.execute("INSERT INTO meta (key, value) VALUES ('folder', ?)", (fid,))
+            return True
+        if row[0] == on_disk:
+            return True
+        print(f"deepcanvas: warning: the database in '{self.dir}' names another data folder (was it copied "
+              "here?); files it does not list are left alone", file=sys.stderr)
+        return False
 
     # -- schema ---------------------------------------------------------------------------------------
     def migrate(self) -> int:
@@ -136,10 +219,11 @@ class Store:
             self.db.execute(f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?", [*vals, job_id])
 
     def jobs(self) -> list[dict]:
+        """Every job row that reads back whole; a damaged one is skipped and named once on stderr."""
         with self.lock:
             rows = self.db.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE deleting = 0 "
                                    "ORDER BY created").fetchall()
-        return [self._job_row(r) for r in rows]
+        return [d for d in map(self._job_row, rows) if d is not None]
 
     def job(self, job_id: str) -> dict | None:
         with self.lock:
@@ -147,11 +231,18 @@ class Store:
                                 (job_id,)).fetchone()
         return None if r is None else self._job_row(r)
 
-    @staticmethod
-    def _job_row(r) -> dict:
+    def _job_row(self, r) -> dict | None:
         d = dict(r)
-        for c in _JSON_COLUMNS:
-            d[c] = json.loads(d[c])
+        try:
+            for c in _JSON_COLUMNS:
+                d[c] = json.loads(d[c])
+            _check_row(d)
+        except (TypeError, ValueError, KeyError) as e:
+            if d.get("id") not in self.reported:
+                self.reported.add(d.get("id"))
+                print(f"deepcanvas: warning: job {str(d.get('id'))[:40]!r} in '{self.path}' is damaged "
+                      f"({type(e).__name__}: {str(e)[:80]}); it is skipped", file=sys.stderr)
+            return None
         d["partial"] = bool(d["partial"])
         return d
 
@@ -245,7 +336,10 @@ class Store:
         return out
 
     def remove_orphans(self) -> int:
-        """Files with no row (and temporary files left by a crash); only at start-up, when nothing is writing."""
+        """Files with no row (and temporary files left by a crash); only at start-up, when nothing is writing,
+        and only when the database names this folder as its own."""
+        if not self.owned:
+            return 0
         with self.lock:
             jobs = {r[0] for r in self.db.execute("SELECT id FROM jobs WHERE deleting = 0")}
             uploads = {r[0] for r in self.db.execute("SELECT id FROM uploads WHERE deleting = 0")}
@@ -267,7 +361,7 @@ class Store:
         """Delete the oldest finished jobs and uploads until at most ``keep_jobs`` jobs, ``keep_uploads``
         uploads and ``keep_bytes`` bytes (results and uploads together) are kept.
 
-        Live jobs are never deleted, nor uploads in ``in_use`` (inputs of live jobs).
+        Live jobs are never deleted, nor uploads in ``in_use`` (inputs of live jobs), nor the newest upload.
         Returns [("job" | "upload", id)] deleted, oldest first.
         """
         with self.lock:
@@ -278,8 +372,9 @@ class Store:
                 "SELECT id, created, bytes FROM uploads WHERE deleting = 0 ORDER BY created").fetchall()]
             total = self.db.execute("SELECT (SELECT COALESCE(SUM(bytes), 0) FROM jobs WHERE deleting = 0) + "
                                     "(SELECT COALESCE(SUM(bytes), 0) FROM uploads WHERE deleting = 0)").fetchone()[0]
-        ups = [u for u in ups if u[0] not in in_use]
-        n_ups_all = len(ups) + len(in_use)
+        n_ups_all = len(ups)
+        # The newest upload was just accepted (its page has not used it yet): never deleted here.
+        ups = [u for u in ups[:-1] if u[0] not in in_use]
         gone: list[tuple[str, str]] = []
         while jobs or ups:
             over_jobs = len(jobs) > keep_jobs

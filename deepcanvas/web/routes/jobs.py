@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from PIL import Image
 
+from .. import videojobs
 from ..errors import ApiError
 from ..jobs import TERMINAL, Job
 from ..jsonbody import parse_json, read_body
-from ..state import MAX_JOB_BODY, MAX_QUEUED, Studio, get_studio, jpeg_bytes
+from ..state import MAX_JOB_BODY, MAX_QUEUED, Studio, get_studio, jpeg_bytes, read_own_file
 from ..submission import JobRequest, prepare
 
 router = APIRouter(prefix="/api/jobs")
@@ -51,6 +53,9 @@ async def submit(request: Request, studio: Studio = Depends(get_studio)):
 @router.post("/{job_id}/resubmit", status_code=201)
 async def resubmit(old: Job = Depends(job_of), studio: Studio = Depends(get_studio)):
     """A new job from an earlier one's request, checked again (e.g. one a restart interrupted)."""
+    if old.technique == videojobs.TECHNIQUE:
+        new = videojobs.submit(studio, videojobs.resubmit_request(studio, old), old.inputs, old.params)
+        return {**studio.snapshot(new), "video_url": f"/api/videos/{new.id}.mp4"}
     if not old.request:
         raise ApiError(400, f"job {old.id} has no stored request to resubmit")
     return await _enqueue(studio, old.request)
@@ -111,10 +116,14 @@ async def result(index: int, download: bool = False, thumb: bool = False,
         raise ApiError(404, f"job {job.id} has no result (it is {job.state})")
     if not 0 <= index < len(job.results):
         raise ApiError(404, f"job {job.id} has {len(job.results)} result(s); no index {index}")
-    path = studio.results / job.results[index]["file"]
+    # Only the regular file the studio wrote is served: a link put in its place is never followed.
+    png = await asyncio.to_thread(read_own_file, studio.results / job.results[index]["file"], "result image")
     if thumb:
-        data = await asyncio.to_thread(lambda: jpeg_bytes(Image.open(path), 320))
+        try:
+            data = await asyncio.to_thread(lambda: jpeg_bytes(Image.open(io.BytesIO(png)), 320))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            raise ApiError(404, f"the result image of job {job.id} is unreadable") from None
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
     fname = f"deepcanvas-{job.technique}-{job.id[:8]}{'' if len(job.results) == 1 else f'-{index}'}.png"
-    return FileResponse(path, media_type="image/png", filename=fname if download else None,
-                        content_disposition_type="attachment" if download else "inline")
+    return Response(png, media_type="image/png",
+                    headers={"Content-Disposition": f'attachment; filename="{fname}"'} if download else None)

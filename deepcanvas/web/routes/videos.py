@@ -8,7 +8,8 @@
 
 The job is an ordinary studio job (``/api/jobs/{id}`` and its events: stage "frame 3/24", time left,
 and a preview of the frame being styled, so the frames appear as they are made). Its result image is
-the last frame; the MP4 lives in ``DATA_DIR/videos/`` and goes when its job does. The page is
+the last frame; the MP4 lives in ``DATA_DIR/videos/`` and goes when its job does (videojobs.py: the clip,
+the frames and the MP4 of a video job, through cancel, failure, a kill and retention). The page is
 ``static/video.html`` (routes/pages.py).
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
+import threading
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
@@ -24,10 +25,11 @@ from fastapi.responses import FileResponse
 
 from ...errors import DeepCanvasError
 from ...limits import check_number
+from .. import videojobs
 from ..errors import ApiError
 from ..forms import save_upload
 from ..jobs import TERMINAL
-from ..state import Studio, get_studio
+from ..state import Studio, get_studio, is_own_file
 
 #: The studio's limits for a clip, checked by probing it before any work is queued.
 MAX_VIDEO_BYTES = 50 * 1024 * 1024
@@ -37,6 +39,7 @@ MAX_VIDEO_FRAMES = 300
 MAX_VIDEO_SIZE = 384  # longest side of the styled frames
 VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".gif", ".avi", ".m4v"}
 _JOB_RE = re.compile(r"^[0-9a-f]{32}$")
+_PROBE_LOCK = threading.Lock()  # one clip probed at a time: its memory is bounded by one frame at the limits
 
 router = APIRouter(prefix="/api/videos")
 
@@ -52,16 +55,6 @@ def _int_field(form, name: str, default: int, lo: int, hi: int) -> int:
         raise ApiError(400, str(e)) from None
 
 
-def _sweep(studio: Studio) -> None:
-    """MP4s and clips whose job is gone (retention), and pieces a crash left."""
-    with studio.queue.cond:
-        live = set(studio.queue.jobs)
-    for p in studio.videos.iterdir():
-        stem = p.name.split(".")[0]
-        if stem not in live and not p.name.startswith("up-"):
-            p.unlink(missing_ok=True)
-
-
 @router.post("", status_code=201)
 async def upload_video(request: Request, studio: Studio = Depends(get_studio)):
     """A clip and how to style it -> the queued job, with the clip's probed facts and its video URL."""
@@ -73,7 +66,7 @@ async def upload_video(request: Request, studio: Studio = Depends(get_studio)):
         raise too_big
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(400, "send the clip as multipart/form-data in a field called 'file'")
-    await asyncio.to_thread(_sweep, studio)
+    studio.check_room()  # before the upload is read; checked again when the job is queued
     form = await request.form(max_files=1, max_fields=8)
     part = None
     try:
@@ -85,11 +78,11 @@ async def upload_video(request: Request, studio: Studio = Depends(get_studio)):
             raise ApiError(400, f"not a video file name ({suffix or 'no extension'}); "
                                 f"send one of {', '.join(sorted(VIDEO_SUFFIXES))}")
         style = form.get("style") or "bundled:swirls.jpg"
-        style_path = studio.image_path(style)
+        studio.image_path(style)
         size = _int_field(form, "size", 256, 32, MAX_VIDEO_SIZE)
         iterations = _int_field(form, "iterations", 40, 1, 200)
         consistent = str(form.get("consistent", "1")).lower() not in ("0", "false", "off", "no")
-        part = studio.videos / f"up-{uuid.uuid4().hex}{suffix}"
+        part = studio.videos / videojobs.new_clip_name(suffix)
         await save_upload(f, part, MAX_VIDEO_BYTES, too_big)
         try:
             info = await asyncio.to_thread(_check_clip, part, size)
@@ -101,25 +94,11 @@ async def upload_video(request: Request, studio: Studio = Depends(get_studio)):
         raise
     finally:
         await form.close()
-
-    holder: dict = {}
-
-    def run(callback):
-        from ...render import drive
-        from ...techniques.style_video import style_video_steps
-
-        out = studio.videos / f"{holder['id']}.mp4"
-        try:
-            return drive(style_video_steps(str(part), [str(style_path)], str(out), size=size,
-                                           iterations=iterations, consistent=consistent, seed=0), callback)
-        finally:
-            part.unlink(missing_ok=True)
-
+    video = {"clip": part.name, "style": style, "size": size, "iterations": iterations, "consistent": consistent,
+             "fps": info["fps"]}
     params = {"size": size, "iterations": iterations, "consistent": consistent, "frames": info["frames"]}
-    job = studio.queue.submit(technique="style-video", title="Video style transfer",
-                              inputs={"clip": Path(f.filename or "clip").name, "styles": [style]},
-                              params=params, preview_every=1, run=run, request={})
-    holder["id"] = job.id
+    job = videojobs.submit(studio, {"video": video}, {"clip": Path(f.filename or "clip").name, "styles": [style]},
+                           params)
     out = studio.snapshot(job)
     out["video_url"] = f"/api/videos/{job.id}.mp4"
     out["clip"] = info
@@ -133,8 +112,8 @@ async def video_file(name: str, download: bool = False, studio: Studio = Depends
     if not _JOB_RE.match(job_id):
         raise ApiError(404, f"no video {name!r}")
     job = studio.queue.get(job_id)
-    path = studio.videos / f"{job_id}.mp4"
-    if job is None or not path.is_file():
+    path = videojobs.mp4_path(studio.videos, job_id)
+    if job is None or not is_own_file(path):
         raise ApiError(404, f"video {job_id} is not ready (the job is {job.state})"
                        if job is not None and job.state not in TERMINAL else f"no video {name!r}")
     return FileResponse(path, media_type="video/mp4",
@@ -146,7 +125,8 @@ def _check_clip(path: Path, size: int) -> dict:
     """Probe the clip against the studio's limits; a one-line DeepCanvasError if it is unusable."""
     from ... import clip
 
-    info = clip.probe(str(path), max_pixels=MAX_VIDEO_PIXELS, max_seconds=MAX_VIDEO_SECONDS)
-    pl = clip.select(info, size=size, max_frames=MAX_VIDEO_FRAMES)
+    with _PROBE_LOCK:
+        info = clip.probe(str(path), max_pixels=MAX_VIDEO_PIXELS, max_seconds=MAX_VIDEO_SECONDS)
+        pl = clip.select(info, size=size, max_frames=MAX_VIDEO_FRAMES)
     return {"width": info.width, "height": info.height, "fps": round(pl.fps, 3), "frames": len(pl.times),
             "seconds": round(pl.duration, 3), "audio": info.has_audio}
