@@ -133,6 +133,9 @@ def _bounded_list(name: str, most: int, what: str, v):
     if not all(x is None or (isinstance(x, kinds) and not isinstance(x, bool)) for x in items):
         refuse(f"{name} must be {'class names or indices' if what == 'classes' else 'image ids'} "
                f"(bundled:NAME or upload:ID), or a list of them")
+    longest = max((len(x) for x in items if isinstance(x, str)), default=0)
+    if longest > MAX_NAME:
+        refuse(f"{name}: a name of {longest:,} characters is too long; names have at most {MAX_NAME} characters")
     return v
 
 
