@@ -34,6 +34,7 @@ __all__ = [
     "MAX_ASPECT",
     "OUTPUT_FORMATS",
     "load_image",
+    "load_preview",
     "check_output_path",
     "save_image",
 ]
@@ -92,6 +93,71 @@ def load_image(
     if isinstance(path, Image.Image):
         return _prepare(path, f"cannot use {what}", max_pixels)
 
+    f, prefix, real, head = _open_file(path, what)
+    with f:
+        img = _open(f, prefix, max_pixels, real, head)
+        return _prepare(img, prefix, max_pixels)
+
+
+# EXIF orientation -> the transpose that undoes it (as ImageOps.exif_transpose).
+_ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
+
+
+def load_preview(path: PathLike, side: int, *, what: str = "image",
+                 max_pixels: int = 100_000_000) -> tuple[Image.Image, tuple[int, int]]:
+    """Check an image file as :func:`load_image` does, but return only an 8-bit RGB preview of at most ``side``
+    pixels and the (oriented) size of the image, with little memory beyond the decoded pixels.
+
+    The size is checked from the header; the first frame is decoded in full (so a truncated file fails), a JPEG
+    at the smallest DCT scale that still covers ``side``; the preview is reduced from the decoded pixels in
+    their own mode (16-bit greyscale by way of 32-bit) and only then converted, so no full-size RGB, float or
+    alpha-composited copy is ever made: at most the decoded image plus one copy at 4 bytes a pixel.
+    """
+    f, prefix, real, head = _open_file(path, what)
+    with f:
+        img = _open(f, prefix, max_pixels, real, head)
+        _check_size(img.size, prefix, max_pixels)
+        (w, h), orientation = img.size, _orientation(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # bomb warnings (checked above), ICO's size notes
+            try:
+                if img.format == "JPEG":
+                    img.draft(None, (side, side))
+                img.load()
+                if img.mode.startswith("I;16"):  # reduce() has no 16-bit kernel; 65535 -> 255 as to_rgb
+                    img = img.convert("I").reduce(max(1, max(img.size) // side)).point(lambda v: v / 257)
+                elif img.mode in ("1", "P"):
+                    img = img.convert("RGBA" if img.mode == "P" else "L")
+            except Image.DecompressionBombError as e:
+                raise DeepCanvasError(f"{prefix}: image is too large, a possible decompression bomb ({e})") from None
+            except _DECODE_ERRORS as e:
+                raise DeepCanvasError(f"{prefix}: image data is truncated or corrupt ({short_reason(e)})") from None
+    small = img.reduce(max(1, max(img.size) // side))
+    del img
+    if orientation in _ORIENT:
+        small = small.transpose(_ORIENT[orientation])
+        if orientation >= 5:
+            w, h = h, w
+    try:
+        rgb = to_rgb(small)
+    except _DECODE_ERRORS as e:
+        raise DeepCanvasError(f"{prefix}: cannot convert {small.mode} image to RGB ({short_reason(e)})") from None
+    rgb.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return rgb, (w, h)
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(0x0112) or 1)
+    except Exception:  # broken EXIF must not make a good image unreadable
+        return 1
+
+
+def _open_file(path: PathLike, what: str):
+    """The open file at ``path`` (a regular, non-empty, non-SVG file), the message prefix, its path and first
+    bytes; a one-line DeepCanvasError otherwise."""
     try:
         fspath = os.fspath(path)
     except TypeError:
@@ -121,19 +187,21 @@ def load_image(
     except OSError as e:
         raise DeepCanvasError(f"{prefix}: {os_reason(e)}") from None
 
-    with f:
-        try:
-            head = f.read(4096)
-            f.seek(0)
-        except OSError as e:
-            raise DeepCanvasError(f"{prefix}: {os_reason(e)}") from None
+    try:
+        head = f.read(4096)
+        f.seek(0)
         if not head:
             raise DeepCanvasError(f"{prefix}: file is empty")
         if _looks_like_svg(real, head):
             raise DeepCanvasError(f"{prefix}: SVG is not supported; convert it to PNG first")
+    except OSError as e:
+        f.close()
+        raise DeepCanvasError(f"{prefix}: {os_reason(e)}") from None
+    except DeepCanvasError:
+        f.close()
+        raise
+    return f, prefix, real, head
 
-        img = _open(f, prefix, max_pixels, real, head)
-        return _prepare(img, prefix, max_pixels)
 
 
 def _open(f, prefix: str, max_pixels: int, real: str, head: bytes) -> Image.Image:

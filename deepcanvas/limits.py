@@ -44,6 +44,8 @@ MAX_SIDE = 16384
 MAX_ITERATIONS = 100_000
 MAX_FRAMES = 10_000
 MAX_WEIGHT = 1e12
+#: The smallest side style transfer runs at in the studio (each scale, and the style images at it).
+MIN_STYLE_SIDE = 32
 
 #: By argument name; :data:`BY_FUNCTION` holds a technique's narrower range for a shared name.
 LIMITS: dict[str, Range] = {
@@ -101,7 +103,10 @@ LIMITS: dict[str, Range] = {
 
 #: Narrower ranges one technique's ``*_steps`` function sets for a shared name.
 BY_FUNCTION: dict[str, dict[str, Range]] = {
-    "style_transfer_steps": {"tile": Range(384, MAX_SIDE, integer=True)},  # 4 x techniques.style_targets.TILE_MARGIN
+    "style_transfer_steps": {"tile": Range(384, MAX_SIDE, integer=True),  # 4 x techniques.style_targets.TILE_MARGIN
+                             # VGG's deepest style layer sits behind 4 poolings: smaller sides fail at run time
+                             "size": Range(MIN_STYLE_SIDE, MAX_SIDE, integer=True),
+                             "min_size": Range(MIN_STYLE_SIDE, MAX_SIDE, integer=True)},
     "dream_steps": {"tile": Range(256, MAX_SIDE, integer=True)},  # 4 x techniques.dream_octaves.TILE_MARGIN
 }
 
@@ -148,23 +153,24 @@ def check(name: str, value, function: str | None = None):
     try:
         v = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise DeepCanvasError(f"{name} must be a number, got {_short(value)}") from None
+        raise DeepCanvasError(f"{name} must be a number, got {short(value)}") from None
     if math.isnan(v) or math.isinf(v):
-        raise DeepCanvasError(f"{name} must be a finite number, got {_short(value)}")
+        raise DeepCanvasError(f"{name} must be a finite number, got {short(value)}")
     if r is None:
         return v
     if r.integer:
         if v != int(v):
-            raise DeepCanvasError(f"{name} must be a whole number, got {_short(value)}")
+            raise DeepCanvasError(f"{name} must be a whole number, got {short(value)}")
         v = int(v)
     low = v <= r.minimum if r.above else v < r.minimum
     high = v >= r.maximum if r.below else v > r.maximum
     if low or high:
-        raise DeepCanvasError(f"{name} must be {r.describe()}, got {_short(value)}")
+        raise DeepCanvasError(f"{name} must be {r.describe()}, got {short(value)}")
     return v
 
 
-def _short(value) -> str:
+def short(value) -> str:
+    """``repr(value)`` cut to a length a one-line message can hold."""
     try:
         text = repr(value)
     except ValueError:  # an int too long to print

@@ -107,9 +107,9 @@ def test_json_edge_cases(client):
 
 # -- 3. every parameter checked when submitted ----------------------------------------------------------------------
 @pytest.mark.parametrize("technique, inputs, params, words", [
-    ("style", BUNDLED, {"size": -5}, "size must be at least 1"),
+    ("style", BUNDLED, {"size": -5}, "size must be at least 32"),
     ("style", BUNDLED, {"iterations": -1}, "iterations must be at least 1"),
-    ("style", BUNDLED, {"size": 100000}, "size must be at least 1 and at most 16,384"),
+    ("style", BUNDLED, {"size": 100000}, "size must be at least 32 and at most 16,384"),
     ("style", BUNDLED, {"iterations": 10**12}, "iterations must be at least 1 and at most 100,000"),
     ("style", BUNDLED, {"tile": 300}, "tile must be at least 384"),
     ("style", BUNDLED, {"adam_beta1": 1.5}, "adam_beta1 must be"),

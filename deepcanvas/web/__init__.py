@@ -46,8 +46,8 @@ def allowed_hosts(host: str, allow_remote: bool, names: str | None) -> tuple[str
     for n in extra:
         if not _HOST_NAME.match(n) and not _is_ip(n):
             raise DeepCanvasError(f"bad name {n!r} in --allowed-hosts: give host names or addresses, comma-separated")
-    if is_loopback(host):
-        return tuple(dict.fromkeys([*LOOPBACK_NAMES, *extra]))
+    if is_loopback(host):  # with its own address: --host 127.0.0.2 is reached as http://127.0.0.2:PORT/
+        return tuple(dict.fromkeys([*LOOPBACK_NAMES, host.strip("[]").lower(), *extra]))
     if not allow_remote:
         raise DeepCanvasError(f"--host {host} lets other computers reach the studio (it has no login); add "
                               "--allow-remote to mean it, or leave --host out to keep it on this computer")

@@ -30,7 +30,6 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request, exc: RequestValidationError):
-        errs = exc.errors()
-        where = ".".join(str(x) for x in errs[0].get("loc", ())) if errs else ""
-        msg = errs[0].get("msg", "invalid request") if errs else "invalid request"
-        return JSONResponse({"error": f"{where}: {msg}" if where else msg}, status_code=400)
+        from .schemas import first_error
+
+        return JSONResponse({"error": first_error(list(exc.errors()))}, status_code=400)

@@ -117,7 +117,9 @@ def describe(tech: Technique) -> dict:
 
 
 # -- turning a submitted form into keyword arguments -----------------------------------------------
-def _convert(f: dict, value, function: str | None = None):
+def convert_value(f: dict, value, function: str | None = None):
+    """A submitted value of form field ``f`` as the API takes it (text for numbers and booleans accepted, ""
+    for an optional field's default), inside its range; else a one-line DeepCanvasError."""
     name, typ = f["name"], f["type"]
     if value is None or (isinstance(value, str) and value.strip() == ""):
         if f["optional"]:
@@ -156,7 +158,7 @@ def convert_params(tech: Technique, params: dict) -> dict:
     if unknown:
         valid = ", ".join(f["name"] for f in tech.fields)
         raise DeepCanvasError(f"unknown parameter {unknown[0]!r} for {tech.name}; valid: {valid}")
-    return {k: _convert(tech.field(k), v, tech.spec.steps) for k, v in params.items()}
+    return {k: convert_value(tech.field(k), v, tech.spec.steps) for k, v in params.items()}
 
 
 def check_job(tech: Technique, inputs: dict, params: dict) -> None:
@@ -191,6 +193,8 @@ def check_job(tech: Technique, inputs: dict, params: dict) -> None:
         from ..regions import check_mask_count
 
         check_mask_count(len(inputs["style_masks"]), len(inputs.get("styles") or []))
+    if tech.spec.steps == "style_transfer_steps":
+        check_style_scales(value)
     if tech.name == "dream" and params.get("channels") not in (None, ""):
         from ..techniques.dream import parse_channels
 
@@ -213,6 +217,24 @@ def check_job(tech: Technique, inputs: dict, params: dict) -> None:
             resolve_classes(classes, info.classes())
         if params.get("objective") not in (None, ""):
             check_layer_names(info, sorted({t[1] for t in parse_objective(params["objective"])}))
+
+
+def check_style_scales(value) -> None:
+    """Every scale of a style transfer, and the style images at it, at least limits.MIN_STYLE_SIDE pixels.
+
+    ``value(name)``: a parameter as submitted, or its default. Smaller pictures fail inside the network
+    (its deepest style layer is behind 4 poolings), after the job has waited its turn."""
+    from ..techniques.style_presets import loss_setup, scale_schedule
+
+    multiscale = value("multiscale")
+    if multiscale is None:
+        multiscale = loss_setup(value("preset"), value("method")).multiscale
+    smallest = min(s for s, _ in scale_schedule(value("size"), value("min_size"), 1, multiscale))
+    style_side = round(smallest * value("style_scale"))
+    if style_side < limits.MIN_STYLE_SIDE:
+        raise DeepCanvasError(f"style_scale {value('style_scale'):g} makes the style images {style_side} px at "
+                              f"{smallest} px; they need at least {limits.MIN_STYLE_SIDE} px (raise style_scale or "
+                              "size)")
 
 
 async def save_upload(upload, path: Path, limit: int, too_big: Exception) -> int:

@@ -1,7 +1,8 @@
 """Request bodies as the studio reads them: bounded in size, and JSON without NaN, huge numbers or deep nesting.
 
 Python's json module accepts NaN/Infinity, numbers of any length and recurses on nesting; each is
-refused here with a 400 (or 413 for size) before anything else looks at the body.
+refused here with a 400 (or 413 for size) before anything else looks at the body. :class:`StrictJsonRoute`
+makes FastAPI read a route's body this way, so its own validation (the pydantic models) sees only such JSON.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 import re
 
 from fastapi import Request
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from .errors import ApiError
 
@@ -75,3 +78,49 @@ def parse_json(raw: bytes):
                           parse_constant=lambda c: _bad_json(f"{c} is not a number JSON allows"))
     except (json.JSONDecodeError, RecursionError, ValueError) as e:
         _bad_json(str(e).split("\n")[0][:120] if isinstance(e, json.JSONDecodeError) else "it cannot be read")
+
+
+class StrictJsonRequest(Request):
+    """A request whose body is read with :func:`read_body` and parsed with :func:`parse_json`.
+
+    FastAPI turns any error but an HTTPException met while reading a body into a bare 400, so the
+    refusals are raised as HTTPException (the same ``{"error": ...}`` on the wire)."""
+
+    limit = 1024 * 1024
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            try:
+                self._body = await read_body(self, self.limit)
+            except ApiError as e:
+                raise HTTPException(e.status, e.message) from None
+        return self._body
+
+    async def json(self):
+        if not hasattr(self, "_json"):
+            raw = await self.body()
+            try:
+                self._json = parse_json(raw)
+            except ApiError as e:
+                raise HTTPException(e.status, e.message) from None
+        return self._json
+
+
+def strict_json_route(limit: int) -> type[APIRoute]:
+    """An APIRoute class whose routes with a body take only JSON (else 415) read as :class:`StrictJsonRequest`
+    with a ``limit`` of bytes."""
+    request_class = type("LimitedJsonRequest", (StrictJsonRequest,), {"limit": limit})
+
+    class StrictJsonRoute(APIRoute):
+        def get_route_handler(self):
+            handler = super().get_route_handler()
+            has_body = self.body_field is not None
+
+            async def strict(request: Request):
+                if has_body and request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+                    raise ApiError(415, "send the body as JSON (Content-Type: application/json)")
+                return await handler(request_class(request.scope, request.receive))
+
+            return strict
+
+    return StrictJsonRoute

@@ -1,5 +1,5 @@
-"""A job submission checked and turned into a runnable job: the body's shape (:class:`JobRequest`),
-its parameters and inputs against the technique's form, and what the technique itself checks.
+"""A job submission checked and turned into a runnable job: the body (:data:`.schemas.JobRequest`, its shape,
+parameters and inputs against the technique's form), and what the technique itself checks.
 
 Every refusal is an :class:`~.errors.ApiError` (400) with a one-line message the page shows.
 """
@@ -7,81 +7,12 @@ Every refusal is an :class:`~.errors.ApiError` (400) with a one-line message the
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
 
 from ..errors import DeepCanvasError
 from . import forms
 from .errors import ApiError
+from .schemas import read_request
 from .state import Studio
-
-FIELDS = ("technique", "inputs", "params", "preview_every")
-
-
-def _refuse(message: str):
-    raise PydanticCustomError("job_request", message)
-
-
-class JobRequest(BaseModel):
-    """The body of ``POST /api/jobs``, also what a job stores for ``resubmit``."""
-
-    model_config = ConfigDict(extra="forbid")  # unknown fields are refused first, with their name, below
-    technique: str = Field(description="a technique's name, as /api/techniques lists it")
-    inputs: dict[str, Any] = Field(default_factory=dict,
-                                   description="input name -> image id(s) (bundled:NAME or upload:ID) or names")
-    params: dict[str, Any] = Field(default_factory=dict, description="the technique's keyword arguments")
-    preview_every: int = Field(5, ge=1, description="a preview image every this many iterations")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _object_of_known_fields(cls, body):
-        if not isinstance(body, dict):
-            _refuse("the request body must be a JSON object")
-        unknown = set(body) - set(FIELDS)
-        if unknown:
-            _refuse(f"unknown field {sorted(unknown)[0]!r}; valid: {', '.join(FIELDS)}")
-        name = body.get("technique")
-        if not isinstance(name, str) or forms.load(name) is None:
-            _refuse(f"unknown technique {name!r}; valid: {', '.join(t.name for t in forms.available())}")
-        return body
-
-    @field_validator("params", mode="before")
-    @classmethod
-    def _params(cls, v):
-        if not v:
-            return {}
-        if not isinstance(v, dict):
-            _refuse("params must be an object of name: value")
-        return v
-
-    @field_validator("preview_every", mode="before")
-    @classmethod
-    def _preview_every(cls, v):
-        v = 5 if v in (None, "") else v
-        if isinstance(v, str) and v.strip().isdigit():
-            v = int(v)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            _refuse(f"preview_every must be a whole number of at least 1, got {v!r}")
-        return v
-
-    @field_validator("inputs", mode="before")
-    @classmethod
-    def _inputs(cls, v):
-        if not v:
-            return {}
-        if not isinstance(v, dict):
-            _refuse("inputs must be an object of name: image id(s)")
-        return v
-
-
-def read_request(body) -> JobRequest:
-    """The body's shape checked; the first problem as a 400."""
-    try:
-        return JobRequest.model_validate(body)
-    except ValidationError as e:
-        raise ApiError(400, e.errors()[0]["msg"]) from None
 
 
 def _arguments(studio: Studio, tech: forms.Technique, given: dict) -> tuple[list, dict, dict]:
@@ -119,14 +50,18 @@ def _arguments(studio: Studio, tech: forms.Technique, given: dict) -> tuple[list
 
 async def prepare(studio: Studio, body) -> dict:
     """Check a submission fully (shape, parameters, inputs, the technique's own checks) and return the
-    keyword arguments of :meth:`JobQueue.submit <.jobs.JobQueue.submit>`; raises ApiError(400)."""
-    req = read_request(body)
+    keyword arguments of :meth:`JobQueue.submit <.jobs.JobQueue.submit>`; raises ApiError(400).
+
+    ``body``: a :data:`~.schemas.JobRequest` FastAPI validated, or a stored request (validated here)."""
+    if isinstance(body, dict):
+        try:
+            body = read_request(body)
+        except DeepCanvasError as e:
+            raise ApiError(400, str(e)) from None
+    req = body
     tech = forms.load(req.technique)
-    try:
-        params = forms.convert_params(tech, req.params)
-    except DeepCanvasError as e:
-        raise ApiError(400, str(e)) from None
-    positional, keyword, inputs = _arguments(studio, tech, req.inputs)
+    params = req.params.model_dump(exclude_unset=True)
+    positional, keyword, inputs = _arguments(studio, tech, req.inputs.model_dump(exclude_unset=True))
     try:
         await asyncio.to_thread(forms.check_job, tech, inputs, params)
     except DeepCanvasError as e:

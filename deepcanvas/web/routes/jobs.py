@@ -14,15 +14,14 @@ from PIL import Image
 from .. import videojobs
 from ..errors import ApiError
 from ..jobs import TERMINAL, Job
-from ..jsonbody import parse_json, read_body
+from ..jsonbody import strict_json_route
+from ..schemas import JobRequest
 from ..state import MAX_JOB_BODY, MAX_QUEUED, Studio, get_studio, jpeg_bytes, read_own_file
-from ..submission import JobRequest, prepare
+from ..submission import prepare
 
-router = APIRouter(prefix="/api/jobs")
-
-# The body is read by hand (strict JSON, size limit), so its schema is given to OpenAPI here.
-_BODY_SCHEMA = {"requestBody": {"required": True,
-                                "content": {"application/json": {"schema": JobRequest.model_json_schema()}}}}
+# Bodies are read as strict JSON (no NaN, huge numbers or deep nesting; at most MAX_JOB_BODY bytes), then
+# validated by FastAPI against the models of web/schemas.py.
+router = APIRouter(prefix="/api/jobs", route_class=strict_json_route(MAX_JOB_BODY))
 
 
 def job_of(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
@@ -42,12 +41,10 @@ async def _enqueue(studio: Studio, body) -> dict:
     return studio.snapshot(studio.queue.submit(**submission))
 
 
-@router.post("", status_code=201, openapi_extra=_BODY_SCHEMA)
-async def submit(request: Request, studio: Studio = Depends(get_studio)):
+@router.post("", status_code=201)
+async def submit(body: JobRequest, studio: Studio = Depends(get_studio)):
     """A job: {"technique", "inputs", "params", "preview_every"}, every parameter checked -> the queued job."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise ApiError(415, "send the job as JSON (Content-Type: application/json)")
-    return await _enqueue(studio, parse_json(await read_body(request, MAX_JOB_BODY)))
+    return await _enqueue(studio, body)
 
 
 @router.post("/{job_id}/resubmit", status_code=201)

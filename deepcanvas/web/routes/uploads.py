@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from ...errors import DeepCanvasError
 from .. import forms
 from ..errors import ApiError
-from ..state import MAX_UPLOAD_PIXELS, Studio, get_studio, jpeg_bytes
+from ..state import MAX_UPLOAD_PIXELS, THUMB_SIDE, Studio, get_studio, jpeg_bytes
 
 router = APIRouter(prefix="/api")
 _DECODE_LOCK = threading.Lock()
@@ -51,16 +51,18 @@ async def upload(request: Request, studio: Studio = Depends(get_studio)):
 
 
 def accept_upload(studio: Studio, part: Path, uid: str, name: str) -> dict:
-    """Check an uploaded file with io.load_image; keep it (server-chosen name) and a small JPEG of it."""
+    """Check an uploaded file (io.load_preview: the header's size first, then a full decode of its first frame);
+    keep it (server-chosen name) and a small JPEG of it."""
     from ...atomic import save_bytes_atomic
-    from ...io import load_image
+    from ...io import load_preview
 
     try:
-        with _DECODE_LOCK:  # one upload decoded at a time: memory bounded by one image at the working limit
-            img = load_image(part, what="uploaded image", max_pixels=MAX_UPLOAD_PIXELS)
+        # One upload decoded at a time; each costs at most its decoded pixels and one copy at 4 bytes a pixel.
+        with _DECODE_LOCK:
+            img, (width, height) = load_preview(part, THUMB_SIDE, what="uploaded image", max_pixels=MAX_UPLOAD_PIXELS)
     except DeepCanvasError as e:
         raise ApiError(400, str(e).replace(str(part), name)) from None
-    thumb, (width, height) = jpeg_bytes(img), img.size
+    thumb = jpeg_bytes(img)
     del img
     # Files first, then the row that lists them: a crash in between leaves orphans, removed at start-up.
     part.replace(studio.uploads / f"{uid}.img")

@@ -23,12 +23,14 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
+from pydantic import BaseModel, ValidationError
+
 from ...errors import DeepCanvasError
-from ...limits import check_number
-from .. import videojobs
 from ..errors import ApiError
+from .. import videojobs
 from ..forms import save_upload
 from ..jobs import TERMINAL
+from ..schemas import first_error, video_request
 from ..state import Studio, get_studio, is_own_file
 
 #: The studio's limits for a clip, checked by probing it before any work is queued.
@@ -44,15 +46,15 @@ _PROBE_LOCK = threading.Lock()  # one clip probed at a time: its memory is bound
 router = APIRouter(prefix="/api/videos")
 
 
-def _int_field(form, name: str, default: int, lo: int, hi: int) -> int:
-    """A whole-number form field inside the studio's own (narrower) bounds; limits.check_number's messages."""
-    v = form.get(name)
-    if v in (None, ""):
-        return default
+#: The form fields besides the clip, as a model (web/schemas.py) with the studio's bounds.
+VideoRequest = video_request(MAX_VIDEO_SIZE)
+
+
+def _fields(form) -> BaseModel:
     try:
-        return int(check_number(name, v, integer=True, minimum=lo, maximum=hi))
-    except DeepCanvasError as e:
-        raise ApiError(400, str(e)) from None
+        return VideoRequest.model_validate({k: form.get(k) for k in VideoRequest.model_fields if k in form})
+    except ValidationError as e:
+        raise ApiError(400, first_error(e.errors())) from None
 
 
 @router.post("", status_code=201)
@@ -77,11 +79,9 @@ async def upload_video(request: Request, studio: Studio = Depends(get_studio)):
         if suffix not in VIDEO_SUFFIXES:
             raise ApiError(400, f"not a video file name ({suffix or 'no extension'}); "
                                 f"send one of {', '.join(sorted(VIDEO_SUFFIXES))}")
-        style = form.get("style") or "bundled:swirls.jpg"
+        fields = _fields(form)
+        style, size, iterations, consistent = fields.style, fields.size, fields.iterations, fields.consistent
         studio.image_path(style)
-        size = _int_field(form, "size", 256, 32, MAX_VIDEO_SIZE)
-        iterations = _int_field(form, "iterations", 40, 1, 200)
-        consistent = str(form.get("consistent", "1")).lower() not in ("0", "false", "off", "no")
         part = studio.videos / videojobs.new_clip_name(suffix)
         await save_upload(f, part, MAX_VIDEO_BYTES, too_big)
         try:
