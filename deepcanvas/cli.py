@@ -316,8 +316,14 @@ def run_print(args, kwargs) -> int:
 
 
 def run_batch(args, styles, kwargs) -> int:
-    from .batch import style_batch
+    import dataclasses
 
+    from .batch import style_batch
+    from .options.prints import PrintOptions
+
+    for f in dataclasses.fields(PrintOptions):  # a batch has no print schedule
+        if kwargs.pop(f.name, f.default) != f.default:
+            raise DeepCanvasError(f"--{f.name.replace('_', '-')} makes a print of one picture; it does not work with --batch")
     out = Path("styled" if args.output == "styled.png" else args.output)
     reporter = Reporter(out / "x.png", args.print_every, 0, args.quiet)
     t0 = time.perf_counter()
