@@ -56,6 +56,19 @@ def check_eta(run, tolerance=0.2):
     return last
 
 
+def eta_holds(make_run, tries=3):
+    """check_eta on ``make_run(k)``, the k-th of up to ``tries`` runs: these 25 ms steps' CPU time drifts by up
+    to a third between stretches on this shared machine (median per image of one batch: 25, 29, 33 ms; the
+    next run 36, 32, 34), which no estimate can know and which spoils one run now and then. A clock that is
+    wrong (one that restarts at every stage, say) fails every run."""
+    for k in range(tries):
+        try:
+            return check_eta(make_run(k))
+        except AssertionError:
+            if k == tries - 1:
+                raise
+
+
 def test_atlas_time_left_holds_over_all_layers():
     # The estimate takes every step to cost the same: three layers whose steps do (about 32 ms each here; a
     # VGG's relu5_1 costs up to three times its relu1_1, which it does not model)
@@ -65,7 +78,7 @@ def test_atlas_time_left_holds_over_all_layers():
     # (the library prepares its kernels once per shape): a first run meets them, so that the timed one
     # measures the clock, not that warm-up.
     drive(atlas_steps(**run, iterations=24))
-    last = check_eta(atlas_steps(**run, iterations=24))
+    last = eta_holds(lambda k: atlas_steps(**run, iterations=24))
     assert last.done and last.total == 72
 
 
@@ -163,8 +176,11 @@ def _small_style(**kw):
 def test_batch_time_left_holds_over_all_images(tmp_path):
     from deepcanvas.batch import style_batch_steps
 
-    last = check_eta(style_batch_steps(str(_photos(tmp_path / "in")), DATA_STYLE, tmp_path / "out",
-                                       **_small_style(iterations=24)))
+    photos = str(_photos(tmp_path / "in"))
+    # A first run meets the kernels' first use per shape (as in the atlas's test), so the timed one measures the clock
+    drive(style_batch_steps(photos, DATA_STYLE, tmp_path / "warm", **_small_style(iterations=4)))
+    last = eta_holds(lambda k: style_batch_steps(photos, DATA_STYLE, tmp_path / f"out{k}",
+                                                 **_small_style(iterations=24)))
     assert last.total == 3 * 24 and [p.name for p in last.output] == ["photo_0.png", "photo_1.png", "photo_2.png"]
 
 
@@ -191,8 +207,11 @@ def test_video_time_left_holds_over_all_frames(tmp_path):
     # computes the temporal loss, which the estimate learns only when that frame starts.)
     from deepcanvas.techniques.style_video import style_video_steps
 
-    last = check_eta(style_video_steps(str(_clip(tmp_path / "in")), [DATA_STYLE], str(tmp_path / "out/"), fps=10,
-                                       consistent=False, **_small_style(iterations=16)))
+    clip = str(_clip(tmp_path / "in"))
+    drive(style_video_steps(clip, [DATA_STYLE], str(tmp_path / "warm/"), fps=10, consistent=False,
+                            **_small_style(iterations=2)))  # kernels' first use per shape, as in the batch's test
+    last = eta_holds(lambda k: style_video_steps(clip, [DATA_STYLE], str(tmp_path / f"out{k}/"), fps=10,
+                                                 consistent=False, **_small_style(iterations=16)))
     assert last.total == 4 * 16 and len(last.output.frames) == 4
 
 

@@ -21,8 +21,6 @@ from ..errors import DeepCanvasError
 LOCK_NAME = "studio.lock"
 ID_NAME = "studio.id"
 QUARANTINE = "quarantine"
-#: Names in the data folder that are the studio's own bookkeeping, not user data.
-OWN_NAMES = {LOCK_NAME, ID_NAME, QUARANTINE, "studio.db", "studio.db-wal", "studio.db-shm", "studio.db-journal"}
 
 try:
     import fcntl
@@ -76,19 +74,19 @@ def new_folder_id(data_dir: Path) -> str:
     return fid
 
 
+#: The folders whose files a database lists: the gallery that a missing database must not cost.
+GALLERY = ("results", "uploads", "videos")
+
+
 def user_files(data_dir: Path) -> list[Path]:
-    """Everything in the data folder that is not the studio's bookkeeping (the files a database would list)."""
+    """The files in the data folder's gallery folders (the files a database would list); anything else a user
+    keeps there, a server log say, is not the studio's to judge."""
     d = Path(data_dir)
-    if not d.is_dir():
-        return []
     out = []
-    for p in d.iterdir():
-        if p.name in OWN_NAMES:
-            continue
+    for name in GALLERY:
+        p = d / name
         if p.is_dir() and not p.is_symlink():
             out.extend(p.iterdir())
-        else:
-            out.append(p)
     return out
 
 
