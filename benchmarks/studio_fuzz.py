@@ -35,21 +35,9 @@ def main() -> int:
     from h11 import LocalProtocolError
     from hypothesis import HealthCheck, given, reject, seed, settings
 
-    from deepcanvas.web.app import create_app
-    from studio_requests import request
+    from studio_requests import create_app_not_running, request
 
-    class NoLifespan:
-        def __init__(self, app):
-            pass
-
-        async def __aenter__(self):
-            return None
-
-        async def __aexit__(self, *exc):
-            return None
-
-    app = create_app(Path(tempfile.mkdtemp(prefix="studio-fuzz-")))
-    app.router.lifespan_context = NoLifespan
+    app = create_app_not_running(tempfile.mkdtemp(prefix="studio-fuzz-"))
     by_status: collections.Counter = collections.Counter()
     by_route: collections.Counter = collections.Counter()
     failures: list[str] = []

@@ -2,6 +2,7 @@
 
 (pytest puts tests/ on sys.path through ``pythonpath`` in pyproject.toml; fixtures stay in conftest.py.)
 """
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,13 @@ def pan_frames(d, n: int, photo_size: tuple[int, int]):
     for i in range(n):
         big.crop((4 * i, 0, 4 * i + 48, 36)).save(d / f"f{i:02d}.png")
     return d
+
+
+def wait_for(client, job_id, pred, timeout=180):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if pred(job):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never got there: {job}")

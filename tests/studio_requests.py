@@ -9,11 +9,13 @@ huge numbers, NaN), and malformed JSON and headers.
 from __future__ import annotations
 
 import json
+import tempfile
 
 from hypothesis import strategies as st
 
 from deepcanvas import limits
 from deepcanvas.web import forms, schemas
+from deepcanvas.web.app import create_app
 
 HUGE = st.sampled_from([2**63, 2**64 + 1, -(2**63) - 1, 10**30, 1e308, -1e308, 1e-320])
 ODD_TEXT = st.sampled_from(["", " ", "²", "١٢", "٣", "1e999", "NaN", "-inf", "0x10", "1_000", "١", "\x00", "💥",
@@ -123,3 +125,21 @@ def _quote(text: str) -> str:
 
 
 __all__ = ["job_body", "request", "schemas"]
+
+
+def create_app_not_running(tmp=None):
+    """An app whose queue is never started (no lifespan): accepted jobs wait, nothing heavy runs."""
+    app = create_app(tmp or tempfile.mkdtemp(prefix="studio-requests-"))
+    app.router.lifespan_context = _no_lifespan
+    return app
+
+
+class _no_lifespan:
+    def __init__(self, app):
+        pass
+
+    async def __aenter__(self):
+        return None
+
+    async def __aexit__(self, *exc):
+        return None

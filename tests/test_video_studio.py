@@ -13,6 +13,7 @@ pytest.importorskip("av")
 from deepcanvas import clip  # noqa: E402
 from deepcanvas.models import get_info  # noqa: E402
 
+from doubles import wait_for  # noqa: E402
 from test_video_clip import make_mp4  # noqa: E402
 
 
@@ -73,16 +74,6 @@ def test_a_clip_is_styled_frames_appear_and_the_mp4_downloads(client, tmp_path):
 
 
 # -- round two: video jobs are jobs (A, B, C, D) ------------------------------------------------------------------------
-def _wait(client, job_id, pred, timeout=120):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        j = client.get(f"/api/jobs/{job_id}").json()
-        if pred(j):
-            return j
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} stayed {j['state']}")
-
-
 def _video_job_row(st, jid, state, request, created=None):
     st.insert_job({"id": jid, "technique": "style-video", "title": "Video style transfer", "request": request,
                    "inputs": {"clip": "in.mp4", "styles": ["bundled:swirls.jpg"]},
@@ -133,7 +124,7 @@ def test_cancelling_video_jobs_removes_their_files_and_the_tab_keeps_working(cli
     src = make_mp4(tmp_path / "in.mp4", n=3, rate=8)
     first = _post(client, src, size=32, iterations=200).json()
     folder = videos / f".{first['id']}.mp4.deepcanvas-video"
-    _wait(client, first["id"], lambda j: folder.is_dir() or j["state"] not in ("queued", "running"))
+    wait_for(client, first["id"], lambda j: folder.is_dir() or j["state"] not in ("queued", "running"), timeout=120)
     # While the first one writes frames, another clip is accepted, and cancelling it while queued removes its clip.
     second = _post(client, src, size=32, iterations=1)
     assert second.status_code == 201, second.text
@@ -141,14 +132,14 @@ def test_cancelling_video_jobs_removes_their_files_and_the_tab_keeps_working(cli
     assert client.post(f"/api/jobs/{second.json()['id']}/cancel").json()["state"] == "cancelled"
     assert len(list(videos.glob("up-*.mp4"))) == 1
     client.post(f"/api/jobs/{first['id']}/cancel")
-    j = _wait(client, first["id"], lambda j: j["state"] in ("cancelled", "failed", "done"))
+    j = wait_for(client, first["id"], lambda j: j["state"] in ("cancelled", "failed", "done"), timeout=120)
     assert j["state"] == "cancelled"
     # The frame folder and the clip are gone (the frames so far, if any, are its video).
     assert sorted(p.name for p in videos.iterdir()) in ([], [f"{first['id']}.mp4"])
     third = _post(client, src, size=32, iterations=1)
     assert third.status_code == 201, third.text
-    assert _wait(client, third.json()["id"], lambda j: j["state"] != "queued" and j["state"] != "running",
-                 timeout=240)["state"] == "done"
+    assert wait_for(client, third.json()["id"], lambda j: j["state"] != "queued" and j["state"] != "running",
+                    timeout=240)["state"] == "done"
     assert f"{third.json()['id']}.mp4" in {p.name for p in videos.iterdir()}
     assert not [p for p in videos.iterdir() if p.name.startswith((".", "up-"))]
 
@@ -188,7 +179,7 @@ def test_a_stop_keeps_the_frames_so_far_and_queued_video_jobs_can_be_resubmitted
         assert again.json()["video_url"] == f"/api/videos/{again.json()['id']}.mp4"
         assert c.post(f"/api/jobs/{done}/resubmit").status_code == 400  # a finished job's clip is gone
         c.post(f"/api/jobs/{again.json()['id']}/cancel")
-        _wait(c, again.json()["id"], lambda j: j["state"] in ("cancelled", "done", "failed"))
+        wait_for(c, again.json()["id"], lambda j: j["state"] in ("cancelled", "done", "failed"), timeout=120)
         names = {p.name for p in videos.iterdir()}
     # Kept: the videos, and the clips of the interrupted jobs (to resubmit them); the rest is gone.
     assert names >= {f"{ran}.mp4", f"{done}.mp4", f"up-{ran[::-1][:31]}0.mp4", f"up-{waited[::-1][:31]}0.mp4"}

@@ -24,7 +24,7 @@ from deepcanvas.techniques import style  # noqa: E402
 from deepcanvas.web import forms  # noqa: E402
 from deepcanvas.web.app import create_app  # noqa: E402
 
-from doubles import BUNDLED  # noqa: E402
+from doubles import BUNDLED, wait_for  # noqa: E402
 TINY = {"size": 64, "iterations": 2, "seed": 0}
 
 
@@ -54,16 +54,6 @@ def events(client, job_id, timeout=180):
                 out.append(json.loads(line[5:]))
             assert time.monotonic() - t0 < timeout
     return out
-
-
-def wait_for(client, job_id, pred, timeout=180):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if pred(job):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} never got there: {job}")
 
 
 def error_of(r, status):

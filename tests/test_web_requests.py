@@ -28,7 +28,7 @@ from deepcanvas.web import allowed_hosts, forms  # noqa: E402
 from deepcanvas.web.app import create_app  # noqa: E402
 
 from doubles import BUNDLED  # noqa: E402
-from studio_requests import job_body, request  # noqa: E402
+from studio_requests import create_app_not_running, job_body, request  # noqa: E402
 
 
 def error_of(r, status):
@@ -90,26 +90,6 @@ def test_preview_every_in_range_is_accepted():
     with TestClient(create_app_not_running()) as c:
         r = c.post("/api/jobs", json=job(preview_every="7", params={"size": 32, "iterations": 1}))
         assert r.status_code == 201 and r.json()["preview_every"] == 7
-
-
-def create_app_not_running(tmp=None):
-    """An app whose queue is never started (no lifespan): accepted jobs wait, nothing heavy runs."""
-    import tempfile
-
-    app = create_app(tmp or tempfile.mkdtemp(prefix="studio-requests-"))
-    app.router.lifespan_context = _no_lifespan
-    return app
-
-
-class _no_lifespan:
-    def __init__(self, app):
-        pass
-
-    async def __aenter__(self):
-        return None
-
-    async def __aexit__(self, *exc):
-        return None
 
 
 # -- F. the Host header is parsed strictly ---------------------------------------------------------------------------

@@ -87,11 +87,13 @@ def _param_type(field: dict, function: str):
                      Field(description=field["help"] or None)]
 
 
-class ParamsBase(BaseModel):
-    """A technique's keyword arguments; an unknown name is refused with the valid ones."""
+class _NamedBase(BaseModel):
+    """An object of name: value whose names are the model's fields; an unknown name is refused with the valid ones."""
 
     model_config = ConfigDict(extra="forbid")
     technique: ClassVar[str] = ""
+    what: ClassVar[str] = ""  # what one name is, for the messages
+    shape: ClassVar[str] = ""  # the refusal when the value is not an object
 
     @model_validator(mode="before")
     @classmethod
@@ -99,30 +101,25 @@ class ParamsBase(BaseModel):
         if v in (None, ""):
             return {}
         if not isinstance(v, dict):
-            refuse("params must be an object of name: value")
+            refuse(cls.shape)
         unknown = [k for k in v if k not in cls.model_fields]
         if unknown:
-            refuse(f"unknown parameter {unknown[0]!r} for {cls.technique}; valid: {', '.join(cls.model_fields)}")
+            refuse(f"unknown {cls.what} {unknown[0]!r} for {cls.technique}; valid: {', '.join(cls.model_fields)}")
         return v
 
 
-class InputsBase(BaseModel):
-    """A technique's images (bundled:NAME or upload:ID) or class names; unknown inputs are refused."""
+class ParamsBase(_NamedBase):
+    """A technique's keyword arguments."""
 
-    model_config = ConfigDict(extra="forbid")
-    technique: ClassVar[str] = ""
+    what: ClassVar[str] = "parameter"
+    shape: ClassVar[str] = "params must be an object of name: value"
 
-    @model_validator(mode="before")
-    @classmethod
-    def _known(cls, v):
-        if v in (None, ""):
-            return {}
-        if not isinstance(v, dict):
-            refuse("inputs must be an object of name: image id(s)")
-        unknown = [k for k in v if k not in cls.model_fields]
-        if unknown:
-            refuse(f"unknown input {unknown[0]!r} for {cls.technique}; valid: {', '.join(cls.model_fields)}")
-        return v
+
+class InputsBase(_NamedBase):
+    """A technique's images (bundled:NAME or upload:ID) or class names."""
+
+    what: ClassVar[str] = "input"
+    shape: ClassVar[str] = "inputs must be an object of name: image id(s)"
 
 
 def _bounded_list(name: str, most: int, what: str, v):
