@@ -285,6 +285,9 @@ class JobQueue:
         try:
             final = job.run(callback)
             images = progress_images(final)
+            dpi = final.output.get("dpi") if isinstance(final.output, dict) else None
+            for img in images if dpi else ():  # a print's DPI, written into the PNG by save_image
+                img.info["dpi"] = dpi
         except Interrupted as e:
             state, images = "cancelled", ([e.image] if e.image is not None else None)
         except DeepCanvasError as e:
@@ -303,7 +306,8 @@ class JobQueue:
                 for i, img in enumerate(images):
                     name = f"{job.id}.png" if len(images) == 1 else f"{job.id}_{i}.png"
                     save_image(img, self.results_dir / name)
-                    results.append({"file": name, "width": img.width, "height": img.height})
+                    results.append({"file": name, "width": img.width, "height": img.height,
+                                    **({"dpi": float(img.info["dpi"][0])} if "dpi" in img.info else {})})
             except DeepCanvasError as e:
                 state, error, results = "failed", str(e), []
         finished = time.time()

@@ -240,3 +240,14 @@ def video_request(max_size: int):
         iterations=(Annotated[int, BeforeValidator(partial(_video_int, "iterations", 40, 1, 200)),
                               Field(ge=1, le=200)], 40),
         consistent=(Annotated[bool, BeforeValidator(_flag)], True))
+
+
+def print_request():
+    """The body of ``POST /api/jobs/{id}/print``: the print's longest side (``size``), or a ``print_size`` with
+    its ``dpi``; each typed and bounded as the style form's field of that name (the studio's one size limit)."""
+    tech = forms.load("style")
+    fields = {n: (_param_type({**tech.field(n), "optional": True}, tech.spec.steps), None)
+              for n in ("size", "print_size", "dpi")}
+    model = create_model("PrintRequest", __base__=ParamsBase, **fields)
+    model.technique = "a print"
+    return model

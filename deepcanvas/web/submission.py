@@ -48,11 +48,13 @@ def _arguments(studio: Studio, tech: forms.Technique, given: dict) -> tuple[list
     return positional, keyword, inputs
 
 
-async def prepare(studio: Studio, body) -> dict:
+async def prepare(studio: Studio, body, server_args: dict | None = None) -> dict:
     """Check a submission fully (shape, parameters, inputs, the technique's own checks) and return the
     keyword arguments of :meth:`JobQueue.submit <.jobs.JobQueue.submit>`; raises ApiError(400).
 
-    ``body``: a :data:`~.schemas.JobRequest` FastAPI validated, or a stored request (validated here)."""
+    ``body``: a :data:`~.schemas.JobRequest` FastAPI validated, or a stored request (validated here).
+    ``server_args``: keyword arguments the studio itself adds (a print's ``init``: a server path the page
+    never names), passed to the technique as they are."""
     if isinstance(body, dict):
         try:
             body = read_request(body)
@@ -61,6 +63,9 @@ async def prepare(studio: Studio, body) -> dict:
     req = body
     tech = forms.load(req.technique)
     params = req.params.model_dump(exclude_unset=True)
+    server_args = dict(server_args or {})
+    if params.get("print_from_init") and "init" not in server_args:  # the page never names a file to start from
+        raise ApiError(400, "print_from_init starts from a finished picture: use Print on a finished style job")
     positional, keyword, inputs = _arguments(studio, tech, req.inputs.model_dump(exclude_unset=True))
     try:
         await asyncio.to_thread(forms.check_job, tech, inputs, params)
@@ -73,7 +78,7 @@ async def prepare(studio: Studio, body) -> dict:
         from ..render import drive
 
         try:
-            return drive(func(*positional, **keyword, **params), callback)
+            return drive(func(*positional, **keyword, **params, **server_args), callback)
         except DeepCanvasError as e:
             raise DeepCanvasError(studio.tidy_error(str(e))) from None
 

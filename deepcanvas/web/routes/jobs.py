@@ -1,4 +1,4 @@
-"""Jobs: submit (checked in full first), list, watch as server-sent events, cancel, resubmit, fetch results."""
+"""Jobs: submit (checked in full first), list, watch as server-sent events, cancel, resubmit, print, fetch results."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from PIL import Image
 
-from .. import videojobs
+from .. import printjobs, videojobs
 from ..errors import ApiError
 from ..jobs import TERMINAL, Job
 from ..jsonbody import strict_json_route
-from ..schemas import JobRequest
+from ..schemas import JobRequest, print_request
 from ..state import MAX_JOB_BODY, MAX_QUEUED, Studio, get_studio, jpeg_bytes, read_own_file
 from ..submission import prepare
 
@@ -55,7 +55,19 @@ async def resubmit(old: Job = Depends(job_of), studio: Studio = Depends(get_stud
         return {**studio.snapshot(new), "video_url": f"/api/videos/{new.id}.mp4"}
     if not old.request:
         raise ApiError(400, f"job {old.id} has no stored request to resubmit")
+    if isinstance(old.request.get("print"), dict):  # a print: from the picture it started from, kept as an upload
+        return studio.snapshot(await printjobs.submit(studio, old.request, start=old.request["print"].get("start")))
     return await _enqueue(studio, old.request)
+
+
+PrintRequest = print_request()
+
+
+@router.post("/{job_id}/print", status_code=201)
+async def make_print(body: PrintRequest, old: Job = Depends(job_of), studio: Studio = Depends(get_studio)):
+    """A print of a finished style job: {"size": px} or {"print_size": "30x40cm", "dpi": 300} -> the queued job,
+    the same request started from the finished picture (web/printjobs.py)."""
+    return studio.snapshot(await printjobs.print_job(studio, old, body.size, body.print_size, body.dpi))
 
 
 @router.get("")
