@@ -163,6 +163,17 @@ def test_style_transfer_in_the_browser(server, browser, tmp_path):
     shot = ROOT / "docs" / "studio.png" if os.environ.get("DEEPCANVAS_SCREENSHOT") else tmp_path / "studio.png"
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
+    # Print: on the finished style picture, a picker of sides above the working size; a refusal shown in it.
+    assert page.locator("#print-current").is_visible() and item.locator("button.print").count() == 1
+    item.locator("button.print").click()
+    assert page.locator("#print-dialog").is_visible()
+    assert page.locator("#print-sides input[type=radio]").count() == 3  # 1024, 2048, 4096 px
+    page.fill("#print_size", "30x40cm")
+    page.click("#print-submit")
+    page.wait_for_selector("#print-error:not([hidden])")
+    assert "dpi" in page.inner_text("#print-error")
+    page.click("#print-cancel")
+    assert not page.locator("#print-dialog").is_visible()
     set_fields(page, size=512, iterations=60)
     item.locator("button.rerun").click()
     assert page.input_value("#job-form [name=size]") == "160"

@@ -390,6 +390,7 @@ function showJob(job) {
   $("#more-downloads").replaceChildren(...(n > 1 ? job.results.slice(1).map((r, i) => h("a", {
     class: "button secondary", href: `${r.url}?download=1`, download: "", text: `${i + 2}` })) : []));
   $("#rerun-current").hidden = !terminal;
+  $("#print-current").hidden = !(typeof canPrint === "function" && canPrint(job));
   S.current = job;
 }
 
@@ -445,6 +446,7 @@ function renderGallery() {
         h("div", { class: "gactions" },
           j.results.length ? h("a", { class: "button secondary small", href: `${j.results[0].url}?download=1`, download: "", text: "Download" }) : null,
           j.state === "interrupted" ? h("button", { type: "button", class: "small resubmit", text: "Resubmit", onclick: () => resubmit(j.id) }) : null,
+          typeof printButton === "function" ? printButton(j) : null,
           h("button", { type: "button", class: "secondary small rerun", text: "Rerun with changes", onclick: () => rerun(j) }))));
   }));
 }
