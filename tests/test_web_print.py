@@ -126,6 +126,13 @@ def test_prints_that_cannot_be_made_are_refused_in_one_line(client):
                                        "params": {**SOURCE, "size": 128, "print_from_init": True}})
     assert "Print" in one_line(r, 400)
     assert len(client.get("/api/images").json()) == uploads  # no copy of the picture kept for a refusal
+    # A print resubmitted once retention deleted the picture it started from.
+    gone = fake_job(client, state="interrupted", name="9")
+    studio = client.app.state.studio
+    studio.queue.jobs[gone["id"]].request = {"technique": "style", "inputs": BUNDLED,
+                                             "params": {**SOURCE, "size": 128, "print_from_init": True},
+                                             "print": {"of": source["id"], "start": "upload:" + "a" * 32}}
+    assert "gone" in one_line(client.post(f"/api/jobs/{gone['id']}/resubmit"), 400)
 
 
 def test_a_print_that_does_not_fit_in_memory_fails_in_one_line(client, monkeypatch):

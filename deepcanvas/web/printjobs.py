@@ -19,6 +19,7 @@ import copy
 import uuid
 
 from ..errors import DeepCanvasError
+from . import forms
 from .errors import ApiError
 from .jobs import Job
 from .state import THUMB_SIDE, Studio, jpeg_bytes, read_own_file
@@ -46,20 +47,19 @@ def check_side(studio: Studio, request: dict) -> int:
     from ..options import PrintOptions
     from ..options.prints import WORKING_SIZE
 
-    params = request["params"]
+    params = request.get("params") if isinstance(request.get("params"), dict) else {}
     working = params.get("working_size") or WORKING_SIZE
     try:
         prints = PrintOptions(print_size=params.get("print_size"), dpi=params.get("dpi"))
-        side = params.get("size", 512)
+        side = params.get("size") or forms.load(TECHNIQUE).field("size")["default"]
         if prints.print_size is not None:
-            from PIL import Image
+            from ..io import load_preview
 
-            with Image.open(studio.image_path(request["inputs"]["content"])) as im:
-                side = prints.side((im.height, im.width), side)
+            content = (request.get("inputs") or {}).get("content")
+            _, (w, h) = load_preview(studio.image_path(content), 64, what="content image")  # as it is oriented
+            side = prints.side((h, w), side)
     except DeepCanvasError as e:
-        raise ApiError(400, str(e).replace("--dpi", "dpi")) from None
-    except OSError:
-        raise ApiError(400, "the content image of this job cannot be read") from None
+        raise ApiError(400, studio.tidy_error(str(e))) from None
     if side <= working:
         raise ApiError(400, f"a print is larger than the working size ({working} px): got {side} px; pick a "
                             f"larger size")
@@ -96,9 +96,10 @@ def start_path(studio: Studio, start: str) -> str:
                             "print again from a finished picture") from None
 
 
-async def submit(studio: Studio, request: dict, *, source: Job | None = None, start: str | None = None) -> Job:
+async def submit(studio: Studio, request: dict, *, source: Job | None = None, start: str | None = None,
+                 of: str | None = None) -> Job:
     """Queue the print ``request`` (a style job's, with the print's parameters) from ``source``'s picture,
-    copied now, or (a resubmit) from the kept ``start`` upload. Every check comes first; a refused print
+    copied now, or (a resubmit of a print of job ``of``) from the kept ``start`` upload. Every check comes first; a refused print
     keeps no copy."""
     request = {k: v for k, v in request.items() if k != "print"}
     check_side(studio, request)
@@ -114,7 +115,7 @@ async def submit(studio: Studio, request: dict, *, source: Job | None = None, st
         if made is not None:
             studio.store.delete_upload(made.split(":", 1)[1])
         raise
-    of = source.id if source is not None else None
+    of = source.id if source is not None else of
     submission["title"] = f"{submission['title']} print"
     submission["inputs"] = {**submission["inputs"], "init": start}  # listed: kept while the print is live
     submission["request"] = {**submission["request"], "print": {"of": of, "start": start}}

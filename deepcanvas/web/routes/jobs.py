@@ -56,7 +56,8 @@ async def resubmit(old: Job = Depends(job_of), studio: Studio = Depends(get_stud
     if not old.request:
         raise ApiError(400, f"job {old.id} has no stored request to resubmit")
     if isinstance(old.request.get("print"), dict):  # a print: from the picture it started from, kept as an upload
-        return studio.snapshot(await printjobs.submit(studio, old.request, start=old.request["print"].get("start")))
+        made = old.request["print"]
+        return studio.snapshot(await printjobs.submit(studio, old.request, start=made.get("start"), of=made.get("of")))
     return await _enqueue(studio, old.request)
 
 
