@@ -64,8 +64,9 @@ class RelativeEpsAdam(torch.optim.Adam):
                 t = st["step"]
                 st["m"].mul_(b1).add_(p.grad, alpha=1 - b1)
                 st["v"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                root = (st["v"] / (1 - b2 ** t)).sqrt()
-                denom = root + (self.eps_rel * root.mean() + 1e-30)
+                # In place: one image-sized temporary, not three (a print's pixels are gigabytes).
+                denom = st["v"].div(1 - b2 ** t).sqrt_()
+                denom.add_(self.eps_rel * denom.mean() + 1e-30)
                 p.addcdiv_(st["m"], denom, value=-group["lr"] / (1 - b1 ** t))
         return loss
 

@@ -1,8 +1,8 @@
 """What a print needs around its run: the memory check before any slow work, and the state that lets a
 stopped print resume from its last finished size.
 
-Memory: a tiled step holds one tile's activations and gradients (bounded by the tile) plus a dozen
-image-sized tensors (the pixels, Adam's two moments, the gradient, the best image, the shown copy, the
+Memory: a tiled step holds one tile's activations and gradients (bounded by the tile) plus about nine
+image-sized tensors (the pixels, Adam's two moments, the gradient, the shown copy, the
 content) and the content layers' targets at the full size; :func:`estimate_bytes` adds these up with the
 constants measured in docs/benchmarks.md ("Prints"), and :func:`check_memory` refuses, in one line that
 names the largest size that fits, a print that would not fit in the memory available now.
@@ -25,8 +25,9 @@ import torch
 from .atomic import atomic_path, save_bytes_atomic
 from .errors import DeepCanvasError
 
-#: fp32 image-sized tensors a tiled step holds (pixels, Adam's moments, gradient, best, shown, content...).
-IMAGE_COPIES = 11
+#: fp32 image-sized tensors a tiled step holds at its peak (pixels, Adam's moments and its one temporary, the
+#: gradient, the shown copy, the content, the sampled positions' draws...): measured, docs/benchmarks.md.
+IMAGE_COPIES = 9
 #: A tile's activations are kept for the backward pass and meet their gradients there, with the
 #: allocator's slack: bytes per activation element (measured, docs/benchmarks.md).
 TILE_BYTES_PER_ELEMENT = 4.0

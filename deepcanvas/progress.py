@@ -56,18 +56,24 @@ class Progress:
 class Clock:
     """Elapsed time and time left over a whole run.
 
-    Time left = the steps left times the mean time of a step within a stage, plus the stages left times the
-    mean time a change of stage took beyond a step (building the next stage: loading an image, an optical
-    flow; writing the last one's result). Both are measured from the first step on: the time before it pays
-    for loading and warming up. At the first step, that step's own time.
+    Time left = the work left times the mean time of a unit of work within a stage, plus the stages left
+    times the mean time a change of stage took beyond a step (building the next stage: loading an image, an
+    optical flow; writing the last one's result). A step is one unit of work unless ``costs`` gives each
+    stage's (steps, cost of a step), e.g. its pixels: a print's larger sizes cost as many times more a step
+    as they have pixels, and counting steps alone would promise them the smaller sizes' pace. Both means are
+    measured from the first step on: the time before it pays for loading and warming up. At the first
+    step, that step's own time.
     """
 
-    def __init__(self, total: int, start: int = 0, stages: int | None = None):
+    def __init__(self, total: int, start: int = 0, stages: int | None = None,
+                 costs: list[tuple[int, float]] | None = None):
         self.t0 = time.perf_counter()
-        self.total, self.start, self.stages = total, start, stages
+        self.total, self.start, self.stages, self.costs = total, start, stages, costs
+        if costs is not None and stages is None:
+            self.stages = len(costs)
         self.begun = 0  # stages begun
         self.last: tuple[int, float] | None = None  # (iteration, elapsed) at the latest step
-        self.step_time, self.steps_timed = 0.0, 0  # within stages
+        self.step_time, self.units_timed = 0.0, 0.0  # within stages
         self.change_time, self.changes_timed = 0.0, 0  # beyond a step, at a change of stage
         self.new_stage = False
 
@@ -78,23 +84,41 @@ class Clock:
         self.begun += 1
         self.new_stage = self.last is not None
 
+    def _cost(self) -> float:
+        """The cost of a step of the running stage."""
+        if not self.costs:
+            return 1.0
+        return float(self.costs[min(max(self.begun, 1), len(self.costs)) - 1][1])
+
+    def _units_left(self, iteration: int) -> float:
+        """The work left after ``iteration``: steps, each at its stage's cost."""
+        if not self.costs:
+            return float(max(0, self.total - iteration))
+        left, first = 0.0, self.start
+        for steps, cost in self.costs:
+            left += max(0, min(steps, first + steps - iteration)) * cost
+            first += steps
+        return left
+
     def stamp(self, p: Progress) -> Progress:
+        cost = self._cost()
         if self.last is None:
-            p.eta = p.elapsed / max(1, p.iteration - self.start) * max(0, self.total - p.iteration)
+            p.eta = p.elapsed / (max(1, p.iteration - self.start) * cost) * self._units_left(p.iteration)
         elif p.iteration > self.last[0]:
             n, dt = p.iteration - self.last[0], p.elapsed - self.last[1]
             if self.new_stage:  # one step, plus the change of stage
                 self.changes_timed += 1
-                self.change_time += dt - n * self._per_step(dt / n)
+                self.change_time += dt - n * cost * self._per_unit(dt / (n * cost))
             else:
                 self.step_time += dt
-                self.steps_timed += n
+                self.units_timed += n * cost
             per_change = self.change_time / self.changes_timed if self.changes_timed else 0.0
             changes_left = max(0, self.stages - self.begun) if self.stages is not None else 0
-            p.eta = self._per_step(dt / n) * max(0, self.total - p.iteration) + max(0.0, per_change) * changes_left
+            p.eta = (self._per_unit(dt / (n * cost)) * self._units_left(p.iteration)
+                     + max(0.0, per_change) * changes_left)
         self.new_stage = False
         self.last = (p.iteration, p.elapsed)
         return p
 
-    def _per_step(self, fallback: float) -> float:
-        return self.step_time / self.steps_timed if self.steps_timed else fallback
+    def _per_unit(self, fallback: float) -> float:
+        return self.step_time / self.units_timed if self.units_timed else fallback

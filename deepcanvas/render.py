@@ -252,7 +252,8 @@ def drive(steps: Iterator[Progress], callback: Callable[[Progress], None] | None
 
 def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precision: str = "auto",
            rng: random.Random | None = None, finish: Callable[[list[torch.Tensor]], torch.Tensor] | None = None,
-           output: Any = None, start: int = 0) -> Generator[Progress, None, torch.Tensor]:
+           output: Any = None, start: int = 0,
+           costs: list[tuple[int, float]] | None = None) -> Generator[Progress, None, torch.Tensor]:
     """Run ``stages`` one after the other; yield a Progress per step, then one with ``done=True``.
 
     stages: Stage objects, builders of them, or :class:`Elsewhere` stretches; any iterable (read lazily).
@@ -265,6 +266,8 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
     called with the final image after the last stage.
     start: steps done before this run (a resumed batch counts on from its finished items); ``total``
     includes them.
+    costs: each stage's (steps, relative cost of a step), e.g. its pixels, so the time left counts work
+    rather than steps (default: every step costs the same).
     Returns the final image. Ctrl-C, in a step or thrown in at a yield by :func:`drive`, becomes
     :class:`Interrupted` carrying the best image so far.
     """
@@ -274,7 +277,7 @@ def render(net, stages: Iterable[StageSpec], *, total: int | None = None, precis
             raise ValueError("render: give total= when stages are built on the way")
         total = start + sum(s.steps for s in stages)
     count = len(stages) if isinstance(stages, (list, tuple)) else None  # for the time left
-    run = _Run(net, total, start, precision, rng or random.Random(), Clock(total, start, count))
+    run = _Run(net, total, start, precision, rng or random.Random(), Clock(total, start, count, costs))
     final_image = finish or (lambda results: results[-1])
     try:
         for spec in stages:

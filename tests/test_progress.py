@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from deepcanvas.param import PixelParam
+from deepcanvas.progress import Progress
 from deepcanvas.render import Elsewhere, Interrupted, Report, Stage, drive, render
 from deepcanvas.techniques.atlas import atlas_steps
 
@@ -227,3 +228,31 @@ def test_ctrl_c_in_a_video_keeps_the_finished_frames(tmp_path):
                     **_small_style(iterations=4))
     assert sorted(p.name for p in (tmp_path / "out").glob("frame_*.png")) == ["frame_00001.png", "frame_00002.png"]
     assert e.value.image is not None
+
+
+def _clock_run(costs, weighted: bool):
+    """Feed a Clock steps whose time is their stage's cost (1 s a unit); return (eta, true left) per step."""
+    from deepcanvas.progress import Clock
+
+    total = sum(n for n, _ in costs)
+    clock = Clock(total, 0, len(costs), costs if weighted else None)
+    t, k, seen = 0.0, 0, []
+    for n, cost in costs:
+        clock.begin_stage()
+        for _ in range(n):
+            t += cost
+            k += 1
+            p = clock.stamp(Progress(k, total, 0.0, {}, "", torch.zeros(1), elapsed=t))
+            seen.append((p.eta, sum(c * m for m, c in costs) - t))
+    return seen
+
+
+def test_time_left_counts_work_when_stages_cost_more():
+    # A print: the working size's steps, then sizes of 4x and 16x the pixels with fewer steps each.
+    costs = [(8, 1.0), (4, 4.0), (2, 16.0)]
+    weighted = _clock_run(costs, weighted=True)
+    for eta, left in weighted:
+        assert eta == pytest.approx(left, abs=1e-6)
+    # Counting steps alone promises the larger sizes the first one's pace: far too little time.
+    eta, left = _clock_run(costs, weighted=False)[7]
+    assert eta < 0.25 * left

@@ -11,7 +11,7 @@ from deepcanvas.objectives import (AlphaNorm, Content, FeatureDistance, GuideMat
                                    Style, TotalVariation, gram, tiled_grams)
 from deepcanvas.param import PixelParam
 from deepcanvas.render import Renderer
-from deepcanvas.tiling import Tile, grid, tiled_features
+from deepcanvas.tiling import Tile, grid, tiled_features, tiled_samples
 
 from doubles import tiny_relu_net as tiny_net
 
@@ -94,3 +94,30 @@ def test_tiled_targets_equal_whole():
     for l in layers:
         assert torch.equal(one[l], whole[l])
         assert torch.allclose(grams[l], gram(whole[l], "hw"), rtol=1e-6)
+
+
+def test_tiled_samples_are_the_whole_maps_values():
+    """A random subset of each layer's positions, gathered tile by tile, holds the whole map's values there:
+    every position drawn once, spread over the grid, the same subset for the same seed."""
+    torch.manual_seed(0)
+    net = tiny_net()
+    img = torch.rand(1, 3, 80, 112)
+    layers = ["r1", "r2", "r3"]
+    with torch.no_grad():
+        whole = net(img, layers)
+        got = tiled_samples(img, lambda p: net(p, layers), layers, tile=64, margin=16, count=200)
+        again = tiled_samples(img, lambda p: net(p, layers), layers, tile=64, margin=16, count=200)
+    for l in layers:
+        c, h, w = whole[l].shape[1:]
+        flat = whole[l].reshape(c, -1)
+        n = min(200, h * w)
+        assert got[l].shape == (1, c, 1, n)
+        assert torch.equal(got[l], again[l])
+        # Each sample is one of the map's columns (a position), and no two are the same position.
+        d = torch.cdist(got[l][0, :, 0].T, flat.T)
+        nearest = d.argmin(1)
+        assert d.min(1).values.max() <= 1e-3 * flat.abs().max()
+        assert nearest.unique().numel() == n
+        if h * w > 200:  # spread over the grid: both halves of the image are drawn from
+            cols = nearest % w
+            assert (cols < w // 2).any() and (cols >= w // 2).any()

@@ -35,6 +35,9 @@ from ..signature import check_choice
 from .base import Objective, scaled_mse
 from .masks import Mask, layer_stride
 
+#: Style positions a layer's quantile tables are made from (a random subset estimates them to ~1/sqrt of it).
+SAMPLES = 16384
+
 SwdMode = Literal["scaled", "mse"]
 
 
@@ -116,7 +119,7 @@ class SlicedWasserstein(Objective):
     PIXELS = "pixels"  # as ``layer``: the image's own RGB values (the painting's palette), no network layer
 
     def __init__(self, layer: str, style_features: list[tuple[torch.Tensor, float]], *, projections: int | None = 64,
-                 quantiles: int = 1024, bank: int = 16, mode: SwdMode = "scaled", samples: int = 16384,
+                 quantiles: int = 1024, bank: int = 16, mode: SwdMode = "scaled", samples: int = SAMPLES,
                  generator: torch.Generator | None = None, mask: Mask | None = None, positions: int | None = None):
         if not style_features:
             raise DeepCanvasError("no style features given")

@@ -14,6 +14,7 @@ from .. import regions as R
 from ..objectives import Content, Mask, Objective, OutOfRange, Style, Sum
 from ..param import resize
 from ..objectives import SlicedWasserstein
+from ..objectives.swd import SAMPLES
 from ..tiling import tiled_features
 from .common import fit_size
 from .style_presets import LossSetup, LossWeights
@@ -67,6 +68,11 @@ class StyleRegion:
     style_masks: list[torch.Tensor] | None = None
 
 
+#: The pixel term's positions a step: every one up to about 720 x 720 px; above, a fresh random subset, so that a
+#: print's step does not sort (and hold) 16 projections of every one of its pixels (about 13 GB at 8192 px).
+PIXEL_POSITIONS = 2 ** 19
+
+
 def style_terms(net, setup: LossSetup, live: tuple, style_layers: dict, style_imgs, side: int, style_weight: float,
                 tile: int, generator, region: StyleRegion, device, targets: StyleTargets) -> Objective:
     """The style terms of one region (regions of the picture: masks, style masks, semantic maps)."""
@@ -75,7 +81,9 @@ def style_terms(net, setup: LossSetup, live: tuple, style_layers: dict, style_im
     mode = setup.mode
     out = Sum([])
     if setup.method == "swd":
-        feats = targets.features(net, imgs, region.blend, live, side, tile)
+        # A semantic map's style masks need the whole maps; otherwise a subset is all the loss keeps.
+        feats = targets.features(net, imgs, region.blend, live, side, tile,
+                                 samples=SAMPLES if region.style_masks is None else None)
         for l in live:
             entries = feats[l]
             if region.style_masks is not None:
@@ -90,7 +98,8 @@ def style_terms(net, setup: LossSetup, live: tuple, style_layers: dict, style_im
                 sm = None if region.style_masks is None else R.fit(region.style_masks[k], tuple(p.shape[-2:]))
                 pix.append((p, b) if sm is None else (p, b, sm.to(device)))
             out = out + w * setup.pixel_weight * SlicedWasserstein(SlicedWasserstein.PIXELS, pix, projections=16,
-                                                                   mode=mode, generator=generator, mask=region.mask)
+                                                                   mode=mode, generator=generator, mask=region.mask,
+                                                                   positions=PIXEL_POSITIONS)
         return out
     norm = "chw" if mode == "mse" else "hw"
     if region.style_masks is None:

@@ -63,9 +63,10 @@ def is_print(still: StillOptions, prints: PrintOptions) -> bool:
 
 
 def print_stages(plan: StylePlan, prints: PrintOptions, *, resumed: tuple[int, torch.Tensor] | None = None,
-                 state: P.PrintState | None = None) -> tuple[list[StageSpec], int, int]:
-    """The stages of a print (the working size's schedule, then each larger size), the steps of all of them
-    and the steps already done (those a ``resumed`` (side, picture) skips)."""
+                 state: P.PrintState | None = None) -> tuple[list[StageSpec], int, int, list[tuple[int, float]]]:
+    """The stages of a print (the working size's schedule, then each larger size), the steps of all of them,
+    the steps already done (those a ``resumed`` (side, picture) skips), and each stage's (steps, pixels of a
+    step) for the time left."""
     options, still = plan.options, plan.still
     base = min(still.size, prints.working_size)
     working = scale_schedule(base, still.min_size, solver_of(options, plan.setup).iterations,
@@ -106,7 +107,8 @@ def print_stages(plan: StylePlan, prints: PrintOptions, *, resumed: tuple[int, t
         return build
 
     stages = [build_stage(k, s, n, names[k]) for k, (s, n) in enumerate(plan_sizes) if k >= first]
-    return stages, sum(n for _, n in plan_sizes), done
+    costs = [(n, float(s * s)) for k, (s, n) in enumerate(plan_sizes) if k >= first]
+    return stages, sum(n for _, n in plan_sizes), done, costs
 
 
 def print_run(content, styles, still: StillOptions, options: StyleOptions, run: RunOptions,
@@ -120,9 +122,9 @@ def print_run(content, styles, still: StillOptions, options: StyleOptions, run: 
     resumed = state.resume() if state is not None else None
     if resumed is not None and on_resume is not None:
         on_resume(resumed[0])
-    stages, total, done = print_stages(plan, prints, resumed=resumed, state=state)
+    stages, total, done, costs = print_stages(plan, prints, resumed=resumed, state=state)
     dpi = {"dpi": (prints.dpi, prints.dpi)} if prints.dpi else {}
-    yield from render(plan.net, stages, total=total, start=done, precision=network.precision, rng=plan.rng,
+    yield from render(plan.net, stages, total=total, start=done, costs=costs, precision=network.precision, rng=plan.rng,
                       finish=lambda results: plan.finish(results[-1], plan.images.content), output=dpi)
 
 

@@ -18,7 +18,7 @@ from .. import regions as R
 from ..objectives import masked_gram
 from ..param import resize
 from ..objectives import tiled_grams
-from ..tiling import tiled_features
+from ..tiling import tiled_features, tiled_samples
 from .common import fit_size
 
 TILE_MARGIN = 96  # context around each tile's core: half of relu5_1's receptive field
@@ -75,21 +75,29 @@ class StyleTargets:
 
         return self.get("grams", net, style_imgs, blend, layers, side, norm, tile, compute=compute)
 
-    def features(self, net, style_imgs, blend, layers: tuple, side: int,
-                 tile: int | None = None) -> dict[str, list[tuple[torch.Tensor, float]]]:
-        """The style images' activations at one size, with their blend weights (tile by tile above ``tile`` px)."""
+    def features(self, net, style_imgs, blend, layers: tuple, side: int, tile: int | None = None,
+                 samples: int | None = None) -> dict[str, list[tuple[torch.Tensor, float]]]:
+        """The style images' activations at one size, with their blend weights (tile by tile above ``tile`` px).
+
+        ``samples``: above ``tile``, only that many random positions of each layer, (1, C, 1, samples): what
+        the sliced Wasserstein loss keeps anyway, in memory bounded by the tile instead of the print's size.
+        """
         def compute():
             dev = next(net.parameters()).device
             out: dict[str, list] = {l: [] for l in layers}
             for simg, b in zip(style_imgs, blend):
                 s_img = resize(simg, fit_size(*simg.shape[-2:], max(16, side))).to(dev)
-                acts = tiled_features(s_img, lambda p: net(p, layers), layers, tile=tile or max(s_img.shape[-2:]),
-                                      margin=TILE_MARGIN)
+                whole = tile or max(s_img.shape[-2:])
+                if samples is not None and max(s_img.shape[-2:]) > whole:
+                    acts = tiled_samples(s_img, lambda p: net(p, layers), layers, tile=whole, margin=TILE_MARGIN,
+                                         count=samples)
+                else:
+                    acts = tiled_features(s_img, lambda p: net(p, layers), layers, tile=whole, margin=TILE_MARGIN)
                 for l in layers:
                     out[l].append((acts[l].float(), b))
             return out
 
-        return self.get("features", net, style_imgs, blend, layers, side, tile, compute=compute)
+        return self.get("features", net, style_imgs, blend, layers, side, tile, samples, compute=compute)
 
     def guided(self, net, style_imgs, blend, masks, layers: tuple, side: int, norm: str) -> dict[str, torch.Tensor]:
         """Blended guided Gram matrices (Gatys et al. 2017) of the style images' masked regions.
