@@ -10,6 +10,8 @@ For every pair and size, a child process runs ``deepcanvas style`` and reports:
   first size, beside the first size's own (aim: within 0.03);
 - ``detail x``: mean |Laplacian| of the print over that of the first result upscaled (Lanczos) to the
   print's size (aim: >= 1.5);
+- a crop at 100% (``crop_*.png``): the middle of the print beside the same region of the first result
+  upscaled (Lanczos), the print on the right;
 - ``grid x``: mean gradient magnitude on the rows and columns where tile borders can fall (the tile
   grid is 16-px aligned on the picture padded by 8 px, so rows/columns = 8 mod 16) over that elsewhere
   (aim: <= 1.05).
@@ -68,6 +70,16 @@ def grid_ratio(img: Image.Image) -> float:
     return float(mag[on].mean() / mag[~on].mean())
 
 
+def crop_pair(print_img: Image.Image, upscaled: Image.Image, side: int = 384) -> Image.Image:
+    """The middle ``side`` px of the upscaled first result (left) and of the print (right), at 100%."""
+    w, h = print_img.size
+    box = ((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2)
+    sheet = Image.new("RGB", (2 * side + 8, side), "white")
+    sheet.paste(upscaled.crop(box), (0, 0))
+    sheet.paste(print_img.crop(box), (side + 8, 0))
+    return sheet
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pairs", default=",".join(PAIRS), help=f"from {', '.join(PAIRS)}, or CONTENT:STYLE paths")
@@ -102,7 +114,9 @@ def main() -> int:
             else:
                 shrunk_path = out / f"{path.stem}_shrunk.png"
                 img.resize(base.size, Image.LANCZOS).save(shrunk_path)
-                detail = laplacian(img) / laplacian(base.resize(img.size, Image.LANCZOS))
+                upscaled = base.resize(img.size, Image.LANCZOS)
+                detail = laplacian(img) / laplacian(upscaled)
+                crop_pair(img, upscaled).save(out / f"crop_{path.stem}.png")
             j = judge(content, style, shrunk_path)
             print(f"| {name} | {size} | {secs:.0f} | {secs / base_secs:.2f} | {peak:.2f} | {j['edge_corr']:.3f} | "
                   f"{j.get('style_ratio', float('nan')):.3f} | {detail:.2f} | {grid_ratio(img):.3f} |", flush=True)

@@ -58,9 +58,10 @@ def estimate_bytes(hw: tuple[int, int], tile: int, per_pixel: float, content_per
     return BASE_BYTES + weights_bytes + tile_px * per_pixel * TILE_BYTES_PER_ELEMENT + full
 
 
-def check_memory(net, layers, content_layers, hw: tuple[int, int], tile: int) -> float:
-    """Refuse (one line, naming the largest side that fits) a run at ``hw`` that needs more memory than is
-    available now; return the estimate in bytes."""
+def check_memory(net, layers, content_layers, hw: tuple[int, int], tile: int, pad: int = 0) -> float:
+    """Refuse (one line, naming the largest side that fits) a run at ``hw`` (worked on with ``pad`` pixels more
+    on each axis: the mirrored border) that needs more memory than is available now; return the estimate in
+    bytes."""
     from .models.layered import probe_layers
 
     shapes, per_pixel = probe_layers(net, list(layers) + list(content_layers))
@@ -69,7 +70,7 @@ def check_memory(net, layers, content_layers, hw: tuple[int, int], tile: int) ->
     weights = sum(p.numel() * p.element_size() for p in net.parameters())
 
     def need(side_hw):
-        return estimate_bytes(side_hw, tile, per_pixel, content_pp, weights)
+        return estimate_bytes(tuple(x + pad for x in side_hw), tile, per_pixel, content_pp, weights)
 
     total = need(hw)
     free = available_bytes()

@@ -117,8 +117,8 @@ def print_run(content, styles, still: StillOptions, options: StyleOptions, run: 
     """A print's steps (``still.size`` already the target side); the last Progress's output holds the DPI."""
     plan = prepare_style(content, styles, options, network, run, still)
     hw = fit_size(*plan.images.content.shape[-2:], still.size)
-    padded = tuple(x + 16 for x in hw) if plan.setup.pad_borders else hw
-    P.check_memory(plan.net, plan.style_layers, plan.content_layers, padded, options.tile)
+    P.check_memory(plan.net, plan.style_layers, plan.content_layers, hw, options.tile,
+                   pad=16 if plan.setup.pad_borders else 0)
     resumed = state.resume() if state is not None else None
     if resumed is not None and on_resume is not None:
         on_resume(resumed[0])
