@@ -89,10 +89,11 @@ def main() -> int:
     ap.add_argument("--print-iterations", type=int)
     ap.add_argument("--method", help="style loss (default: the preset's)")
     ap.add_argument("--tile", type=int)
+    ap.add_argument("--extra", default="", help='more `deepcanvas style` flags, e.g. "--print-hold 0"')
     ap.add_argument("--out", default="out/prints")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    extra = ["--working-size", str(args.working_size)]
+    extra = ["--working-size", str(args.working_size), *args.extra.split()]
     for flag in ("iterations", "print_iterations", "method", "tile"):
         if getattr(args, flag) is not None:
             extra += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
