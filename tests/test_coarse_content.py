@@ -65,3 +65,11 @@ def test_content_scale_refused_in_one_line():
         deepcanvas.style_transfer(DATA / "chelsea.jpg", DATA / "swirls.jpg", size=32, iterations=1, content_scale=3)
     with pytest.raises(DeepCanvasError, match="factor must be 2 or 4"):
         CoarseContent(tiny_relu_net(), "r2", torch.zeros(1, 16, 4, 4), 8)
+
+
+def test_content_scale_reaches_the_picture():
+    kw = dict(model=tiny_relu_net(), content_layers="r2", style_layers="r1,r2", size=48, iterations=3, seed=0,
+              device="cpu")
+    full = deepcanvas.style_transfer(DATA / "chelsea.jpg", DATA / "swirls.jpg", **kw)
+    coarse = deepcanvas.style_transfer(DATA / "chelsea.jpg", DATA / "swirls.jpg", content_scale=2, **kw)
+    assert coarse.size == full.size and coarse.tobytes() != full.tobytes()
