@@ -20,8 +20,8 @@ from .swd import SlicedWasserstein, interpolate_table, random_directions, table_
 from .temporal import Temporal
 
 __all__ = [
-    "AlphaNorm", "Channel", "ClassScore", "CoarseContent", "ColourPrior", "Content", "FeatureDistance", "GuideMatch", "L2",
-    "LayerEnergy", "Mask", "Neuron", "Objective", "OutOfRange", "SlicedWasserstein", "Style", "Sum", "Temporal",
-    "TotalVariation", "gram", "interpolate_table", "layer_stride", "masked_gram", "random_directions",
-    "scaled_mse", "table_at", "tiled_grams", "weighted_quantiles",
+    "AlphaNorm", "Channel", "ClassScore", "CoarseContent", "ColourPrior", "Content", "FeatureDistance", "GuideMatch",
+    "L2", "LayerEnergy", "Mask", "Neuron", "Objective", "OutOfRange", "SlicedWasserstein", "Style", "Sum", "Temporal",
+    "TotalVariation", "gram", "interpolate_table", "layer_stride", "masked_gram", "random_directions", "scaled_mse",
+    "table_at", "tiled_grams", "weighted_quantiles",
 ]

@@ -55,8 +55,9 @@ class CoarseContent(Content):
 
     The full-size content loss also pins the photo's fine texture; at a coarse scale the term holds the
     composition and contours and leaves the fine scale to the style. It runs its own forward pass of
-    ``net`` on the small picture, so its ``layers`` are empty. ``factor`` divides 16, the tiles' alignment
-    (tiling.ALIGN), so a tile's downsampled pixels are exactly the whole picture's there.
+    ``net`` on the small picture (in fp32: the run's autocast covers only the main pass), so its ``layers``
+    are empty. ``factor`` divides 16, the tiles' alignment (tiling.ALIGN), so a tile's downsampled pixels
+    are exactly the whole picture's there.
     """
 
     name = "content"
