@@ -1,6 +1,6 @@
 """Style transfer quality on a grid of contents x styles: edge_corr, style_ratio, seconds, and a contact sheet.
 
-    .venv/bin/python benchmarks/style_quality.py                          # 512 px, 9 pairs, swd and gram
+    .venv/bin/python benchmarks/style_quality.py                          # 512 px, 12 pairs, swd and gram
     .venv/bin/python benchmarks/style_quality.py --size 256 --pairs 3 --methods swd     # a quick look
     .venv/bin/python benchmarks/style_quality.py --old old-checkout/      # + today's defaults from another checkout
     .venv/bin/python benchmarks/style_quality.py --sheet docs/style_gallery.png --thumb 200
@@ -11,8 +11,8 @@ network than any loss here uses, relative to the untouched photo's; 1 = no style
 only: nothing here picks a setting by them. Every run is a child process with the same settings
 (defaults, except --method), timed around the style transfer call alone.
 
-The project has two photos and one painting in ../shared/images and three photos and one painting in
-deepcanvas/data; for a spread of styles (Munch, cubist, fauvist, Turner) this script paints simple
+The project has two photos and three paintings (Starry Night, Turner's shipwreck, Picasso's seated nude,
+used by path only) in ../shared/images and three photos and one painting in deepcanvas/data; for a spread of styles (Munch, cubist, fauvist, Turner) this script paints simple
 procedural stand-ins at run time (never stored): ``scream`` (wavy bands of orange and blue),
 ``cubist`` (faceted planes in ochres and greys with dark edges), ``fauve`` (flat, loud colour fields with
 brush marks), ``turner`` (a soft, hazy golden glow). ``night`` is tubingen darkened and tinted blue.
@@ -41,6 +41,9 @@ DATA = ROOT / "deepcanvas" / "data"
 PAIRS = [
     ("tubingen", "starry_night"), ("astronaut", "cubist"), ("golden_gate", "turner"), ("night", "scream"),
     ("chelsea", "swirls"), ("coffee", "fauve"), ("astronaut", "starry_night"), ("golden_gate", "scream"),
+    # Real paintings beside Starry Night, by path from ../shared/images (seated-nude is in copyright: never
+    # copied into the project; its outputs stay out of committed images except as a sheet's thumbnail).
+    ("tubingen", "seated-nude"), ("astronaut", "seated-nude"), ("golden_gate", "shipwreck"),
     ("tubingen", "fauve"),
 ]
 

@@ -12,7 +12,7 @@ An objective maps ``(activations, image)`` to a scalar **to minimise**; ``a + b`
 
 from .activations import Channel, ClassScore, GuideMatch, LayerEnergy, Neuron
 from .base import Objective, Sum, scaled_mse
-from .features import Content, FeatureDistance, Style
+from .features import CoarseContent, Content, FeatureDistance, Style
 from .gram import gram, masked_gram, tiled_grams
 from .masks import Mask, layer_stride
 from .priors import L2, AlphaNorm, ColourPrior, OutOfRange, TotalVariation
@@ -20,8 +20,8 @@ from .swd import SlicedWasserstein, interpolate_table, random_directions, table_
 from .temporal import Temporal
 
 __all__ = [
-    "AlphaNorm", "Channel", "ClassScore", "ColourPrior", "Content", "FeatureDistance", "GuideMatch", "L2",
-    "LayerEnergy", "Mask", "Neuron", "Objective", "OutOfRange", "SlicedWasserstein", "Style", "Sum", "Temporal",
-    "TotalVariation", "gram", "interpolate_table", "layer_stride", "masked_gram", "random_directions",
-    "scaled_mse", "table_at", "tiled_grams", "weighted_quantiles",
+    "AlphaNorm", "Channel", "ClassScore", "CoarseContent", "ColourPrior", "Content", "FeatureDistance", "GuideMatch",
+    "L2", "LayerEnergy", "Mask", "Neuron", "Objective", "OutOfRange", "SlicedWasserstein", "Style", "Sum", "Temporal",
+    "TotalVariation", "gram", "interpolate_table", "layer_stride", "masked_gram", "random_directions", "scaled_mse",
+    "table_at", "tiled_grams", "weighted_quantiles",
 ]

@@ -8,7 +8,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from ..errors import DeepCanvasError
 from ..signature import check_choice
+from ..tiling import Tile
 from .base import Objective, scaled_mse
 from .gram import gram
 from .masks import Mask
@@ -45,6 +47,40 @@ class Content(Objective):
         if self.mode == "scaled":  # scaled_mse, from its two sums
             return t[0] / (t[1] + 1e-8) / self.rms
         return t[0] / self.target.numel()
+
+
+class CoarseContent(Content):
+    """Content at a coarser scale: ``layer``'s features of the picture downsampled ``factor`` times (area
+    average) should match ``target``, the photo's at that size.
+
+    The full-size content loss also pins the photo's fine texture; at a coarse scale the term holds the
+    composition and contours and leaves the fine scale to the style. It runs its own forward pass of
+    ``net`` on the small picture (in fp32: the run's autocast covers only the main pass), so its ``layers``
+    are empty. ``factor`` divides 16, the tiles' alignment (tiling.ALIGN), so a tile's downsampled pixels
+    are exactly the whole picture's there.
+    """
+
+    name = "content"
+
+    def __init__(self, net, layer: str, target: torch.Tensor, factor: int, mode: LossMode = "scaled"):
+        super().__init__(layer, target, mode)
+        if factor not in (2, 4):
+            raise DeepCanvasError(f"the coarse content factor must be 2 or 4, got {factor}")
+        self.net, self.factor = net, factor
+        self.layers = frozenset()
+
+    @staticmethod
+    def downsample(image: torch.Tensor, factor: int) -> torch.Tensor:
+        """The area average over factor x factor blocks (a ragged last block: the mean of what it holds)."""
+        return F.avg_pool2d(image, factor, ceil_mode=True)
+
+    def partial(self, acts, image, tile):
+        f = self.factor
+        small = self.downsample(image, f)
+        coarse = self.net(small, [self.layer])
+        if tile.y1 is not None:  # the core's box at the small size (tile origins are multiples of 16)
+            tile = Tile(tile.y0 // f, -(-tile.y1 // f), tile.x0 // f, -(-tile.x1 // f), tile.oy // f, tile.ox // f)
+        return super().partial(coarse, small, tile)
 
 
 class Style(Objective):

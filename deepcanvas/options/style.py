@@ -52,6 +52,9 @@ class StyleOptions:
     style_scale: float = option(1.0, "style image size relative to the output size.", positive=True)
     content_layers: str | None = option(
         None, 'content layers with optional weights, e.g. "relu4_2:0.7,relu5_2:0.3".')
+    content_scale: int = option(
+        1, "compute the content loss on the picture downsampled 2 or 4 times (1: full size), so that it holds "
+           "the composition and contours and leaves the fine texture to the style.", integer=True, positive=True)
     style_layers: str | None = option(None, 'style layers with optional weights, e.g. "relu1_1,relu2_1:2".')
     content_weight: float | None = option(None, "weight of the content loss (default from the preset).", minimum=0)
     style_weight: float | None = option(None, "weight of the style loss (default from the preset).", minimum=0)
@@ -112,6 +115,8 @@ class StyleOptions:
         if self.original_colors:
             object.__setattr__(self, "colors", "luma")
         check_record(self)
+        if self.content_scale not in (1, 2, 4):  # factors that divide the tiles' 16 px alignment
+            raise DeepCanvasError(f"content_scale must be 1, 2 or 4, got {self.content_scale}")
         setup = self.setup  # the preset's own rules (neural-style-pt is Gram matrices only)
         if setup.method == "swd" and (self.optimizer or setup.optimizer) == "lbfgs":
             # L-BFGS's curvature model and line search assume one fixed function; new projections each step

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import regions as R
-from ..objectives import Content, Mask, Objective, OutOfRange, Style, Sum
+from ..objectives import CoarseContent, Content, Mask, Objective, OutOfRange, Style, Sum
 from ..param import resize
 from ..objectives import SlicedWasserstein
 from ..objectives.swd import SAMPLES
@@ -114,19 +114,23 @@ def style_terms(net, setup: LossSetup, live: tuple, style_layers: dict, style_im
 def style_objective(net, setup: LossSetup, content: torch.Tensor, content_layers: dict, style_layers: dict,
                     style_imgs, blend, side: int, *, weights: LossWeights, tile: int,
                     generator: torch.Generator | None = None, regions: list[StyleRegion] | None = None,
-                    targets: StyleTargets) -> Objective:
+                    targets: StyleTargets, content_scale: int = 1) -> Objective:
     """Content + style + TV (+ OutOfRange when ``weights.range``) for one size; ``content`` is the target there.
 
     ``regions``: where which style paints (:class:`StyleRegion`); None: every style everywhere.
+    ``content_scale``: the content loss on the picture downsampled this many times (CoarseContent; 1: full size).
     """
+    small = content if content_scale == 1 else CoarseContent.downsample(content, content_scale)
     with torch.no_grad():
         # Memory bounded by the tile here too (one piece when the image fits in a tile).
-        c_acts = tiled_features(content, lambda p: net(p, content_layers), list(content_layers), tile=tile,
+        c_acts = tiled_features(small, lambda p: net(p, content_layers), list(content_layers), tile=tile,
                                 margin=TILE_MARGIN)
     objective = Sum([])
     for l, w in content_layers.items():
         if w > 0 and weights.content > 0:
-            objective = objective + weights.content * w * Content(l, c_acts[l], setup.mode)
+            term = (Content(l, c_acts[l], setup.mode) if content_scale == 1 else
+                    CoarseContent(net, l, c_acts[l], content_scale, setup.mode))
+            objective = objective + weights.content * w * term
     live = tuple(l for l, w in style_layers.items() if w > 0)
     if weights.style > 0 and live:
         # No regions: one region that is the whole picture, with every style at its blend weight.

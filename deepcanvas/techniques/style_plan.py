@@ -114,7 +114,7 @@ class StylePlan:
                                     self.content_layers, self.style_layers, self.images.styles, self.images.blend,
                                     round(side * self.options.style_scale), weights=self.weights,
                                     tile=work_tile(self.options.tile, box), generator=self.generator, regions=regions,
-                                    targets=self.targets)
+                                    targets=self.targets, content_scale=self.options.content_scale)
         if extra is not None:
             objective = objective + extra(box)
         solver = self.solver
