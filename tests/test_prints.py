@@ -25,8 +25,8 @@ def tiny(**kw):
 
 
 def test_print_schedule_doubles_up_to_the_target_with_fewer_iterations():
-    assert print_schedule(4096, 512, 52) == [(1024, 13), (2048, 6), (4096, 3)]
-    assert print_schedule(1100, 512, 52) == [(1100, 13)]
+    assert print_schedule(4096, 512, 52) == [(1024, 9), (2048, 4), (4096, 2)]
+    assert print_schedule(1100, 512, 52) == [(1100, 9)]
     assert print_schedule(3000, 512, 52, 20) == [(1024, 20), (2048, 10), (3000, 7)]
 
 

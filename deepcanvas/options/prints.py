@@ -46,7 +46,7 @@ class PrintOptions:
         integer=True, positive=True)
     print_iterations: int | None = option(
         None, "iterations at the first size above working_size, halved at each doubling after it (default: a "
-              "quarter of the working size's).", integer=True, positive=True)
+              "sixth of the working size's).", integer=True, positive=True)
     print_from_init: bool = option(
         False, "init is a finished picture: a print skips the working size and refines it at each larger size.")
 

@@ -35,7 +35,7 @@ def print_schedule(side: int, working: int, working_iterations: int,
                    iterations: int | None = None) -> list[tuple[int, int]]:
     """[(longest side, iterations)] above the working size: x2 steps up to ``side``, the last one ``side``.
 
-    The first gets ``iterations`` (default a quarter of the working size's), each larger one fewer in
+    The first gets ``iterations`` (default a sixth of the working size's), each larger one fewer in
     proportion to its side, since a step costs as many times more as it has pixels.
     """
     sizes, s = [], working
@@ -43,7 +43,7 @@ def print_schedule(side: int, working: int, working_iterations: int,
         s *= 2
         sizes.append(s)
     sizes.append(side)
-    first = iterations or max(1, round(working_iterations / 4))
+    first = iterations or max(1, round(working_iterations / 6))
     return [(s, max(1, round(first * sizes[0] / s))) for s in sizes]
 
 
