@@ -61,6 +61,7 @@ LIMITS: dict[str, Range] = {
     "seed": Range(0, 2**63 - 1, integer=True),
     "lr": Range(0, 1e4, above=True),
     "style_scale": Range(0, 16, above=True),
+    "content_scale": Range(1, 4, integer=True),  # 1, 2 or 4: StyleOptions checks the value
     "init_noise": Range(0, 1e3),
     "content_weight": Range(0, MAX_WEIGHT),
     "style_weight": Range(0, MAX_WEIGHT),
