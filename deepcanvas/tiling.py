@@ -165,14 +165,19 @@ def tiled_backward(img: torch.Tensor, terms, forward, *, tile: int, margin: int,
     return float(loss.detach()), parts
 
 
+def _pieces(img: torch.Tensor, forward, layers, tile: int, margin: int):
+    """Tile by tile, each layer's core piece: (layer, piece, (row, column) of its origin in the whole image's
+    grid for the layer, that grid's (height, width): the image's over the layer's stride, rounded up)."""
+    for (ty0, ty1, tx0, tx1), core in tile_boxes(*img.shape[-2:], tile, margin):
+        pix = img[..., ty0:ty1, tx0:tx1]
+        acts = forward(pix)
+        for l in layers:
+            y0, _, x0, _, s = core._bounds(acts[l], pix)
+            yield l, core.crop(acts[l], pix), (ty0 // s + y0, tx0 // s + x0), (-(-img.shape[-2] // s),
+                                                                              -(-img.shape[-1] // s))
+
+
 @torch.no_grad()
-def _grid(img: torch.Tensor, act: torch.Tensor, core: Tile, pix: torch.Tensor) -> tuple[int, int, int, int, int]:
-    """A tile core's piece of a layer: (its rows, columns) origin in the whole image's grid for the layer, that
-    grid's height and width (the image's over the layer's stride, rounded up), and the stride."""
-    y0, _, x0, _, s = core._bounds(act, pix)
-    return y0, x0, -(-img.shape[-2] // s), -(-img.shape[-1] // s), s
-
-
 def tiled_features(img: torch.Tensor, forward, layers, *, tile: int, margin: int) -> dict[str, torch.Tensor]:
     """Whole-image activation maps, computed tile by tile when the image is larger than ``tile``.
 
@@ -181,21 +186,16 @@ def tiled_features(img: torch.Tensor, forward, layers, *, tile: int, margin: int
     """
     out: dict[str, torch.Tensor] = {}
     ends: dict[str, tuple[int, int]] = {}
-    for (ty0, ty1, tx0, tx1), core in tile_boxes(*img.shape[-2:], tile, margin):
-        pix = img[..., ty0:ty1, tx0:tx1]
-        acts = forward(pix)
-        for l in layers:
-            y0, x0, h, w, s = _grid(img, acts[l], core, pix)
-            piece = core.crop(acts[l], pix)
-            if l not in out:
-                out[l] = piece.new_zeros(*piece.shape[:-2], h, w)
-            y, x = ty0 // s + y0, tx0 // s + x0
-            out[l][..., y:y + piece.shape[-2], x:x + piece.shape[-1]] = piece
-            ey, ex = ends.get(l, (0, 0))
-            ends[l] = max(ey, y + piece.shape[-2]), max(ex, x + piece.shape[-1])
+    for l, piece, (y, x), (h, w) in _pieces(img, forward, layers, tile, margin):
+        if l not in out:
+            out[l] = piece.new_zeros(*piece.shape[:-2], h, w)
+        out[l][..., y:y + piece.shape[-2], x:x + piece.shape[-1]] = piece
+        ey, ex = ends.get(l, (0, 0))
+        ends[l] = max(ey, y + piece.shape[-2]), max(ex, x + piece.shape[-1])
     return {l: out[l][..., :ends[l][0], :ends[l][1]] for l in layers}
 
 
+@torch.no_grad()
 def tiled_samples(img: torch.Tensor, forward, layers, *, tile: int, margin: int, count: int,
                   seed: int = 0) -> dict[str, torch.Tensor]:
     """``count`` positions of each layer's whole-image activation map, drawn at random over its grid, computed
@@ -208,18 +208,12 @@ def tiled_samples(img: torch.Tensor, forward, layers, *, tile: int, margin: int,
     gen = torch.Generator().manual_seed(seed)
     out: dict[str, torch.Tensor] = {}
     chosen: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # per layer: rows, columns, slots
-    for (ty0, ty1, tx0, tx1), core in tile_boxes(*img.shape[-2:], tile, margin):
-        pix = img[..., ty0:ty1, tx0:tx1]
-        acts = forward(pix)
-        for l in layers:
-            y0, x0, h, w, s = _grid(img, acts[l], core, pix)
-            piece = core.crop(acts[l], pix)
-            if l not in chosen:
-                idx = torch.randperm(h * w, generator=gen)[:count].sort().values
-                chosen[l] = (idx // w, idx % w, torch.arange(idx.numel()))
-                out[l] = piece.new_zeros(1, piece.shape[1], 1, idx.numel())
-            rows, cols, slots = chosen[l]
-            y, x = ty0 // s + y0, tx0 // s + x0
-            inside = (rows >= y) & (rows < y + piece.shape[-2]) & (cols >= x) & (cols < x + piece.shape[-1])
-            out[l][0, :, 0, slots[inside]] = piece[0][:, rows[inside] - y, cols[inside] - x].to(out[l].dtype)
+    for l, piece, (y, x), (h, w) in _pieces(img, forward, layers, tile, margin):
+        if l not in chosen:
+            idx = torch.randperm(h * w, generator=gen)[:count].sort().values
+            chosen[l] = (idx // w, idx % w, torch.arange(idx.numel()))
+            out[l] = piece.new_zeros(1, piece.shape[1], 1, idx.numel())
+        rows, cols, slots = chosen[l]
+        inside = (rows >= y) & (rows < y + piece.shape[-2]) & (cols >= x) & (cols < x + piece.shape[-1])
+        out[l][0, :, 0, slots[inside]] = piece[0][:, rows[inside] - y, cols[inside] - x].to(out[l].dtype)
     return out

@@ -46,6 +46,22 @@ def check_gradient(f, x: torch.Tensor, directions: int = 6, eps: float = 1e-2) -
 
 
 # -- test doubles: tiny layered networks, defined once ---------------------------------------------
+def whole_and_tiled(net, objective: Objective, img: torch.Tensor, tile: int = 64, margin: int = 16):
+    """[(gradient, loss) of the whole image, (gradient, loss) in tiles of ``tile`` px]: one SGD closure each."""
+    import random
+
+    from deepcanvas.param import PixelParam
+    from deepcanvas.render import Renderer
+
+    out = []
+    for t in (None, tile):
+        p = PixelParam(img)
+        r = Renderer(net, objective, p, tile=t, tile_margin=margin, rng=random.Random(3), optimizer="sgd")
+        r.closure()
+        out.append((p.pixels.grad.clone(), r.last_loss))
+    return out
+
+
 def tiny_classifier() -> LayeredNet:
     """conv-tanh-conv-tanh-pool-linear in float64 (finite differences are exact enough there)."""
     torch.manual_seed(0)

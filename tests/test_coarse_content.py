@@ -1,17 +1,13 @@
 """The content loss at a coarse scale (content_scale): blind to fine detail, exact in tiles, refused when odd."""
 
-import random
-
 import pytest
 import torch
 
 import deepcanvas
 from deepcanvas.errors import DeepCanvasError
 from deepcanvas.objectives import CoarseContent, Content
-from deepcanvas.param import PixelParam
-from deepcanvas.render import Renderer
 
-from doubles import DATA, tiny_relu_net
+from doubles import DATA, tiny_relu_net, whole_and_tiled
 
 
 def fine_noise(h, w, amount=0.2):
@@ -47,14 +43,7 @@ def test_coarse_content_tiled_gradient_equals_whole():
     img = torch.rand(1, 3, 80, 112)
     with torch.no_grad():
         target = net(CoarseContent.downsample(torch.rand_like(img), 2), ["r2"])["r2"]
-    obj = CoarseContent(net, "r2", target, 2)
-    grads = []
-    for tile in (None, 64):
-        p = PixelParam(img)
-        r = Renderer(net, obj, p, tile=tile, tile_margin=16, rng=random.Random(3), optimizer="sgd")
-        r.closure()
-        grads.append((p.pixels.grad.clone(), r.last_loss))
-    (g_whole, l_whole), (g_tiled, l_tiled) = grads
+    (g_whole, l_whole), (g_tiled, l_tiled) = whole_and_tiled(net, CoarseContent(net, "r2", target, 2), img)
     assert g_whole.abs().max() > 0
     assert l_tiled == pytest.approx(l_whole, rel=1e-4)
     assert torch.allclose(g_tiled, g_whole, rtol=1e-3, atol=1e-3 * g_whole.abs().max().item())

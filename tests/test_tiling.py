@@ -9,11 +9,9 @@ from torch import nn
 from deepcanvas.models.layered import LayeredNet, Preprocess
 from deepcanvas.objectives import (AlphaNorm, Content, FeatureDistance, GuideMatch, L2, LayerEnergy, OutOfRange,
                                    Style, TotalVariation, gram, tiled_grams)
-from deepcanvas.param import PixelParam
-from deepcanvas.render import Renderer
 from deepcanvas.tiling import Tile, grid, tiled_features, tiled_samples
 
-from doubles import tiny_relu_net as tiny_net
+from doubles import tiny_relu_net as tiny_net, whole_and_tiled
 
 
 
@@ -38,14 +36,7 @@ def objectives(net, img):
 def test_tiled_gradient_equals_whole(k):
     net = tiny_net()
     img = torch.rand(1, 3, 80, 112) * 1.4 - 0.2  # some pixels out of range, for OutOfRange
-    obj = objectives(net, img)[k]
-    grads = []
-    for tile in (None, 64):
-        p = PixelParam(img)
-        r = Renderer(net, obj, p, tile=tile, tile_margin=16, rng=random.Random(3), optimizer="sgd")
-        r.closure()
-        grads.append((p.pixels.grad.clone(), r.last_loss))
-    (g_whole, l_whole), (g_tiled, l_tiled) = grads
+    (g_whole, l_whole), (g_tiled, l_tiled) = whole_and_tiled(net, objectives(net, img)[k], img)
     assert l_tiled == pytest.approx(l_whole, rel=1e-4, abs=1e-6)
     # Receptive field of r3 is 18 px; a 16 px margin leaves a faint difference at core borders only.
     assert torch.allclose(g_tiled, g_whole, rtol=1e-3, atol=1e-3 * g_whole.abs().max().item())
