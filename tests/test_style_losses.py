@@ -13,7 +13,9 @@ from deepcanvas.objectives import (Objective, SlicedWasserstein, Style, gram, in
 from deepcanvas.param import PixelParam, resize
 from deepcanvas.optimizers import RelativeEpsAdam
 from deepcanvas.render import Renderer
-from deepcanvas.techniques.style import strength_weights
+from deepcanvas.options import StyleOptions
+from deepcanvas.techniques.style import loss_setup, solver_of, strength_weights
+from deepcanvas.techniques.style_presets import strength_reach
 
 from doubles import DATA, check_gradient
 from test_tiling import tiny_net
@@ -150,6 +152,19 @@ def test_strength_weights():
     assert cw == 0.3 and sw == pytest.approx(1 / 9) and tw == pytest.approx(2 / 9)
     ratios = [(lambda c, s, t: s / c)(*strength_weights(s, 0.3, 1.0, 2.0)) for s in (0.1, 0.3, 0.5, 0.7, 0.9)]
     assert ratios == sorted(ratios)
+    # Under Adam the step does the work below 0.5 (strength_reach): the weights stay.
+    assert strength_weights(0.25, 0.3, 1.0, 2.0, stepped=True) == (0.3, 1.0, 2.0)
+    assert strength_weights(0.75, 0.3, 1.0, 2.0, stepped=True) == strength_weights(0.75, 0.3, 1.0, 2.0)
+
+
+def test_strength_reach_sets_the_step_and_the_iterations():
+    assert [strength_reach(s) for s in (0.0, 0.25, 0.5, 0.75, 1.0)] == [(0, 1), (0.5, 1), (1, 1), (1, 1.5), (1, 2)]
+    adam = solver_of(StyleOptions(style_strength=0.75), loss_setup("deepcanvas"))
+    assert (adam.lr, adam.iterations) == (0.05, 78)
+    adam = solver_of(StyleOptions(style_strength=0.25, lr=0.1, iterations=10), loss_setup("deepcanvas"))
+    assert (adam.lr, adam.iterations) == (0.05, 10)
+    lbfgs = solver_of(StyleOptions(style_strength=0.75, preset="neural-style-pt"), loss_setup("neural-style-pt"))
+    assert (lbfgs.lr, lbfgs.iterations) == (1.0, loss_setup("neural-style-pt").iterations)
 
 
 @pytest.mark.slow

@@ -68,8 +68,9 @@ class StyleOptions:
         None, "style loss: swd (sliced Wasserstein: sorted random projections of the features, Heitz et al. "
               "2021; the deepcanvas default) or gram (Gram matrices, Gatys et al.; neural-style-pt's).")
     style_strength: float = option(
-        0.5, "from 0 (the photo) to 1 (the painting's texture alone): 0.5 keeps the weights as they are, higher "
-             "paints more boldly, lower keeps more of the photo; it scales content_weight and style_weight.",
+        0.5, "from 0 (the photo) to 1 (the painting's texture alone): 0.5 is the default look, higher paints more "
+             "boldly (a weaker content_weight and more iterations: 1.5x at 0.75), lower keeps more of the photo "
+             "(shorter steps under Adam, a weaker style_weight under L-BFGS).",
         minimum=0)
     optimizer: Optimizer | None = option(
         None, "adam or lbfgs (default from the preset: adam for deepcanvas, lbfgs for neural-style-pt).")
@@ -86,7 +87,7 @@ class StyleOptions:
         minimum=0)
     iterations: int | None = option(
         None, "iterations at the full size (smaller sizes get more; a video's first frame; default from the "
-              "preset).", integer=True,
+              "preset; times 2 x style_strength above 0.5 under Adam).", integer=True,
         positive=True)
     colors: Colors = option(
         "style", "style (the painting's colours), luma (keep the content's colours by swapping luminance), "
