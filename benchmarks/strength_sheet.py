@@ -15,9 +15,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from PIL import Image
-
-from style_quality import ROOT, Judge, image_path, label, run_one, small_png, thumb
+from style_quality import ROOT, Judge, image_path, label, parse_sets, run_one, thumb, tile_row, write_sheet
 
 PAIRS = [("tubingen", "starry_night"), ("golden_gate", "shipwreck"), ("astronaut", "cubist")]
 
@@ -36,13 +34,7 @@ def main(argv=None):
                     help="keep an output already in OUT that was made with the same settings (its seconds too)")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
-    extra = {}
-    for item in a.set:
-        key, _, value = item.partition("=")
-        try:
-            extra[key] = json.loads(value)
-        except json.JSONDecodeError:
-            extra[key] = value
+    extra = parse_sets(a.set)
     strengths = [float(s) for s in a.strengths.split(",")]
     pairs = [tuple(p.split(":")) for p in a.pairs.split(",")]
     tmp, judge, rows, results = Path(tempfile.mkdtemp(prefix="strength-")), Judge(), [], []
@@ -55,8 +47,9 @@ def main(argv=None):
             out = a.out / f"{content_name}__{style_name}__s{k:g}_{a.size}.png"
             kw = dict(extra, size=a.size, seed=a.seed, device="cpu", style_strength=k)
             done = out.with_suffix(".json")
-            if a.reuse and out.exists() and done.exists() and json.loads(done.read_text())["kwargs"] == kw:
-                secs = json.loads(done.read_text())["seconds"]
+            kept = json.loads(done.read_text()) if a.reuse and out.exists() and done.exists() else {}
+            if kept.get("kwargs") == kw:
+                secs = kept["seconds"]
             else:
                 secs = run_one(c, s, out, kw, ROOT)
                 done.write_text(json.dumps({"kwargs": kw, "seconds": secs}))
@@ -66,20 +59,8 @@ def main(argv=None):
                   f"{r.get('style_ratio', float('nan')):11.3f} {secs:8.1f}", flush=True)
             tiles.append(label(thumb(out, a.thumb), [f"strength {k:g}",
                                                      f"edge {r['edge_corr']:.2f} style {r.get('style_ratio', 0):.2f}"]))
-        row = Image.new("RGB", (sum(t.width + 4 for t in tiles), max(t.height for t in tiles)), "white")
-        x = 0
-        for t in tiles:
-            row.paste(t, (x, 0))
-            x += t.width + 4
-        rows.append(row)
-        sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height + 4 for r in rows)), "white")
-        y = 0
-        for r in rows:
-            sheet.paste(r, (0, y))
-            y += r.height + 4
-        path = a.sheet or a.out / "sheet.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        small_png(sheet).save(path, optimize=True)  # after every pair: a stopped run keeps its rows
+        rows.append(tile_row(tiles))
+        write_sheet(rows, a.sheet or a.out / "sheet.png")  # after every pair: a stopped run keeps its rows
         (a.out / f"results_{a.size}.json").write_text(json.dumps(results, indent=1))
     print(f"sheet: {a.sheet or a.out / 'sheet.png'}")
 

@@ -239,13 +239,7 @@ def main(argv=None):
     a.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="styleq-"))
     judge = Judge()
-    extra = {}
-    for item in a.set:
-        key, _, value = item.partition("=")
-        try:
-            extra[key] = json.loads(value)
-        except json.JSONDecodeError:
-            extra[key] = value
+    extra = parse_sets(a.set)
     runs = [(m, {"method": m, **extra}, ROOT) for m in a.methods.split(",") if m]
     chosen = ([PAIRS[int(i) - 1] for i in a.only.split(",")] if a.only else PAIRS[:a.pairs])
     if a.old:
@@ -273,13 +267,7 @@ def main(argv=None):
                   f"{r.get('style_ratio', float('nan')):11.3f} {secs:8.1f} {fl:6.1f}/{fc:<4.1f}", flush=True)
             tiles.append(label(thumb(out, a.thumb), [f"{name} {secs:.0f}s",
                                                      f"edge {r['edge_corr']:.2f} style {r.get('style_ratio', 0):.2f}"]))
-        row_img = Image.new("RGB", (sum(t.width for t in tiles) + 4 * len(tiles), max(t.height for t in tiles)),
-                            "white")
-        x = 0
-        for t in tiles:
-            row_img.paste(t, (x, 0))
-            x += t.width + 4
-        sheet_rows.append(row_img)
+        sheet_rows.append(tile_row(tiles))
         write_sheet(sheet_rows, a.sheet or a.out / "sheet.png")  # after every pair: a stopped run keeps its rows
         (a.out / f"results_{a.size}.json").write_text(json.dumps(rows, indent=1))
     for name, _, _ in runs:
@@ -290,6 +278,28 @@ def main(argv=None):
                   f"{np.mean([r.get('style_ratio', np.nan) for r in sel]):.3f}  mean seconds "
                   f"{np.mean([r['seconds'] for r in sel]):.1f}")
     print(f"contact sheet: {a.sheet or a.out / 'sheet.png'}")
+
+
+def parse_sets(items: list[str]) -> dict:
+    """--set KEY=VALUE items as style_transfer keywords (VALUE read as JSON if it parses)."""
+    extra = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            extra[key] = json.loads(value)
+        except json.JSONDecodeError:
+            extra[key] = value
+    return extra
+
+
+def tile_row(tiles: list[Image.Image]) -> Image.Image:
+    """Labelled pictures side by side, 4 px apart, on white."""
+    row = Image.new("RGB", (sum(t.width for t in tiles) + 4 * len(tiles), max(t.height for t in tiles)), "white")
+    x = 0
+    for t in tiles:
+        row.paste(t, (x, 0))
+        x += t.width + 4
+    return row
 
 
 def write_sheet(sheet_rows: list, path: Path) -> None:
