@@ -24,7 +24,7 @@ from ..signature import build_records
 from . import color
 from .common import begin, network_of, check_layer_names, fit_size, load_tensor, parse_floats, parse_layers, seed_everything
 from .style_objective import StyleRegion, border_pad, crop_image, pad_image, style_objective
-from .style_presets import LossSetup, LossWeights, loss_weights, strength_reach
+from .style_presets import LossSetup, LossWeights, loss_weights, reaches, strength_reach
 from .style_targets import TILE_MARGIN, StyleTargets
 
 #: The records a style transfer is described by, by parameter name (style_transfer_steps flattens them).
@@ -155,7 +155,7 @@ def solver_of(options: StyleOptions, setup: LossSetup) -> Solver:
     lr = options.lr if options.lr is not None else (1.0 if optimizer == "lbfgs" else setup.lr or 0.02)
     eps_rel = setup.adam_eps_rel if options.adam_eps_rel is None else options.adam_eps_rel
     iterations = setup.iterations if options.iterations is None else options.iterations
-    if optimizer != "lbfgs":  # L-BFGS's step is its line search's: its strength is the weights alone
+    if reaches(optimizer):
         step, more = strength_reach(options.style_strength)
         lr, iterations = lr * step, max(1, round(iterations * more))
     return Solver(optimizer, lr, iterations,

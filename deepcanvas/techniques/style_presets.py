@@ -122,6 +122,12 @@ def strength_weights(strength: float, content_weight: float, style_weight: float
     return content_weight * ((1 - s) / s) ** 2, style_weight, tv_weight
 
 
+def reaches(optimizer: str) -> bool:
+    """Does ``style_strength`` act on this optimiser's step and iterations (:func:`strength_reach`)? Not on
+    L-BFGS's: its step is its line search's, so its strength is the weights alone."""
+    return optimizer != "lbfgs"
+
+
 def strength_reach(strength: float) -> tuple[float, float]:
     """(step, iterations) multipliers of a first-order optimiser for ``style_strength``: min(1, 2s), max(1, 2s).
 
@@ -168,7 +174,7 @@ def loss_weights(options, setup: LossSetup, optimizer: str) -> LossWeights:
 
     content, style, tv = strength_weights(options.style_strength, given(options.content_weight, setup.content_weight),
                                           given(options.style_weight, setup.style_weight),
-                                          given(options.tv_weight, setup.tv_weight), stepped=optimizer != "lbfgs")
+                                          given(options.tv_weight, setup.tv_weight), stepped=reaches(optimizer))
     # L-BFGS's pixels are never clipped (param.py): OutOfRange keeps them in range.
     rng = given(options.range_weight, setup.range_weight) if optimizer == "lbfgs" else 0.0
     return LossWeights(content, style, tv, rng)
