@@ -15,7 +15,7 @@ from deepcanvas.optimizers import RelativeEpsAdam
 from deepcanvas.render import Renderer
 from deepcanvas.options import StyleOptions
 from deepcanvas.techniques.style import loss_setup, solver_of, strength_weights
-from deepcanvas.techniques.style_presets import strength_reach
+from deepcanvas.techniques.style_presets import loudness_step, strength_reach
 
 from doubles import DATA, check_gradient
 from test_tiling import tiny_net
@@ -165,6 +165,31 @@ def test_strength_reach_sets_the_step_and_the_iterations():
     assert (adam.lr, adam.iterations) == (0.05, 10)
     lbfgs = solver_of(StyleOptions(style_strength=0.75, preset="neural-style-pt"), loss_setup("neural-style-pt"))
     assert (lbfgs.lr, lbfgs.iterations) == (1.0, loss_setup("neural-style-pt").iterations)
+
+
+def test_loudness_step():
+    assert [loudness_step(r) for r in (0.0, 1.0, 1.5, 3.0, 6.0)] == pytest.approx([1.0, 1.0, 1.0, 0.5 ** 0.5, 0.5])
+
+
+def test_a_loud_painting_shortens_the_step(tmp_path):
+    """A painting far louder than its photo (mid-level features) gets a shorter Adam step; a quiet one, an
+    explicit lr, L-BFGS or adaptive_step=False keep the step as it was."""
+    from deepcanvas.techniques.style import prepare_style
+
+    g = torch.Generator().manual_seed(0)
+    flat = tmp_path / "flat.png"  # a soft grey ramp: almost nothing at relu3_1
+    ramp = torch.linspace(0.4, 0.6, 64).view(1, 1, 64).expand(3, 64, 64)
+    imaging.tensor_to_image(ramp[None]).save(flat)
+    loud = tmp_path / "loud.png"  # saturated noise in 4 px cells
+    cells = torch.nn.functional.interpolate(torch.rand(1, 3, 16, 16, generator=g).round(), scale_factor=4.0)
+    imaging.tensor_to_image(cells).save(loud)
+    plan = prepare_style(flat, loud, size=32)
+    assert plan.solver.loudness > 3 and plan.solver.lr == pytest.approx(0.05 * loudness_step(plan.solver.loudness))
+    quiet = prepare_style(loud, flat, size=32)
+    assert quiet.solver.loudness < 1 and quiet.solver.lr == 0.05
+    assert prepare_style(flat, loud, size=32, adaptive_step=False).solver.lr == 0.05
+    assert prepare_style(flat, loud, size=32, lr=0.07).solver.lr == 0.07
+    assert prepare_style(flat, loud, size=32, method="gram", optimizer="lbfgs").solver.lr == 1.0
 
 
 @pytest.mark.slow

@@ -72,6 +72,10 @@ class StyleOptions:
              "boldly (a weaker content_weight and more iterations: 1.5x at 0.75), lower keeps more of the photo "
              "(shorter steps under Adam, a weaker style_weight under L-BFGS).",
         minimum=0)
+    adaptive_step: bool = option(
+        True, "under Adam, shorten the step for a painting much louder than the photo (its mid-level features over "
+              "1.5x as strong as the photo's), so that the photo's contours survive it; off: the same step for "
+              "every pair. An explicit lr is kept as given.")
     optimizer: Optimizer | None = option(
         None, "adam or lbfgs (default from the preset: adam for deepcanvas, lbfgs for neural-style-pt).")
     lr: float | None = option(None, "learning rate (default 1 for lbfgs, 0.02 for adam).", positive=True)

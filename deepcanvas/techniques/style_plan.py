@@ -7,7 +7,7 @@ frame, each with its own content and start image, sharing the style targets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +24,7 @@ from ..signature import build_records
 from . import color
 from .common import begin, network_of, check_layer_names, fit_size, load_tensor, parse_floats, parse_layers, seed_everything
 from .style_objective import StyleRegion, border_pad, crop_image, pad_image, style_objective
-from .style_presets import LossSetup, LossWeights, loss_weights, reaches, strength_reach
+from .style_presets import LossSetup, LossWeights, loss_weights, loudness_step, reaches, strength_reach
 from .style_targets import TILE_MARGIN, StyleTargets
 
 #: The records a style transfer is described by, by parameter name (style_transfer_steps flattens them).
@@ -40,6 +40,7 @@ class Solver:
     lr: float
     iterations: int  # at the full size
     settings: dict  # render.Stage's optimizer_options: Adam's betas, eps and eps_rel; L-BFGS's line search
+    loudness: float | None = None  # the paintings' loudness against the photo, where it set the step (loudness_step)
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,20 @@ def work_tile(tile: int, box: tuple[int, int, int, int]) -> int:
     return tile + max(box[0] + box[1], box[2] + box[3])
 
 
+#: The size the paintings' loudness against the photo is measured at: two forward passes, cheap at any output size.
+LOUDNESS_SIDE = 256
+
+
+def loudness(net, content: torch.Tensor, styles, blend, layer: str, device) -> float:
+    """How loud the paintings are against the photo: the RMS of ``layer``'s features, blend-weighted over the
+    paintings, over the photo's, each image at LOUDNESS_SIDE px."""
+    def rms(img):
+        small = resize(img, fit_size(*img.shape[-2:], LOUDNESS_SIDE)).to(device)
+        with torch.no_grad():
+            return float(net(small, [layer])[layer].float().pow(2).mean().sqrt())
+    return sum(b * rms(s) for s, b in zip(styles, blend)) / max(rms(content), 1e-12)
+
+
 def solver_of(options: StyleOptions, setup: LossSetup) -> Solver:
     """The optimiser settings for ``options``, the preset's defaults filled in."""
     optimizer = options.optimizer or setup.optimizer
@@ -213,6 +228,11 @@ def prepare_style(content, styles, options: StyleOptions | None = None, network:
     if options.colors == "luminance":
         style_imgs = [color.match_luminance(s, content_img) for s in style_imgs]
         work_content = color.luminance(content_img)
+
+    if options.adaptive_step and options.lr is None and reaches(solver.optimizer) and style_layers:
+        mid = list(style_layers)[len(style_layers) // 2]  # relu3_1 of VGG's five
+        loud = loudness(net, work_content, style_imgs, blend, mid, dev)
+        solver = replace(solver, lr=solver.lr * loudness_step(loud), loudness=loud)
 
     # The random projections of the sliced-Wasserstein loss: seeded from the run's seed.
     generator = torch.Generator().manual_seed(rng.randrange(2 ** 31)) if setup.method == "swd" else None

@@ -140,6 +140,23 @@ def strength_reach(strength: float) -> tuple[float, float]:
     return min(1.0, 2 * s), max(1.0, 2 * s)
 
 
+#: A painting up to this many times as loud as the photo (mid-level features' RMS, see :func:`loudness_step`)
+#: keeps the full step.
+LOUDNESS_FREE = 1.5
+
+
+def loudness_step(loudness: float) -> float:
+    """Adam's step multiplier for a painting ``loudness`` times as loud as its photo: 1 up to LOUDNESS_FREE, then
+    sqrt(LOUDNESS_FREE / loudness).
+
+    Loudness is the RMS of the painting's features at a mid-level layer (VGG's relu3_1) over the photo's. A
+    painting far louder than the photo overwrites the photo's contours within the default's steps (fauvist
+    colour fields over a town), so its step shrinks; a quieter one keeps the default step.
+    """
+    r = check_number("loudness", loudness, minimum=0)
+    return 1.0 if r <= LOUDNESS_FREE else math.sqrt(LOUDNESS_FREE / r)
+
+
 def scale_schedule(size: int, min_size: int, iterations: int, multiscale: bool) -> list[tuple[int, int]]:
     """[(longest side, iterations), ...] from coarse to fine, sizes a factor sqrt(2) apart.
 
