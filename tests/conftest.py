@@ -16,6 +16,18 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fp32_auto_precision(request, monkeypatch):
+    """'auto' precision is fp32 in the tests, as on a CPU without native bf16: the tests compare gradients and pictures
+    at fp32's tolerance, and a CPU with AVX512-BF16 (an AMD EPYC here) would otherwise run them in bf16. bf16 has
+    its own tests, and test_precision checks the detection itself."""
+    if request.module.__name__ != "test_precision":
+        from deepcanvas import precision
+
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    yield
+
+
 @pytest.fixture(scope="session")
 def shared_images():
     if not SHARED.is_dir():
