@@ -178,14 +178,18 @@ class SlicedWasserstein(Objective):
             self._bank[i] = (dirs, table)
         return self._bank[i]
 
-    def _fit_directions(self, n: int) -> None:
-        """With a sort budget, before the first projection set is made: as many directions as ``n`` positions a step
-        allow within it (at least the given count, at most C)."""
-        if self.sort_budget is not None and not self._bank:
-            k = int(min(self.channels, max(self.k, self.sort_budget // max(1, n))))
+    def _fit_directions(self, grid: int) -> None:
+        """With a sort budget, before the first projection set is made: as many directions as the positions sorted a
+        step (the layer's ``grid`` positions, at most ``positions``) allow within it (at least the given count, at
+        most C). Decided once: the budget is then spent."""
+        if self.sort_budget is None:
+            return
+        n = min(grid, self.positions or grid)
+        k = int(min(self.channels, max(self.k, self.sort_budget // max(1, n))))
+        if k > self.k:
             # The bank keeps about as many directions in all: its tables are made from the painting's positions,
             # and 16 sets of 512 directions cost seconds before the first step.
-            self.bank_size = max(2, round(self.bank_size * self.k / k)) if k > self.k else self.bank_size
+            self.bank_size = max(2, round(self.bank_size * self.k / k))
             self.k = k
         self.sort_budget = None
 
@@ -195,7 +199,7 @@ class SlicedWasserstein(Objective):
     # Its own loss (the untiled path): one image, no gathering; ``partial`` and ``from_totals`` are the tiled form.
     def loss(self, acts, image, index: int | None = None):
         f = (image if self.layer == self.PIXELS else acts[self.layer]).float()
-        self._fit_directions(min(f.shape[-2] * f.shape[-1], self.positions or f.shape[-2] * f.shape[-1]))
+        self._fit_directions(f.shape[-2] * f.shape[-1])
         dirs, table = self._table(self.draw() if index is None else index)
         if self.mask is not None:
             return self._masked_loss(f, image, dirs, table)
@@ -261,7 +265,7 @@ class SlicedWasserstein(Objective):
         """
         s = layer_stride(act, image)
         h, w = (-(-n // s) for n in self._image_hw)
-        self._fit_directions(min(h * w, self.positions or h * w))
+        self._fit_directions(h * w)
         dirs, table = self._table(self.draw())
         keep = None
         if self.mask is None and self.positions is not None:
