@@ -292,25 +292,3 @@ def test_default_style_layers_weigh_the_shallow_ones_twice():
     kw = dict(size=40, iterations=3, seed=1)
     same = deepcanvas.style_transfer(CONTENT, STYLE, style_layers="relu1_1:2,relu2_1:2,relu3_1,relu4_1,relu5_1", **kw)
     assert deepcanvas.style_transfer(CONTENT, STYLE, **kw).tobytes() == same.tobytes()
-
-
-def test_swd_sort_budget_gives_a_layer_with_few_positions_more_directions():
-    """Within the sort budget a layer takes as many directions as its positions allow: all C when it has few, the
-    given count when its positions fill the budget; decided at the first evaluation, the same in tiles."""
-    torch.manual_seed(0)
-    style = torch.rand(1, 16, 20, 20)
-    small, large = torch.rand(1, 16, 10, 10), torch.rand(1, 16, 40, 40)
-    for out, want in ((small, 16), (large, 4)):
-        obj = SlicedWasserstein("l", [(style, 1.0)], projections=4, positions=1000, sort_budget=4 * 1000,
-                                generator=torch.Generator().manual_seed(0))
-        obj.loss({"l": out}, None)
-        assert obj.k == want and all(d.shape[1] == want for d, _ in obj._bank.values())
-        assert obj.bank_size == (4 if want == 16 else 16)  # about as many directions in the bank: 16 x 4 = 4 x 16
-        obj.loss({"l": out}, None)  # later evaluations keep it
-        assert obj.k == want
-    mid = SlicedWasserstein("l", [(style, 1.0)], projections=4, positions=1000, sort_budget=4 * 1000)
-    mid.loss({"l": torch.rand(1, 16, 20, 20)}, None)  # 400 positions: 4000 / 400 = 10 directions
-    assert mid.k == 10
-    plain = SlicedWasserstein("l", [(style, 1.0)], projections=4, positions=1000)
-    plain.loss({"l": small}, None)
-    assert plain.k == 4  # no budget: the given count

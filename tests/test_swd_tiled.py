@@ -32,9 +32,8 @@ def swd_terms(net, kind: str, seed: int):
             feats = [(t[layer], 1.0, sm)]
         if kind in ("mask", "semantic"):
             mask = Mask(out_mask)
-        # A sort budget as the default sets it on r2: with fewer positions than r1, it takes more directions (16).
         terms.append(SlicedWasserstein(layer, feats, projections=8, quantiles=64, generator=g, positions=positions,
-                                       mask=mask, sort_budget=8 * 1000 if layer == "r2" else None))
+                                       mask=mask))
     pix = [(style_img, 1.0)]
     terms.append(0.2 * SlicedWasserstein(SlicedWasserstein.PIXELS, pix, projections=4, generator=g,
                                          positions=2000, mask=Mask(out_mask) if kind != "plain" else None))

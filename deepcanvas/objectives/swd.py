@@ -108,10 +108,6 @@ class SlicedWasserstein(Objective):
     Content and Style); 'mse': the paper's mean squared difference.
     generator: draws the directions and the choice in the bank (seeded by the caller for reproducible runs).
     positions: at most this many of the output's positions per step (a fresh random subset; None: all of them).
-    sort_budget: values sorted per step, at most. A layer with fewer positions than ``sort_budget / projections``
-    takes more directions, up to C, fixed at its first evaluation (the output's size is known then): a deep
-    layer's few positions with all its directions cost little, and its features' distribution is matched in
-    every direction each step instead of 64 of 512.
     mask: a :class:`~deepcanvas.objectives.Mask` on the output: only the masked positions' features are matched,
     each counting with its weight (a weighted quantile function: a position of weight w spans w of the
     probability), so the term paints inside the mask and its gradient is zero where the mask is.
@@ -124,8 +120,7 @@ class SlicedWasserstein(Objective):
 
     def __init__(self, layer: str, style_features: list[tuple[torch.Tensor, float]], *, projections: int | None = 64,
                  quantiles: int = 1024, bank: int = 16, mode: SwdMode = "scaled", samples: int = SAMPLES,
-                 generator: torch.Generator | None = None, mask: Mask | None = None, positions: int | None = None,
-                 sort_budget: int | None = None):
+                 generator: torch.Generator | None = None, mask: Mask | None = None, positions: int | None = None):
         if not style_features:
             raise DeepCanvasError("no style features given")
         self.layer, self.mask, self.positions = layer, mask, positions
@@ -160,7 +155,6 @@ class SlicedWasserstein(Objective):
         c, m = self.feats.shape
         self.channels = c
         self.k = int(min(projections or c, c))
-        self.sort_budget = sort_budget
         self.q = int(quantiles)
         # Mean squared activation of the style features, as Style's power: the loss's scale.
         self.rms = ((self.feats.pow(2) * self.weights).sum() / c).sqrt().clamp_min(1e-6)
@@ -178,29 +172,13 @@ class SlicedWasserstein(Objective):
             self._bank[i] = (dirs, table)
         return self._bank[i]
 
-    def _fit_directions(self, grid: int) -> None:
-        """With a sort budget, before the first projection set is made: as many directions as the positions sorted a
-        step (the layer's ``grid`` positions, at most ``positions``) allow within it (at least the given count, at
-        most C). Decided once: the budget is then spent."""
-        if self.sort_budget is None:
-            return
-        n = min(grid, self.positions or grid)
-        k = int(min(self.channels, max(self.k, self.sort_budget // max(1, n))))
-        if k > self.k:
-            # The bank keeps about as many directions in all: its tables are made from the painting's positions,
-            # and 16 sets of 512 directions cost seconds before the first step.
-            self.bank_size = max(2, round(self.bank_size * self.k / k))
-            self.k = k
-        self.sort_budget = None
-
     def draw(self) -> int:
         return int(torch.randint(self.bank_size, (1,), generator=self.generator))
 
     # Its own loss (the untiled path): one image, no gathering; ``partial`` and ``from_totals`` are the tiled form.
     def loss(self, acts, image, index: int | None = None):
-        f = (image if self.layer == self.PIXELS else acts[self.layer]).float()
-        self._fit_directions(f.shape[-2] * f.shape[-1])
         dirs, table = self._table(self.draw() if index is None else index)
+        f = (image if self.layer == self.PIXELS else acts[self.layer]).float()
         if self.mask is not None:
             return self._masked_loss(f, image, dirs, table)
         n, c, h, w = f.shape
@@ -263,12 +241,11 @@ class SlicedWasserstein(Objective):
         over the layer's stride, rounded up), so the tiles together keep exactly the positions a whole-image
         evaluation would.
         """
-        s = layer_stride(act, image)
-        h, w = (-(-n // s) for n in self._image_hw)
-        self._fit_directions(h * w)
         dirs, table = self._table(self.draw())
         keep = None
         if self.mask is None and self.positions is not None:
+            s = layer_stride(act, image)
+            h, w = (-(-n // s) for n in self._image_hw)
             if h * w > self.positions:
                 keep = torch.zeros(h * w, dtype=torch.bool)
                 keep[torch.randperm(h * w, generator=self.generator)[:self.positions]] = True

@@ -90,8 +90,7 @@ def style_terms(net, setup: LossSetup, live: tuple, style_layers: dict, style_im
                 entries = [(f, b, R.fit(sm, tuple(f.shape[-2:])).to(f.device))
                            for (f, b), sm in zip(entries, region.style_masks)]
             out = out + w * style_layers[l] * SlicedWasserstein(l, entries, mode=mode, generator=generator,
-                                                                positions=setup.swd_positions, mask=region.mask,
-                                                                sort_budget=setup.swd_sort_budget)
+                                                                positions=setup.swd_positions, mask=region.mask)
         if setup.pixel_weight > 0:
             pix = []
             for k, (simg, b) in enumerate(zip(imgs, region.blend)):

@@ -47,8 +47,6 @@ class LossSetup:
     pixel_weight: float = 0.0
     # swd: positions sorted per step at most (a fresh random subset; None: all), see SlicedWasserstein.
     swd_positions: int | None = None
-    # swd: values sorted per layer and step, at most; a layer with fewer positions takes more directions (up to C).
-    swd_sort_budget: int | None = None
     # The step falls along half a cosine to this share of itself by the last iteration (1: constant).
     lr_floor: float = 1.0
     # Weights of the model's default style layers, shallow to deep, when none are given (None: equal).
@@ -83,10 +81,9 @@ def loss_setup(preset: str, method: str | None = None) -> LossSetup:
             return LossSetup("scaled", 0.3, 1.0, 2.0, "l2", 1.0, "mean", True, "adam", False, 1e-6,
                              method="gram", adam_eps_rel=0.1, pad_borders=True)
         # Sliced Wasserstein: a content weight near 0.1 and a step of 0.05 paint boldly and keep the photo's contours
-        # (256 px screens: content weight 0.03 lost edges, 0.3 barely painted). Sorting a random 32k of a layer's
-        # positions (relu1_1 has 200k at 512 px) keeps steps cheap, and the deep layers, with few positions, spend
-        # the same sort budget on all their directions instead of 64 of 512 (docs/tuning.md, "Every direction of
-        # the deep layers"); the step falling to 0.3x settles the last iterates, whose noise cost contours (384 px,
+        # (256 px screens: content weight 0.03 lost edges, 0.3 barely painted). Sorting a random 64k of the
+        # positions (relu1_1 has 200k at 512 px) makes a step 0.76x as long, which pays for 52 iterations
+        # instead of 40; the step falling to 0.3x settles the last iterates, whose noise cost contours (384 px,
         # 3 pairs: edge_corr 0.829 -> 0.861 and style_ratio 0.559 -> 0.519, better on every pair).
         # The two shallowest style layers count twice: they carry the painting's colours and brush marks, which
         # the content loss at relu4_2 leaves free, while style weight on the deep layers is spent pulling against
@@ -95,8 +92,7 @@ def loss_setup(preset: str, method: str | None = None) -> LossSetup:
         # 0.834 / 0.467; 512 px, 8 pairs: 0.913 / 0.431 against 0.931 / 0.486, lower style_ratio on 7 of 8).
         return LossSetup("scaled", 0.15, 1.0, 2.0, "l2", 1.0, "mean", True, "adam", False, 1e-6,
                          method="swd", adam_eps_rel=0.1, pad_borders=True, lr=0.05, iterations=52,
-                         pixel_weight=0.2, swd_positions=32768, swd_sort_budget=64 * 32768, lr_floor=0.3,
-                         style_layer_weights=(2, 2, 1, 1, 1))
+                         pixel_weight=0.2, swd_positions=65536, lr_floor=0.3, style_layer_weights=(2, 2, 1, 1, 1))
     check_choice("preset", preset, Preset)
     raise AssertionError(preset)  # every preset is handled above
 
