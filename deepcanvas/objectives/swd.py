@@ -70,21 +70,21 @@ def weighted_quantiles(values: torch.Tensor, weights: torch.Tensor, levels: torc
 
 
 def interpolate_table(table: torch.Tensor, n: int) -> torch.Tensor:
-    """A quantile table (K, Q) at levels (i + 0.5) / Q read at the n levels (j + 0.5) / n: (K, n)."""
+    """A quantile table (K, Q) at levels (i + 0.5) / Q read at the n levels (j + 0.5) / n: (K, n).
+
+    The sorted loss's targets (the loss itself pairs each value with :func:`table_at` at its own rank).
+    """
     k, q = table.shape
     if q == n:
         return table
-    pos = ((torch.arange(n, device=table.device, dtype=table.dtype) + 0.5) * q / n - 0.5).clamp(0, q - 1)
-    lo = pos.floor().long().clamp(max=q - 2) if q > 1 else torch.zeros(n, dtype=torch.long, device=table.device)
-    t = (pos - lo).unsqueeze(0) if q > 1 else torch.zeros(1, n, device=table.device)
-    hi = (lo + 1).clamp(max=q - 1)
-    return table[:, lo] * (1 - t) + table[:, hi] * t
+    levels = (torch.arange(n, device=table.device, dtype=table.dtype) + 0.5) / n
+    return table_at(table, levels.expand(k, n))
 
 
 def table_at(table: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """A quantile table (K, Q) at levels (i + 0.5) / Q read at per-row ``levels`` (K, n) in [0, 1]: (K, n).
 
-    Linear between the table's levels, flat beyond its first and last (as :func:`interpolate_table`).
+    Linear between the table's levels, flat beyond its first and last.
     """
     k, q = table.shape
     pos = (levels * q - 0.5).clamp(0, q - 1)
@@ -133,7 +133,7 @@ def rank_levels(values: torch.Tensor, weights: torch.Tensor | None = None) -> to
     frac = x - idx
     flat = (idx + torch.arange(k, device=values.device).unsqueeze(1) * RANK_BINS).reshape(-1)
     if weights is None:  # each value's mass is 1 / n
-        own = torch.full((n,), 1 / n, dtype=values.dtype, device=values.device)
+        own = 1 / n
         mass = torch.bincount(flat, minlength=k * RANK_BINS).to(values.dtype) / n
     else:
         own = weights.to(values.dtype)
@@ -141,7 +141,7 @@ def rank_levels(values: torch.Tensor, weights: torch.Tensor | None = None) -> to
     below = mass.view(k, RANK_BINS).cumsum(1).reshape(-1) - mass
     # The others in the bin are spread over it evenly; the value itself holds its own mass's middle. So a value
     # crossing into the next bin (the last bits of a tile's sum) keeps its level.
-    others = (mass[flat] - own.repeat(k)).view(k, n)
+    others = mass[flat].view(k, n) - own
     return (below[flat].view(k, n) + frac * others + own / 2).clamp_(0, 1)
 
 
